@@ -1,0 +1,46 @@
+# Two commands work on a fresh machine: `make demo` and `make test`.
+# Each creates .venv when missing and installs the project (torch's CPU build first).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export SDL_VIDEODRIVER ?= offscreen
+export MUJOCO_GL ?= egl
+
+.PHONY: demo test lint pipeline record train-policies train-world-model rank bench clean-runs
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m experiments.rank_policies
+
+test: $(STAMP) lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# Reproduce everything from recording to the committed checkpoints (about 75 min on 2 cores).
+pipeline: train-policies record train-world-model rank
+
+train-policies: $(STAMP)
+	$(PY) -m experiments.train_policies
+
+record: $(STAMP)
+	$(PY) -m experiments.record
+
+train-world-model: $(STAMP)
+	$(PY) -m experiments.train_world_model
+
+rank: $(STAMP)
+	$(PY) -m experiments.rank_policies
+
+bench: $(STAMP)
+	$(PY) -m experiments.bench.world_model_quality
+	$(PY) -m experiments.bench.env_speed

@@ -1,0 +1,75 @@
+"""The batched imagination core behind the world-model envs (DIAMOND's WorldModelEnv shape).
+
+It holds rolling buffers of the last K latents and actions for B imagined trajectories,
+advances all of them with one batched forward pass, and restarts chosen members in place
+from real start frames.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from wfm_sim.data import PAD_ACTION
+from world_models import WorldModel
+
+
+class WorldModelCore:
+    """B imagined trajectories of one world model, stepped together under ``no_grad``."""
+
+    def __init__(self, model: WorldModel, batch_size: int) -> None:
+        config = model.config
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.batch_size = batch_size
+        shape = (
+            batch_size,
+            config.context,
+            config.latent_channels,
+            config.latent_size,
+            config.latent_size,
+        )
+        self.latents = torch.zeros(shape, device=self.device)
+        self.actions = torch.full(
+            (batch_size, config.context), PAD_ACTION, dtype=torch.long, device=self.device
+        )
+
+    @torch.no_grad()
+    def reset(
+        self,
+        start_frames: torch.Tensor,
+        start_actions: torch.Tensor,
+        members: torch.Tensor | None = None,
+    ) -> None:
+        """Restart ``members`` (default: all) from real context frames.
+
+        start_frames: (M, n, H, W, 3) uint8, the last n <= K real frames;
+        start_actions: (M, n-1) int64, the actions taken between them.
+        Slots before the first frame repeat it with padding actions, as at an episode's start
+        in the training windows.
+        """
+        members = torch.arange(self.batch_size) if members is None else members
+        m, n = start_frames.shape[:2]
+        k = self.latents.shape[1]
+        if not 1 <= n <= k or start_actions.shape != (m, n - 1):
+            raise ValueError(
+                f"need 1..{k} start frames and one action fewer; got frames "
+                f"{tuple(start_frames.shape)} and actions {tuple(start_actions.shape)}"
+            )
+        latents = self.model.tokenizer.encode(start_frames.to(self.device))
+        padding = latents[:, :1].expand(-1, k - n, -1, -1, -1)
+        self.latents[members] = torch.cat([padding, latents], dim=1)
+        actions = torch.full((m, k), PAD_ACTION, dtype=torch.long, device=self.device)
+        actions[:, k - n : k - 1] = start_actions.to(self.device)
+        self.actions[members] = actions
+
+    @torch.no_grad()
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Apply actions (B,) int64 -> (frames (B, H, W, 3) uint8, rewards (B,), end_probs (B,))."""
+        self.actions[:, -1] = actions.to(self.device)
+        imagined = self.model.imagine(self.latents, self.actions)
+        self.latents = torch.cat([self.latents[:, 1:], imagined.latent[:, None]], dim=1)
+        self.actions = torch.cat(
+            [self.actions[:, 1:], torch.full_like(self.actions[:, :1], PAD_ACTION)], dim=1
+        )
+        frames = self.model.tokenizer.decode(imagined.latent)
+        return frames, imagined.reward, imagined.end_probability

@@ -1,0 +1,1 @@
+"""Benchmarks: each script writes experiments/results/<name>.json, summarised in BENCHMARKS.md."""

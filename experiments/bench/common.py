@@ -1,0 +1,42 @@
+"""What every benchmark records beside its numbers: the machine and the code version."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wfm_sim.io import write_json_atomic
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU count, torch threads, device and the git commit the numbers came from."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "platform": platform.platform(),
+        "commit": commit or "unknown",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` plus machine facts to experiments/results/<name>.json."""
+    path = RESULTS_DIR / f"{name}.json"
+    write_json_atomic(path, {"benchmark": name, "machine": machine_facts(), **payload})
+    return path

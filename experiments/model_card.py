@@ -1,0 +1,81 @@
+"""Write a world model's MODEL_CARD.md: how it was made, on what data, and how good it is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+import world_models
+from wfm_sim.data import read_episodes
+from wfm_sim.io import atomic_path, write_json_atomic
+from wfm_sim.training.evaluate import evaluate_world_model
+
+
+def held_out_episodes(checkpoint: Path, footage_dir: str) -> list:
+    """The held-out episodes recorded in the checkpoint's training.json."""
+    training = json.loads((checkpoint / "training.json").read_text())
+    held = set(training["held_out_episode_ids"])
+    return [e for e in read_episodes(footage_dir) if e.episode_id in held]
+
+
+def write_model_card(checkpoint: str | Path, footage_dir: str) -> Path:
+    """Measure the checkpoint on its held-out footage and write metrics.json + MODEL_CARD.md."""
+    checkpoint = Path(checkpoint)
+    model = world_models.load(checkpoint, device="cpu")
+    metrics = evaluate_world_model(model, held_out_episodes(checkpoint, footage_dir))
+    write_json_atomic(checkpoint / "metrics.json", metrics)
+    training = json.loads((checkpoint / "training.json").read_text())
+    params = sum(p.numel() for p in model.parameters())
+    weights_mb = (checkpoint / "model.safetensors").stat().st_size / 1e6
+    rows = "\n".join(
+        f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in metrics.items()
+    )
+    cfg = training["train_config"]
+    text = f"""# World model card: `{checkpoint.name}`
+
+An action-conditioned world model of highway-env's `highway-fast-v0`, seen as 64x64 RGB
+top-down frames at one frame per 1 s decision step. It backs `gym.make("WFM-Driving-v0")`.
+
+## Parts
+- causal frame tokenizer (continuous latent {model.config.latent_channels}x{model.config.latent_size}x{model.config.latent_size} per frame; frame t is coded alone)
+- latent dynamics (U-Net over a context of {model.config.context} latents + actions; predicts the next latent)
+- reward and termination heads (context, actions and predicted next latent)
+- {params / 1e6:.2f} M parameters, {weights_mb:.1f} MB safetensors; no pickle anywhere
+
+## How it was made
+```
+python -m experiments.record episodes=... out_dir={footage_dir}
+python -m experiments.train_world_model footage_dir={footage_dir} export_dir={checkpoint}
+```
+Config: `experiments/conf/train_world_model.yaml` (the exact values are in `training.json`).
+Tokenizer {cfg["tokenizer_steps"]} steps (batch {cfg["tokenizer_batch"]}), dynamics
+{cfg["dynamics_steps"]} steps (batch {cfg["dynamics_batch"]}, unrolled {cfg["horizon"]} steps on its own predictions).
+
+## Data
+{training["episodes"]["train"]} training episodes ({training["frames"]["train"]} frames) and
+{training["episodes"]["held_out"]} held-out episodes ({training["frames"]["held_out"]} frames), split by episode,
+recorded by the policy zoo and biased random drivers. The env's start frames are the first
+frames of held-out episodes (`starts.safetensors`).
+
+## Held-out metrics (`metrics.json`, from `experiments/model_card.py`)
+| metric | value |
+|---|---|
+{rows}
+
+## Limits
+Deterministic next-latent prediction: other cars' uncertain futures blur over long
+rollouts. Ego speed is not drawn in the frame, so the model infers it from motion and actions.
+"""
+    with atomic_path(checkpoint / "MODEL_CARD.md") as tmp:
+        tmp.write_text(text)
+    return checkpoint / "MODEL_CARD.md"
+
+
+if __name__ == "__main__":
+    import sys
+
+    torch.set_num_threads(2)
+    print(write_model_card(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,190 @@
+"""Rank the policy zoo by its return in the world model and check it against the real simulator.
+
+    python -m experiments.rank_policies                      # what `make demo` runs
+    python -m experiments.rank_policies episodes=32 checkpoint=runs/my_model
+
+Every policy drives N episodes in the real highway-env (pixel observations) and N episodes in
+WFM-Driving-v0 from matched starts: the real env is seeded and driven K-1 IDLE steps, and
+those K real frames are the world model's starting context; both then run the policy for the
+rest of the real episode's 30 steps. The report compares mean returns and
+the two rankings (Spearman, Kendall, Pearson, MMRV, regret@1, with bootstrap intervals), and
+shows real and imagined rollouts side by side under the same actions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+import envs
+from experiments.config import to_dataclass
+from experiments.report import PolicyResult, RolloutPair, write_ranking_report
+from policies import Policy, load_driving_zoo
+from wfm_sim.evaluation import ranking_metrics
+from wfm_sim.sources import make_driving_env
+
+
+@dataclass
+class RankConfig:
+    """How many matched episodes per policy, which world model, and where the report goes."""
+
+    checkpoint: str = "driving"
+    episodes: int = 16
+    seed: int = 10_000
+    out_dir: str = "experiments/results/ranking"
+    gif_policies: list[str] = field(default_factory=lambda: ["dqn_15k", "heuristic"])
+    warmup_actions: list[int] = field(default_factory=lambda: [1, 1, 1])
+    termination: str = "sample"
+    device: str = "cpu"
+    threads: int = 2
+    n_bootstrap: int = 1000
+
+
+@dataclass
+class MatchedStart:
+    """A real start shared by both envs: the real env after ``warm-up`` steps from ``seed``.
+
+    frames: (K, H, W, 3) the real frames so far; actions: (K-1,) the warm-up actions.
+    """
+
+    seed: int
+    frames: np.ndarray
+    actions: list[int]
+
+
+def matched_starts(
+    env: gym.Env, first_seed: int, count: int, warmup: Sequence[int]
+) -> list[MatchedStart]:
+    """``count`` real starts from consecutive seeds, skipping seeds that end during warm-up."""
+    starts: list[MatchedStart] = []
+    seed = first_seed
+    while len(starts) < count:
+        frame, _ = env.reset(seed=seed)
+        frames, ended = [frame], False
+        for action in warmup:
+            frame, _, terminated, truncated, _ = env.step(action)
+            frames.append(frame)
+            ended = ended or terminated or truncated
+        if not ended:
+            starts.append(MatchedStart(seed, np.stack(frames), list(warmup)))
+        seed += 1
+    return starts
+
+
+def run_episode(
+    env: gym.Env, policy: Policy, start: MatchedStart, real: bool, max_steps: int
+) -> tuple[float, list[np.ndarray], list[int]]:
+    """``policy`` from ``start`` in ``env``: (return, frames, actions), at most ``max_steps``.
+
+    The real env is re-seeded and replays the warm-up; the world model is started from the
+    warm-up's frames. The policy draws from a generator seeded by the start, in both envs.
+    """
+    if real:
+        frame, _ = env.reset(seed=start.seed)
+        for action in start.actions:
+            frame, *_ = env.step(action)
+    else:
+        options = {"start_frames": start.frames, "start_actions": start.actions}
+        frame, _ = env.reset(seed=start.seed, options=options)
+    rng = np.random.default_rng(start.seed)
+    frames, actions, total, done = [frame], [], 0.0, False
+    while not done and len(actions) < max_steps:
+        action = policy.act(frame, rng)
+        frame, reward, terminated, truncated, _ = env.step(action)
+        frames.append(frame)
+        actions.append(action)
+        total += float(reward)
+        done = terminated or truncated
+    return total, frames, actions
+
+
+def replay_actions(env: gym.Env, start: MatchedStart, actions: list[int]) -> np.ndarray:
+    """Imagined frames (T+1, H, W, 3) under fixed ``actions`` from ``start``."""
+    options = {"start_frames": start.frames, "start_actions": start.actions}
+    frame, _ = env.reset(seed=start.seed, options=options)
+    frames = [frame]
+    for action in actions:
+        frame, *_ = env.step(action)
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Path:
+    """Evaluate every policy (default: the driving zoo) in both envs; return the report path."""
+    torch.set_num_threads(config.threads)
+    zoo = load_driving_zoo() if zoo is None else zoo
+    real_env = make_driving_env()
+    wfm_env = gym.make(
+        envs.DRIVING_ID,
+        checkpoint=config.checkpoint,
+        termination=config.termination,
+        device=config.device,
+    )
+    starts = matched_starts(real_env, config.seed, config.episodes, config.warmup_actions)
+    max_steps = real_env.unwrapped.config["duration"] - len(config.warmup_actions)
+    results, rollouts = [], []
+    seconds = {"real": 0.0, "wfm": 0.0}
+    steps = {"real": 0, "wfm": 0}
+    bar = tqdm(total=len(zoo) * config.episodes, desc="ranking episodes (real + WFM)")
+    for policy in zoo:
+        real_returns, wfm_returns = [], []
+        for episode, start in enumerate(starts):
+            started = time.perf_counter()
+            real_return, real_frames, actions = run_episode(
+                real_env, policy, start, real=True, max_steps=max_steps
+            )
+            seconds["real"] += time.perf_counter() - started
+            steps["real"] += len(actions)
+            started = time.perf_counter()
+            wfm_return, _, wfm_actions = run_episode(
+                wfm_env, policy, start, real=False, max_steps=max_steps
+            )
+            seconds["wfm"] += time.perf_counter() - started
+            steps["wfm"] += len(wfm_actions)
+            real_returns.append(real_return)
+            wfm_returns.append(wfm_return)
+            if episode == 0 and policy.name in config.gif_policies:
+                imagined = replay_actions(wfm_env.unwrapped, start, actions)
+                rollouts.append(RolloutPair(policy.name, np.stack(real_frames), imagined))
+            bar.update(1)
+        results.append(PolicyResult(policy.name, real_returns, wfm_returns))
+    bar.close()
+    real_env.close()
+    rng = np.random.default_rng(config.seed)
+    metrics = ranking_metrics(
+        {r.name: r.real_returns for r in results},
+        {r.name: r.wfm_returns for r in results},
+        rng,
+        n_bootstrap=config.n_bootstrap,
+    )
+    extra = {
+        "checkpoint": config.checkpoint,
+        "episodes_per_policy": config.episodes,
+        "seeds": [s.seed for s in starts],
+        "warmup_actions": list(config.warmup_actions),
+        "policy_steps_per_episode": max_steps,
+        "termination": config.termination,
+        "evaluation_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "steps_per_second": {k: round(steps[k] / max(seconds[k], 1e-9), 1) for k in seconds},
+    }
+    return write_ranking_report(Path(config.out_dir), results, metrics, rollouts, rng, extra)
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="rank_policies")
+def main(cfg: DictConfig) -> None:
+    """Run the ranking and print where the report is."""
+    report = rank_policies(to_dataclass(cfg, RankConfig))
+    print(f"policy-ranking report: {report} (and {report.with_suffix('.html')})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""World-model training: an exported checkpoint, resumable state, and learning that happens."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import wfm_sim.training.world_model as training
+import world_models
+from wfm_sim.data import read_episodes
+from wfm_sim.training import TrainConfig, train_world_model
+from wfm_sim.training.state import load_training_state, save_training_state
+from wfm_sim.training.world_model import dynamics_loss
+from world_models import WorldModel, WorldModelConfig, load_start_contexts, read_config
+from world_models.model import WEIGHTS_FILE
+
+
+class _Killed(Exception):
+    """Stands in for a run killed right after it saved its state."""
+
+
+def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint / WEIGHTS_FILE))
+
+
+def _module_and_optimizer(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(seed)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.SiLU(), torch.nn.Linear(4, 2))
+    return module, torch.optim.AdamW(module.parameters(), lr=1e-2)
+
+
+def _adam_step(module: torch.nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(seed))
+    optimizer.zero_grad()
+    module(x).square().mean().backward()
+    optimizer.step()
+
+
+def test_tiny_run_exports_a_loadable_checkpoint_with_start_frames(
+    tiny_checkpoint: Path, tiny_model_config: WorldModelConfig, tiny_footage: Path
+) -> None:
+    model = world_models.load(tiny_checkpoint)
+    assert model.config == tiny_model_config
+
+    report = json.loads((tiny_checkpoint / "training.json").read_text())
+    split = json.loads((tiny_checkpoint.parent / "split.json").read_text())
+    assert report["held_out_episode_ids"] == split["held_out"]
+    assert len(split["held_out"]) == 2 and sorted(split["train"] + split["held_out"]) == list(
+        range(6)
+    )
+    # The start contexts are the first K frames and K-1 actions of held-out episodes (long
+    # enough not to end inside them), never of training ones.
+    episodes = {e.episode_id: e for e in read_episodes(tiny_footage)}
+    frames, actions = load_start_contexts(tiny_checkpoint)
+    k = read_config(tiny_checkpoint).context
+    usable = [i for i in split["held_out"] if episodes[i].length >= k]
+    assert frames.shape == (len(usable), k, 64, 64, 3) and frames.dtype == torch.uint8
+    assert actions.shape == (len(usable), k - 1)
+    for start, start_actions, episode_id in zip(
+        frames.numpy(), actions.numpy(), usable, strict=True
+    ):
+        np.testing.assert_array_equal(start, episodes[episode_id].frames[:k])
+        np.testing.assert_array_equal(start_actions, episodes[episode_id].actions[: k - 1])
+
+    for stage in ("tokenizer", "dynamics"):
+        state = tiny_checkpoint.parent / f"{stage}_state.safetensors"
+        assert load_file(str(state)), f"{stage} state is empty"
+
+
+def test_training_state_round_trip(tmp_path: Path) -> None:
+    module, optimizer = _module_and_optimizer(seed=0)
+    for seed in range(3):
+        _adam_step(module, optimizer, seed)
+    save_training_state(tmp_path / "state.safetensors", module, optimizer, step=3)
+
+    restored, restored_optimizer = _module_and_optimizer(seed=1)
+    assert load_training_state(tmp_path / "state.safetensors", restored, restored_optimizer) == 3
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], tensor), name
+    moments = optimizer.state_dict()["state"]
+    restored_moments = restored_optimizer.state_dict()["state"]
+    assert moments.keys() == restored_moments.keys()
+    for index, slots in moments.items():
+        for slot in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(restored_moments[index][slot], slots[slot]), (index, slot)
+    assert restored_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+
+    # Restored moments carry on exactly: the next step is the same in both.
+    _adam_step(module, optimizer, seed=9)
+    _adam_step(restored, restored_optimizer, seed=9)
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize("stage", ["tokenizer", "dynamics"])
+def test_killed_run_resumes_to_the_uninterrupted_weights(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_checkpoint: Path,
+    make_train_config: Callable[..., TrainConfig],
+    stage: str,
+) -> None:
+    # tiny_checkpoint is the same 4 + 4-step run, never interrupted.
+    config = make_train_config(tmp_path)
+    save = training.save_training_state
+
+    def save_then_die(
+        path: Path, module: torch.nn.Module, optimizer, step: int, schedule: dict
+    ) -> None:
+        save(path, module, optimizer, step, schedule)
+        if Path(path).name.startswith(stage) and step == 2:
+            raise _Killed
+
+    monkeypatch.setattr(training, "save_training_state", save_then_die)
+    with pytest.raises(_Killed):
+        train_world_model(config)
+    assert not (tmp_path / "checkpoint").exists()
+    monkeypatch.setattr(training, "save_training_state", save)
+
+    resumed = _weights(train_world_model(config))
+    uninterrupted = _weights(tiny_checkpoint)
+    # Batches are drawn from per-step seeds and AdamW's moments are restored, so on one CPU
+    # thread the resumed run is bit-identical, not merely close.
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+
+
+def test_extending_a_finished_run_under_a_new_schedule_is_refused(
+    tmp_path: Path, make_train_config: Callable[..., TrainConfig]
+) -> None:
+    # The LR schedule spans the run's total steps and the dynamics model is trained on one
+    # tokenizer's latents, so resuming with other step counts would silently train something
+    # else: it must be refused, naming the schedules.
+    train_world_model(make_train_config(tmp_path, tokenizer_steps=2, dynamics_steps=2))
+    with pytest.raises(ValueError, match="saved under schedule.*use a new run_dir"):
+        train_world_model(make_train_config(tmp_path))
+
+
+def test_training_state_of_another_config_is_refused(
+    tmp_path: Path, tiny_checkpoint: Path, make_train_config: Callable[..., TrainConfig]
+) -> None:
+    shutil.copy(tiny_checkpoint.parent / "tokenizer_state.safetensors", tmp_path)
+    wider = WorldModelConfig(
+        tokenizer_width=24, dynamics_width=16, head_width=16, dynamics_blocks=1, context=2
+    )
+    with pytest.raises(ValueError, match="another config.*delete it or use another run_dir"):
+        train_world_model(make_train_config(tmp_path, model=wider))
+
+    module, optimizer = _module_and_optimizer(seed=0)
+    with pytest.raises(ValueError, match="another config"):
+        load_training_state(tmp_path / "tokenizer_state.safetensors", module, optimizer)
+
+
+def test_dynamics_loss_falls_when_fitting_a_fixed_batch() -> None:
+    config = WorldModelConfig(
+        frame_size=32,
+        latent_channels=4,
+        tokenizer_width=8,
+        context=2,
+        dynamics_width=8,
+        dynamics_blocks=1,
+        head_width=8,
+    )
+    torch.manual_seed(0)
+    model = WorldModel(config)
+    generator = torch.Generator().manual_seed(0)
+    batch, horizon = 4, 2
+    latent = (config.latent_channels, config.latent_size, config.latent_size)
+    windows = {
+        "frames": torch.rand((batch, config.context + horizon, *latent), generator=generator) - 0.5,
+        "actions": torch.randint(0, 5, (batch, config.context + horizon - 1), generator=generator),
+        "rewards": torch.rand((batch, horizon), generator=generator),
+        "terminated": torch.tensor([[False, True], [False, False], [False, True], [False, False]]),
+        "valid": torch.ones((batch, horizon), dtype=torch.bool),
+    }
+    pixels = torch.randint(
+        0, 256, (batch, config.context + horizon, 32, 32, 3), dtype=torch.uint8, generator=generator
+    )
+    params = list(model.dynamics.parameters()) + list(model.heads.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+
+    def losses() -> dict[str, torch.Tensor]:
+        return dynamics_loss(model, windows, pixels, config.context, end_pos_weight=1.0)
+
+    with torch.no_grad():
+        before = {k: float(v) for k, v in losses().items()}
+    for _ in range(30):
+        optimizer.zero_grad()
+        sum(losses().values()).backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = {k: float(v) for k, v in losses().items()}
+    # Measured: latent 0.29 -> 0.04, reward 0.30 -> 0.06, end 0.80 -> 0.57 (BCE falls slowest).
+    for name, factor in {"latent": 0.3, "reward": 0.4, "end": 0.85}.items():
+        assert after[name] < factor * before[name], (name, before[name], after[name])

@@ -1,0 +1,22 @@
+"""Evaluation: how far a world model can stand in for the real simulator.
+
+``ranking`` compares the order in which the real simulator and a world model rank policies.
+"""
+
+from wfm_sim.evaluation.ranking import (
+    MetricWithCI,
+    RankingMetrics,
+    mean_with_ci,
+    mmrv,
+    ranking_metrics,
+    regret_at_1,
+)
+
+__all__ = [
+    "MetricWithCI",
+    "RankingMetrics",
+    "mean_with_ci",
+    "mmrv",
+    "ranking_metrics",
+    "regret_at_1",
+]

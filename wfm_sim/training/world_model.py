@@ -1,0 +1,281 @@
+"""Train a world model from footage: tokenizer first, then dynamics with reward/end heads.
+
+Stage 1 fits the causal frame tokenizer on single frames. Stage 2 freezes it, codes every
+frame once, and trains the dynamics model and heads on latent windows, unrolling a few steps
+on its own predictions so that long imagined rollouts stay on the data. Each stage saves its
+state every ``checkpoint_every`` steps and resumes from it; the finished model is exported as
+a checkpoint folder with real start frames from held-out episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from wfm_sim.data import Episode, WindowSampler, read_episodes, split_episodes
+from wfm_sim.devices import resolve_device
+from wfm_sim.io import write_json_atomic
+from wfm_sim.training.state import load_training_state, save_training_state
+from world_models import WorldModel, WorldModelConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a world-model training run needs; Hydra fills it from experiments/conf."""
+
+    footage_dir: str = "data/footage/driving"
+    run_dir: str = "runs/world_model/driving"
+    export_dir: str = "runs/world_model/driving/checkpoint"
+    held_out_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    tokenizer_steps: int = 1200
+    tokenizer_batch: int = 64
+    tokenizer_lr: float = 2e-3
+    dynamics_steps: int = 2000
+    dynamics_batch: int = 32
+    dynamics_lr: float = 1e-3
+    horizon: int = 4
+    end_loss_weight: float = 0.5
+    checkpoint_every: int = 250
+    max_start_contexts: int = 64
+    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+
+
+def salient_pixel_weights(frames: torch.Tensor) -> torch.Tensor:
+    """Per-pixel loss weights (B, 1, H, W): cars and lane marks count 10x the plain road.
+
+    frames: (B, 3, H, W) in [-1, 1]. Salient pixels are those far from the frame's median colour.
+    """
+    median = frames.flatten(2).median(dim=2).values[:, :, None, None]
+    salient = (frames - median).abs().amax(dim=1, keepdim=True) > 0.15
+    return 1.0 + 9.0 * salient.float()
+
+
+def _lr_at(step: int, total: int, peak: float) -> float:
+    warmup = max(1, total // 20)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
+def _train_tokenizer(
+    model: WorldModel, train: list[Episode], config: TrainConfig, device: torch.device
+) -> None:
+    run_dir = Path(config.run_dir)
+    state_path = run_dir / "tokenizer_state.safetensors"
+    optimizer = torch.optim.AdamW(model.tokenizer.parameters(), lr=config.tokenizer_lr)
+    schedule = {"tokenizer_steps": config.tokenizer_steps}
+    start = 0
+    if state_path.exists():
+        start = load_training_state(state_path, model.tokenizer, optimizer, schedule)
+    frames = np.concatenate([e.frames for e in train])
+    writer = SummaryWriter(str(run_dir / "tb" / "tokenizer"))
+    model.tokenizer.train()
+    bar = tqdm(
+        range(start, config.tokenizer_steps),
+        desc="tokenizer",
+        initial=start,
+        total=config.tokenizer_steps,
+    )
+    for step in bar:
+        rng = np.random.default_rng([config.seed, 1, step])
+        batch = torch.from_numpy(frames[rng.integers(0, len(frames), config.tokenizer_batch)])
+        target = batch.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        recon = model.tokenizer.decode_float(model.tokenizer.encode(batch.to(device)))
+        loss = (salient_pixel_weights(target) * (recon - target).abs()).mean()
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, config.tokenizer_steps, config.tokenizer_lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 25 == 0:
+            writer.add_scalar("loss/weighted_l1", loss.item(), step)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.tokenizer_steps:
+            save_training_state(state_path, model.tokenizer, optimizer, step + 1, schedule)
+    writer.close()
+    if start >= config.tokenizer_steps:
+        tqdm.write(f"tokenizer already trained ({start} steps) in {state_path}")
+
+
+@torch.no_grad()
+def encode_episodes(
+    model: WorldModel, episodes: list[Episode], device: torch.device, batch: int = 256
+) -> list[Episode]:
+    """The same episodes with frames replaced by their latents (T+1, C, h, w) float32."""
+    model.tokenizer.eval()
+    coded = []
+    for episode in tqdm(episodes, desc="encoding footage", leave=False):
+        chunks = [
+            model.tokenizer.encode(torch.from_numpy(episode.frames[i : i + batch]).to(device))
+            for i in range(0, len(episode.frames), batch)
+        ]
+        coded.append(episode.with_frames(torch.cat(chunks).cpu().numpy()))
+    return coded
+
+
+def dynamics_loss(
+    model: WorldModel,
+    windows: dict[str, torch.Tensor],
+    pixels: torch.Tensor,
+    context: int,
+    end_pos_weight: float,
+) -> dict[str, torch.Tensor]:
+    """Unrolled loss over a window batch (tensors as in ``WindowBatch``, latents as frames).
+
+    pixels: (B, K+H, H, W, 3) uint8, the same windows' frames. Each of the H steps is predicted
+    from the model's own previous predictions; its latent is compared with the true latent and,
+    through the frozen decoder, its frame with the true frame (cars weighted up).
+    """
+    latents, actions = windows["frames"], windows["actions"]
+    valid = windows["valid"].float()
+    horizon = valid.shape[1]
+    ctx = latents[:, :context]
+    zero = torch.zeros((), device=latents.device)
+    totals = {"latent": zero, "pixel": zero, "reward": zero, "end": zero}
+    norm = valid.sum().clamp(min=1.0)
+    for h in range(horizon):
+        predicted = model.dynamics(ctx, actions[:, h : h + context])
+        reward, end_logit = model.heads(ctx, actions[:, h : h + context], predicted.detach())
+        target = latents[:, context + h]
+        per_sample = (predicted - target).square().flatten(1).mean(1)
+        totals["latent"] = totals["latent"] + (per_sample * valid[:, h]).sum() / norm
+        target_pixels = pixels[:, context + h].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        pixel_err = (
+            salient_pixel_weights(target_pixels)
+            * (model.tokenizer.decode_float(predicted) - target_pixels).abs()
+        )
+        totals["pixel"] = (
+            totals["pixel"] + (pixel_err.flatten(1).mean(1) * valid[:, h]).sum() / norm
+        )
+        reward_err = (reward - windows["rewards"][:, h]).square()
+        totals["reward"] = totals["reward"] + (reward_err * valid[:, h]).sum() / norm
+        end_err = F.binary_cross_entropy_with_logits(
+            end_logit,
+            windows["terminated"][:, h].float(),
+            pos_weight=torch.tensor(end_pos_weight, device=end_logit.device),
+            reduction="none",
+        )
+        totals["end"] = totals["end"] + (end_err * valid[:, h]).sum() / norm
+        ctx = torch.cat([ctx[:, 1:], predicted[:, None]], dim=1)
+    return totals
+
+
+def _train_dynamics(
+    model: WorldModel, train: list[Episode], config: TrainConfig, device: torch.device
+) -> None:
+    run_dir = Path(config.run_dir)
+    state_path = run_dir / "dynamics_state.safetensors"
+    params = list(model.dynamics.parameters()) + list(model.heads.parameters())
+    module = torch.nn.ModuleDict({"dynamics": model.dynamics, "heads": model.heads})
+    optimizer = torch.optim.AdamW(params, lr=config.dynamics_lr)
+    # the dynamics model is trained on one tokenizer's latents: a resume must use the same one
+    schedule = {"tokenizer_steps": config.tokenizer_steps, "dynamics_steps": config.dynamics_steps}
+    start = 0
+    if state_path.exists():
+        start = load_training_state(state_path, module, optimizer, schedule)
+    if start >= config.dynamics_steps:
+        tqdm.write(f"dynamics already trained ({start} steps) in {state_path}")
+        return
+    sampler = WindowSampler(
+        encode_episodes(model, train, device), config.model.context, config.horizon
+    )
+    pixel_sampler = WindowSampler(train, config.model.context, config.horizon)
+    ends = sum(int(e.terminated.sum()) for e in train)
+    end_pos_weight = float(min(10.0, (len(sampler) - ends) / max(1, ends)))
+    writer = SummaryWriter(str(run_dir / "tb" / "dynamics"))
+    module.train()
+    bar = tqdm(
+        range(start, config.dynamics_steps),
+        desc="dynamics",
+        initial=start,
+        total=config.dynamics_steps,
+    )
+    for step in bar:
+        rng = np.random.default_rng([config.seed, 2, step])
+        index = rng.integers(0, len(sampler), size=config.dynamics_batch)
+        windows = {k: torch.from_numpy(v).to(device) for k, v in vars(sampler.batch(index)).items()}
+        pixels = torch.from_numpy(pixel_sampler.batch(index).frames).to(device)
+        losses = dynamics_loss(model, windows, pixels, config.model.context, end_pos_weight)
+        loss = (
+            losses["latent"]
+            + losses["pixel"]
+            + losses["reward"]
+            + config.end_loss_weight * losses["end"]
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, config.dynamics_steps, config.dynamics_lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        if step % 25 == 0:
+            for name, value in losses.items():
+                writer.add_scalar(f"loss/{name}", value.item(), step)
+            bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()})
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.dynamics_steps:
+            save_training_state(state_path, module, optimizer, step + 1, schedule)
+    writer.close()
+
+
+def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The first K frames (N, K, H, W, 3) and K-1 actions (N, K-1) of held-out episodes long
+    enough not to end inside them: the real starts of the world-model env."""
+    k = config.model.context
+    usable = [e for e in held_out if e.length >= k][: config.max_start_contexts]
+    if not usable:
+        raise ValueError(f"no held-out episode lasts {k} steps; record more footage")
+    return {
+        "frames": torch.from_numpy(np.stack([e.frames[:k] for e in usable])),
+        "actions": torch.from_numpy(np.stack([e.actions[: k - 1] for e in usable])),
+    }
+
+
+def train_world_model(config: TrainConfig) -> Path:
+    """Train (or resume) both stages and export the checkpoint folder; returns its path."""
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    episodes = read_episodes(config.footage_dir)
+    train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
+    write_json_atomic(
+        run_dir / "split.json",
+        {"train": [e.episode_id for e in train], "held_out": [e.episode_id for e in held_out]},
+    )
+    model = WorldModel(config.model).to(device)
+    started = time.perf_counter()
+    _train_tokenizer(model, train, config, device)
+    model.tokenizer.requires_grad_(False)
+    _train_dynamics(model, train, config, device)
+    export_dir = Path(config.export_dir)
+    model.eval().save(export_dir, extra_tensors=start_contexts(held_out, config))
+    write_json_atomic(
+        export_dir / "training.json",
+        {
+            "footage_dir": config.footage_dir,
+            "episodes": {"train": len(train), "held_out": len(held_out)},
+            "frames": {
+                "train": int(sum(len(e.frames) for e in train)),
+                "held_out": int(sum(len(e.frames) for e in held_out)),
+            },
+            "held_out_episode_ids": [e.episode_id for e in held_out],
+            "steps": {"tokenizer": config.tokenizer_steps, "dynamics": config.dynamics_steps},
+            "train_config": dataclasses.asdict(config),
+            "wall_seconds_this_run": round(time.perf_counter() - started, 1),
+        },
+    )
+    return export_dir

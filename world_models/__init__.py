@@ -1,0 +1,51 @@
+"""Trained world models as users load them: networks, checkpoint format and a small zoo.
+
+``world_models.load("driving")`` loads the committed driving model; any checkpoint folder
+path works too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from world_models.config import WorldModelConfig
+from world_models.model import (
+    CheckpointMismatchError,
+    ImaginedStep,
+    WorldModel,
+    load_start_contexts,
+    read_config,
+)
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+
+
+def checkpoint_path(name_or_path: str | Path) -> Path:
+    """Resolve a zoo name (``"driving"``) or a checkpoint folder path to a folder."""
+    candidate = ZOO_DIR / str(name_or_path)
+    if (candidate / "config.json").exists():
+        return candidate
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    zoo = sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").exists())
+    raise FileNotFoundError(f"no world model named or at {name_or_path!r}; the zoo has {zoo}")
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
+    """Load a world model from the zoo by name or from a checkpoint folder."""
+    return WorldModel.load(checkpoint_path(name_or_path), device=device)
+
+
+__all__ = [
+    "CheckpointMismatchError",
+    "ImaginedStep",
+    "WorldModel",
+    "WorldModelConfig",
+    "checkpoint_path",
+    "load",
+    "load_start_contexts",
+    "read_config",
+]

@@ -1,0 +1,72 @@
+"""Action-conditioned latent dynamics: the next frame's latent from a context of past latents."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from world_models.config import WorldModelConfig
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with a skip connection."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(8, width),
+            nn.SiLU(),
+            nn.Conv2d(width, width, 3, 1, 1),
+            nn.GroupNorm(8, width),
+            nn.SiLU(),
+            nn.Conv2d(width, width, 3, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ContextEncoder(nn.Module):
+    """Stack K latents and their actions' embeddings into one feature map (B, width, h, w)."""
+
+    def __init__(self, config: WorldModelConfig, width: int, extra_latents: int = 0) -> None:
+        super().__init__()
+        self.action_embedding = nn.Embedding(config.n_actions + 1, config.action_embedding)
+        c_in = (config.context + extra_latents) * config.latent_channels
+        c_in += config.context * config.action_embedding
+        self.stem = nn.Conv2d(c_in, width, 3, 1, 1)
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """latents (B, K', C, h, w) (K' >= K), actions (B, K) int64 -> (B, width, h, w)."""
+        b, _, _, h, w = latents.shape
+        planes = self.action_embedding(actions).reshape(b, -1, 1, 1).expand(-1, -1, h, w)
+        return self.stem(torch.cat([latents.reshape(b, -1, h, w), planes], dim=1))
+
+
+class LatentDynamics(nn.Module):
+    """Predicts latent t+1 from latents t-K+1..t and the actions taken from them.
+
+    A small U-Net over the latent grid, with a half-resolution path for a wider view; it
+    predicts the change from the last latent.
+    """
+
+    def __init__(self, config: WorldModelConfig) -> None:
+        super().__init__()
+        w = config.dynamics_width
+        self.context = ContextEncoder(config, w)
+        self.high = nn.Sequential(*[ResBlock(w) for _ in range(config.dynamics_blocks)])
+        self.down = nn.Conv2d(w, 2 * w, 3, 2, 1)
+        self.low = nn.Sequential(*[ResBlock(2 * w) for _ in range(config.dynamics_blocks)])
+        self.up = nn.ConvTranspose2d(2 * w, w, 4, 2, 1)
+        self.out = nn.Sequential(
+            ResBlock(w),
+            nn.GroupNorm(8, w),
+            nn.SiLU(),
+            nn.Conv2d(w, config.latent_channels, 3, 1, 1),
+        )
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """latents (B, K, C, h, w), actions (B, K) -> next latent (B, C, h, w) in [-1, 1]."""
+        x = self.high(self.context(latents, actions))
+        x = x + self.up(self.low(self.down(x)))
+        return (latents[:, -1] + self.out(x)).clamp(-1.0, 1.0)

@@ -1,0 +1,61 @@
+"""A causal frame tokenizer: each frame is coded on its own, so code t never sees frame t+1."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from world_models.config import WorldModelConfig
+
+
+def _conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.GroupNorm(8, c_out), nn.SiLU())
+
+
+class FrameTokenizer(nn.Module):
+    """Continuous frame autoencoder: (…, H, W, 3) uint8 <-> (…, C, H/4, W/4) latents in [-1, 1]."""
+
+    def __init__(self, config: WorldModelConfig) -> None:
+        super().__init__()
+        w, c = config.tokenizer_width, config.latent_channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, w, 4, 2, 1),
+            nn.SiLU(),
+            _conv_block(w, 2 * w, stride=2),
+            _conv_block(2 * w, 2 * w),
+            nn.Conv2d(2 * w, c, 1),
+            nn.Tanh(),
+        )
+        self.decoder = nn.Sequential(
+            _conv_block(c, 2 * w),
+            _conv_block(2 * w, 2 * w),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1),
+            nn.SiLU(),
+            _conv_block(w, w),
+            nn.ConvTranspose2d(w, 16, 4, 2, 1),
+            nn.SiLU(),
+            nn.Conv2d(16, 3, 3, 1, 1),
+        )
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (…, H, W, 3) uint8 -> latents (…, C, H/4, W/4) float."""
+        if frames.dtype != torch.uint8 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"frames must be (..., H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}"
+            )
+        lead = frames.shape[:-3]
+        x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        z = self.encoder(x)
+        return z.reshape(*lead, *z.shape[1:])
+
+    def decode_float(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (…, C, h, w) -> frames (…, 3, H, W) float in about [-1, 1] (for losses)."""
+        lead = latents.shape[:-3]
+        x = self.decoder(latents.reshape(-1, *latents.shape[-3:]))
+        return x.reshape(*lead, *x.shape[1:])
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (…, C, h, w) -> frames (…, H, W, 3) uint8."""
+        x = self.decode_float(latents)
+        pixels = ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        return pixels.movedim(-3, -1)
