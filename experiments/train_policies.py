@@ -4,7 +4,7 @@ Method: stable-baselines3 DQN with the ``SmallCNN`` Q-network on the real simula
 ``(64, 64, 3) uint8`` frames (``make_driving_env``), hyper-parameters from highway-env's own
 DQN example except a shorter exploration schedule (0.4 of training: 0.7 reached 19.1 instead
 of 21.3 mean return at 15k steps). A callback writes the online Q-network (safetensors +
-JSON) when training crosses each budget in ``budgets`` (e.g. 2k, 4k, 6k, 15k env steps), so
+JSON) when training crosses each budget in ``budgets`` (e.g. 2k, 2.5k, 6k, 15k env steps), so
 one run yields policies of increasing quality. Each saved policy is then reloaded from its
 files and evaluated greedily for ``eval_episodes`` episodes (seeds ``eval_seed`` ...); the
 mean return goes into its JSON. TensorBoard logs go under ``runs/``.
@@ -44,7 +44,7 @@ class TrainPoliciesConfig:
     """Everything one training run depends on (filled by Hydra from ``conf/train_policies.yaml``)."""
 
     total_steps: int = 15_000
-    budgets: list[int] = field(default_factory=lambda: [2_000, 4_000, 6_000, 15_000])
+    budgets: list[int] = field(default_factory=lambda: [2_000, 2_500, 6_000, 15_000])
     out_dir: str = "policies/zoo/driving"
     name_prefix: str = "dqn"
     seed: int = 0
@@ -80,8 +80,8 @@ class TrainPoliciesConfig:
 
 
 def budget_name(prefix: str, budget: int) -> str:
-    """Policy name for a budget: 2000 -> ``dqn_2k``, 300 -> ``dqn_300``."""
-    label = f"{budget // 1000}k" if budget % 1000 == 0 else str(budget)
+    """Policy name for a budget: 2000 -> ``dqn_2k``, 2500 -> ``dqn_2.5k``, 300 -> ``dqn_300``."""
+    label = f"{budget / 1000:g}k" if budget >= 1000 and budget % 100 == 0 else str(budget)
     return f"{prefix}_{label}"
 
 

@@ -5,6 +5,8 @@ of the same format; the zoo spans good to bad drivers so world models can be jud
 well they rank it.
 """
 
+from typing import Any
+
 from policies.base import (
     NUM_ACTIONS,
     ConstantPolicy,
@@ -15,7 +17,6 @@ from policies.base import (
 )
 from policies.dqn import DQNPixelPolicy, PixelQNetwork, SmallCNN, SmallCNNConfig
 from policies.heuristic import HeuristicConfig, LaneKeepingHeuristic
-from policies.zoo import DRIVING_ZOO_DIR, load_driving_zoo
 
 __all__ = [
     "DRIVING_ZOO_DIR",
@@ -33,3 +34,12 @@ __all__ = [
     "episode_returns",
     "load_driving_zoo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``policies.zoo`` on first use, so ``python -m policies.zoo`` runs it only once."""
+    if name in ("DRIVING_ZOO_DIR", "load_driving_zoo"):
+        from policies import zoo
+
+        return getattr(zoo, name)
+    raise AttributeError(f"module 'policies' has no attribute {name!r}")

@@ -82,6 +82,8 @@ def make_train_config(
             export_dir=str(run_dir / "checkpoint"),
             tokenizer_steps=4,
             dynamics_steps=4,
+            finetune_steps=4,
+            finetune_horizon=3,
             checkpoint_every=2,
             held_out_fraction=0.34,
             device="cpu",

@@ -33,20 +33,22 @@ def _ranking_section() -> list[str]:
     result = _load("ranking/metrics.json")
     if result is None:
         return ["Not measured yet: run `make demo`."]
-    aims = {"spearman": "≥ 0.9", "mmrv": "≤ 0.05"}
+    aims = {"spearman": ("≥ 0.9", lambda v: v >= 0.9), "mmrv": ("≤ 0.05", lambda v: v <= 0.05)}
     perfect = {"spearman": 1, "kendall": 1, "pearson": 1, "mmrv": 0, "regret_at_1": 0}
     lines = [
         f"{len(result['policies'])} policies × {result['extra']['episodes_per_policy']} matched "
         f"episodes (`python -m experiments.rank_policies`, report in "
         "`experiments/results/ranking/report.md`).",
         "",
-        "| metric | value | 95% bootstrap CI | perfect | aim |",
-        "|---|---|---|---|---|",
+        "| metric | value | 95% bootstrap CI | perfect | aim | met |",
+        "|---|---|---|---|---|---|",
     ]
     for name, m in result["metrics"].items():
+        aim, met = aims.get(name, ("", None))
+        verdict = "" if met is None else ("yes" if met(m["value"]) else "**no**")
         lines.append(
             f"| {name} | {m['value']:.3f} | [{m['low']:.3f}, {m['high']:.3f}] | "
-            f"{perfect.get(name, '')} | {aims.get(name, '')} |"
+            f"{perfect.get(name, '')} | {aim} | {verdict} |"
         )
     seconds = result["extra"]["evaluation_seconds"]
     lines += ["", f"Evaluation time: real {seconds['real']} s, world model {seconds['wfm']} s."]
@@ -72,7 +74,9 @@ def _quality_section() -> list[str]:
         "",
         f"Reward head MAE {r['reward_mae']:.3f} (per-step reward in [0, 1]); termination head "
         f"accuracy {r['end_accuracy']:.3f}, recall {r['end_recall']:.3f}, "
-        f"precision {r['end_precision']:.3f}.",
+        f"precision {r['end_precision']:.3f}; calibration: mean predicted end probability "
+        f"{r['end_mean_probability']:.3f} against a true end rate of {r['end_rate']:.3f} "
+        f"(Brier {r['end_brier']:.3f}).",
         "",
         _machine(r),
     ]

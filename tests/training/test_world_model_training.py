@@ -69,7 +69,7 @@ def test_tiny_run_exports_a_loadable_checkpoint_with_start_frames(
         np.testing.assert_array_equal(start, episodes[episode_id].frames[:k])
         np.testing.assert_array_equal(start_actions, episodes[episode_id].actions[: k - 1])
 
-    for stage in ("tokenizer", "dynamics"):
+    for stage in ("tokenizer", "dynamics", "rollout_finetune"):
         state = tiny_checkpoint.parent / f"{stage}_state.safetensors"
         assert load_file(str(state)), f"{stage} state is empty"
 
@@ -99,7 +99,7 @@ def test_training_state_round_trip(tmp_path: Path) -> None:
         assert torch.equal(restored.state_dict()[name], tensor), name
 
 
-@pytest.mark.parametrize("stage", ["tokenizer", "dynamics"])
+@pytest.mark.parametrize("stage", ["tokenizer", "dynamics", "rollout_finetune"])
 def test_killed_run_resumes_to_the_uninterrupted_weights(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

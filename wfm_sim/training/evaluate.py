@@ -68,14 +68,15 @@ def evaluate_world_model(
     - rollout PSNR: from each episode's first K real frames, ``rollout_steps`` frames imagined
       under the true actions (episodes long enough), mean over the steps and at the last one;
     - the same for the copy-last-frame baseline, and the tokenizer's reconstruction PSNR;
-    - reward mean absolute error and termination accuracy/recall on the next-frame windows.
+    - reward mean absolute error; termination accuracy, recall and precision at 0.5, and its
+      calibration (mean predicted probability against the true end rate, Brier score).
     """
     model = model.eval()
     k = model.config.context
     latent_eps = _latent_episodes(model, episodes)
     pixel_windows = WindowSampler(episodes, k, 1)
     latent_windows = WindowSampler(latent_eps, k, 1)
-    next_psnr, copy_psnr, recon_psnr, reward_err, end_pred, end_true = [], [], [], [], [], []
+    next_psnr, copy_psnr, recon_psnr, reward_err, end_prob, end_true = [], [], [], [], [], []
     for start in range(0, len(pixel_windows), batch):
         index = np.arange(start, min(start + batch, len(pixel_windows)))
         pixels, latents = pixel_windows.batch(index), latent_windows.batch(index)
@@ -89,9 +90,10 @@ def evaluate_world_model(
         recon = model.tokenizer.decode(torch.from_numpy(latents.frames[:, k])).numpy()
         recon_psnr.append(psnr(recon, target))
         reward_err.append(np.abs(step.reward.numpy() - pixels.rewards[:, 0]))
-        end_pred.append(step.end_probability.numpy() > 0.5)
+        end_prob.append(step.end_probability.numpy())
         end_true.append(pixels.terminated[:, 0])
-    ends, predicted_ends = np.concatenate(end_true), np.concatenate(end_pred)
+    ends, probabilities = np.concatenate(end_true), np.concatenate(end_prob)
+    predicted_ends = probabilities > 0.5
     rollout, rollout_copy = _rollout_psnr(model, episodes, latent_eps, rollout_steps)
     return {
         "next_frame_psnr": float(np.concatenate(next_psnr).mean()),
@@ -108,5 +110,8 @@ def evaluate_world_model(
         "end_precision": float(ends[predicted_ends].mean())
         if predicted_ends.any()
         else float("nan"),
+        "end_rate": float(ends.mean()),
+        "end_mean_probability": float(probabilities.mean()),
+        "end_brier": float(((probabilities - ends) ** 2).mean()),
         "transitions": int(len(ends)),
     }

@@ -2,7 +2,9 @@
 
 Stage 1 fits the causal frame tokenizer on single frames. Stage 2 freezes it, codes every
 frame once, and trains the dynamics model and heads on latent windows, unrolling a few steps
-on its own predictions so that long imagined rollouts stay on the data. Each stage saves its
+on its own predictions so that long imagined rollouts stay on the data. Stage 3 fine-tunes
+both on longer unrolls, so the heads learn from the blurrier states that long imagined
+episodes reach. Each stage saves its
 state every ``checkpoint_every`` steps and resumes from it; the finished model is exported as
 a checkpoint folder with real start frames from held-out episodes.
 """
@@ -45,6 +47,9 @@ class TrainConfig:
     dynamics_batch: int = 32
     dynamics_lr: float = 1e-3
     horizon: int = 4
+    finetune_steps: int = 600
+    finetune_horizon: int = 8
+    finetune_lr: float = 3e-4
     end_loss_weight: float = 0.5
     checkpoint_every: int = 250
     max_start_contexts: int = 64
@@ -172,42 +177,86 @@ def dynamics_loss(
     return totals
 
 
+def end_pos_weight(episodes: list[Episode]) -> float:
+    """Weight of the rare termination class in the end loss: the no-end/end ratio, at most 10."""
+    ends = sum(int(e.terminated.sum()) for e in episodes)
+    transitions = sum(e.length for e in episodes)
+    return float(min(10.0, (transitions - ends) / max(1, ends)))
+
+
+@torch.no_grad()
+def calibrate_end_head(model: WorldModel, pos_weight: float) -> None:
+    """Undo the class weighting in the end head's output bias.
+
+    Weighting positives by w in the BCE moves the optimal logit by log(w); subtracting it makes
+    the head's probability an estimate of the true end probability, which the env samples.
+    """
+    model.heads.out.bias[1] -= float(np.log(pos_weight))
+
+
+@dataclass(frozen=True)
+class _DynamicsStage:
+    """One stage of dynamics + heads training: its name, length, unroll horizon and peak LR."""
+
+    name: str
+    steps: int
+    horizon: int
+    lr: float
+    seed_tag: int
+
+
+def _dynamics_stages(config: TrainConfig) -> list[_DynamicsStage]:
+    return [
+        _DynamicsStage("dynamics", config.dynamics_steps, config.horizon, config.dynamics_lr, 2),
+        _DynamicsStage(
+            "rollout_finetune",
+            config.finetune_steps,
+            config.finetune_horizon,
+            config.finetune_lr,
+            3,
+        ),
+    ]
+
+
 def _train_dynamics(
-    model: WorldModel, train: list[Episode], config: TrainConfig, device: torch.device
+    model: WorldModel,
+    train: list[Episode],
+    config: TrainConfig,
+    device: torch.device,
+    pos_weight: float,
+    stage: _DynamicsStage,
 ) -> None:
     run_dir = Path(config.run_dir)
-    state_path = run_dir / "dynamics_state.safetensors"
+    state_path = run_dir / f"{stage.name}_state.safetensors"
     params = list(model.dynamics.parameters()) + list(model.heads.parameters())
     module = torch.nn.ModuleDict({"dynamics": model.dynamics, "heads": model.heads})
-    optimizer = torch.optim.AdamW(params, lr=config.dynamics_lr)
-    # the dynamics model is trained on one tokenizer's latents: a resume must use the same one
-    schedule = {"tokenizer_steps": config.tokenizer_steps, "dynamics_steps": config.dynamics_steps}
+    optimizer = torch.optim.AdamW(params, lr=stage.lr)
+    # a stage continues the tokenizer and the stages before it: a resume must match them all
+    stages = _dynamics_stages(config)
+    upto = stages[: [s.name for s in stages].index(stage.name) + 1]
+    schedule = {
+        "tokenizer_steps": config.tokenizer_steps,
+        **{f"{s.name}_steps": s.steps for s in upto},
+    }
     start = 0
     if state_path.exists():
         start = load_training_state(state_path, module, optimizer, schedule)
-    if start >= config.dynamics_steps:
-        tqdm.write(f"dynamics already trained ({start} steps) in {state_path}")
+    if start >= stage.steps:
+        tqdm.write(f"{stage.name} already trained ({start} steps) in {state_path}")
         return
     sampler = WindowSampler(
-        encode_episodes(model, train, device), config.model.context, config.horizon
+        encode_episodes(model, train, device), config.model.context, stage.horizon
     )
-    pixel_sampler = WindowSampler(train, config.model.context, config.horizon)
-    ends = sum(int(e.terminated.sum()) for e in train)
-    end_pos_weight = float(min(10.0, (len(sampler) - ends) / max(1, ends)))
-    writer = SummaryWriter(str(run_dir / "tb" / "dynamics"))
+    pixel_sampler = WindowSampler(train, config.model.context, stage.horizon)
+    writer = SummaryWriter(str(run_dir / "tb" / stage.name))
     module.train()
-    bar = tqdm(
-        range(start, config.dynamics_steps),
-        desc="dynamics",
-        initial=start,
-        total=config.dynamics_steps,
-    )
+    bar = tqdm(range(start, stage.steps), desc=stage.name, initial=start, total=stage.steps)
     for step in bar:
-        rng = np.random.default_rng([config.seed, 2, step])
+        rng = np.random.default_rng([config.seed, stage.seed_tag, step])
         index = rng.integers(0, len(sampler), size=config.dynamics_batch)
         windows = {k: torch.from_numpy(v).to(device) for k, v in vars(sampler.batch(index)).items()}
         pixels = torch.from_numpy(pixel_sampler.batch(index).frames).to(device)
-        losses = dynamics_loss(model, windows, pixels, config.model.context, end_pos_weight)
+        losses = dynamics_loss(model, windows, pixels, config.model.context, pos_weight)
         loss = (
             losses["latent"]
             + losses["pixel"]
@@ -215,7 +264,7 @@ def _train_dynamics(
             + config.end_loss_weight * losses["end"]
         )
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, config.dynamics_steps, config.dynamics_lr)
+            group["lr"] = _lr_at(step, stage.steps, stage.lr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -224,7 +273,7 @@ def _train_dynamics(
             for name, value in losses.items():
                 writer.add_scalar(f"loss/{name}", value.item(), step)
             bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()})
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.dynamics_steps:
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == stage.steps:
             save_training_state(state_path, module, optimizer, step + 1, schedule)
     writer.close()
 
@@ -260,7 +309,10 @@ def train_world_model(config: TrainConfig) -> Path:
     started = time.perf_counter()
     _train_tokenizer(model, train, config, device)
     model.tokenizer.requires_grad_(False)
-    _train_dynamics(model, train, config, device)
+    pos_weight = end_pos_weight(train)
+    for stage in _dynamics_stages(config):
+        _train_dynamics(model, train, config, device, pos_weight, stage)
+    calibrate_end_head(model, pos_weight)
     export_dir = Path(config.export_dir)
     model.eval().save(export_dir, extra_tensors=start_contexts(held_out, config))
     write_json_atomic(
@@ -273,8 +325,12 @@ def train_world_model(config: TrainConfig) -> Path:
                 "held_out": int(sum(len(e.frames) for e in held_out)),
             },
             "held_out_episode_ids": [e.episode_id for e in held_out],
-            "steps": {"tokenizer": config.tokenizer_steps, "dynamics": config.dynamics_steps},
+            "steps": {
+                "tokenizer": config.tokenizer_steps,
+                **{s.name: s.steps for s in _dynamics_stages(config)},
+            },
             "train_config": dataclasses.asdict(config),
+            "end_pos_weight": pos_weight,
             "wall_seconds_this_run": round(time.perf_counter() - started, 1),
         },
     )
