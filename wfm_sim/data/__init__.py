@@ -1,0 +1,14 @@
+"""Footage and training data: read recorded footage, cut it into episodes and training windows."""
+
+from wfm_sim.data.footage import CorruptFootageError, Episode, read_episodes
+from wfm_sim.data.windows import PAD_ACTION, WindowBatch, WindowSampler, split_episodes
+
+__all__ = [
+    "PAD_ACTION",
+    "CorruptFootageError",
+    "Episode",
+    "WindowBatch",
+    "WindowSampler",
+    "read_episodes",
+    "split_episodes",
+]

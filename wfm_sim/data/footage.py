@@ -1,0 +1,104 @@
+"""Read recorded footage (long mp4 parts + Parquet ground truth) back into episodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pyarrow.parquet as pq
+
+
+class CorruptFootageError(ValueError):
+    """A footage part cannot be decoded or disagrees with its ground truth."""
+
+
+@dataclass
+class Episode:
+    """One episode of footage.
+
+    ``frames`` (T+1, ...) holds the frames (pixels (T+1, H, W, 3) uint8, or their latents);
+    ``actions``/``rewards``/``terminated`` (T,) describe the T transitions between them.
+    """
+
+    episode_id: int
+    frames: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    behaviour: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.actions)
+        if len(self.frames) != n + 1 or len(self.rewards) != n or len(self.terminated) != n:
+            raise ValueError(
+                f"episode {self.episode_id}: {len(self.frames)} frames need "
+                f"{len(self.frames) - 1} actions/rewards/terminations, got "
+                f"{len(self.actions)}/{len(self.rewards)}/{len(self.terminated)}"
+            )
+
+    @property
+    def length(self) -> int:
+        """Number of transitions."""
+        return len(self.actions)
+
+    def with_frames(self, frames: np.ndarray) -> Episode:
+        """The same episode with its frames replaced (for example by their latents)."""
+        return Episode(
+            self.episode_id, frames, self.actions, self.rewards, self.terminated, self.behaviour
+        )
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Decode a whole mp4 into (T, H, W, 3) uint8, or raise ``CorruptFootageError``."""
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = [np.frombuffer(buffer, np.uint8).reshape(height, width, 3) for buffer in reader]
+    except (OSError, RuntimeError, StopIteration, ValueError) as error:
+        raise CorruptFootageError(
+            f"cannot decode footage video {path}: {error}; delete the part's .mp4 and .parquet "
+            "and re-run the recorder to record it again"
+        ) from error
+    if not frames:
+        raise CorruptFootageError(f"footage video {path} holds no frames")
+    return np.stack(frames)
+
+
+def read_episodes(footage_dir: str | Path) -> list[Episode]:
+    """All complete episodes of a footage folder, ordered by episode id.
+
+    Raises ``FileNotFoundError`` for a folder without parts and ``CorruptFootageError`` for a
+    part whose video is unreadable or whose frame count differs from its ground truth.
+    """
+    footage_dir = Path(footage_dir)
+    parquet_paths = sorted(footage_dir.glob("part-*.parquet"))
+    if not parquet_paths:
+        raise FileNotFoundError(
+            f"no footage parts in {footage_dir}; record some with `python -m experiments.record`"
+        )
+    episodes: list[Episode] = []
+    for parquet_path in parquet_paths:
+        table = pq.read_table(parquet_path).to_pandas()
+        frames = read_video(parquet_path.with_suffix(".mp4"))
+        if len(frames) != len(table):
+            raise CorruptFootageError(
+                f"{parquet_path.with_suffix('.mp4')} has {len(frames)} frames but its ground "
+                f"truth has {len(table)} rows; re-record that part (delete both files)"
+            )
+        for episode_id, rows in table.groupby("episode", sort=True):
+            rows = rows.sort_values("step")
+            index = rows["frame"].to_numpy()
+            episodes.append(
+                Episode(
+                    episode_id=int(episode_id),
+                    frames=frames[index],
+                    actions=rows["action"].to_numpy()[:-1].astype(np.int64),
+                    rewards=rows["reward"].to_numpy()[:-1].astype(np.float32),
+                    terminated=rows["terminated"].to_numpy()[:-1].astype(bool),
+                    behaviour=str(rows["behaviour"].iloc[0]),
+                )
+            )
+    return sorted(episodes, key=lambda e: e.episode_id)

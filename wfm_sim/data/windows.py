@@ -1,0 +1,96 @@
+"""Training windows over episodes: a context of past frames, then a horizon to predict.
+
+A window anchored at frame t of an episode holds frames t-K+1 .. t+H (K context, H horizon)
+and the actions taken from frames t-K+1 .. t+H-1. Context slots before the episode start
+repeat its first frame with ``PAD_ACTION``, exactly as a world-model env starts from one frame.
+Steps past the episode's end are marked invalid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from wfm_sim.data.footage import Episode
+
+PAD_ACTION = 5
+"""Action index of context slots before an episode's first frame (one past the real ones)."""
+
+
+@dataclass
+class WindowBatch:
+    """A batch of windows.
+
+    frames: (B, K+H, ...) context then target frames;
+    actions: (B, K+H-1) int64, action taken from each frame (PAD_ACTION before the start);
+    rewards, terminated, valid: (B, H) for the H transitions after the context.
+    """
+
+    frames: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    valid: np.ndarray
+
+
+def split_episodes(
+    episodes: Sequence[Episode], held_out_fraction: float, seed: int
+) -> tuple[list[Episode], list[Episode]]:
+    """Split whole episodes into (train, held_out), deterministically for a seed."""
+    if not 0.0 < held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction}")
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    n_held = max(1, round(held_out_fraction * len(episodes)))
+    if n_held >= len(episodes):
+        raise ValueError(f"{len(episodes)} episodes are too few to hold out {n_held}")
+    held = set(order[:n_held].tolist())
+    train = [e for i, e in enumerate(episodes) if i not in held]
+    held_out = [e for i, e in enumerate(episodes) if i in held]
+    return train, held_out
+
+
+class WindowSampler:
+    """Windows of ``context`` past frames and ``horizon`` future steps, one per transition."""
+
+    def __init__(self, episodes: Sequence[Episode], context: int, horizon: int) -> None:
+        if context < 1 or horizon < 1:
+            raise ValueError(f"context and horizon must be >= 1, got {context}, {horizon}")
+        self.episodes = list(episodes)
+        self.context = context
+        self.horizon = horizon
+        self.anchors = np.array(
+            [(e, t) for e, ep in enumerate(self.episodes) for t in range(ep.length)],
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        if len(self.anchors) == 0:
+            raise ValueError("no transitions to make windows from: every episode is empty")
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> WindowBatch:
+        """The windows at ``indices`` (into ``range(len(self))``), stacked."""
+        parts = [self._window(*self.anchors[i]) for i in indices]
+        return WindowBatch(*(np.stack(column) for column in zip(*parts, strict=True)))
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> WindowBatch:
+        """``batch_size`` windows drawn uniformly with ``rng``."""
+        return self.batch(rng.integers(0, len(self), size=batch_size))
+
+    def _window(self, episode_index: int, t: int) -> tuple[np.ndarray, ...]:
+        episode = self.episodes[episode_index]
+        k, h, n = self.context, self.horizon, episode.length
+        frame_steps = np.arange(t - k + 1, t + h + 1)
+        action_steps = frame_steps[:-1]
+        frames = episode.frames[np.clip(frame_steps, 0, n)]
+        actions = np.where(
+            action_steps < 0, PAD_ACTION, episode.actions[np.clip(action_steps, 0, n - 1)]
+        )
+        future = np.arange(t, t + h)
+        valid = future < n
+        clipped = np.clip(future, 0, n - 1)
+        rewards = np.where(valid, episode.rewards[clipped], 0.0).astype(np.float32)
+        terminated = valid & episode.terminated[clipped]
+        return frames, actions.astype(np.int64), rewards, terminated, valid
