@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-# Reproduce everything from recording to the committed checkpoints (about 75 min on 2 cores).
+# Reproduce everything from recording to the committed checkpoints (about an hour on 2 cores).
 pipeline: train-policies record train-world-model rank
 
 train-policies: $(STAMP)

@@ -8,8 +8,6 @@ so the footage covers careful driving, reckless driving and crashes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import hydra
 import numpy as np
 from omegaconf import DictConfig
@@ -25,11 +23,6 @@ BIASED_RANDOM_DRIVERS: dict[str, tuple[float, ...]] = {
     "random_lane_changer": (0.35, 0.1, 0.35, 0.1, 0.1),
 }
 """Action distributions (LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER) of the random drivers."""
-
-
-@dataclass
-class RecordConfig(RecorderConfig):
-    """The recorder's settings (see ``RecorderConfig``); the behaviour mix is fixed here."""
 
 
 def _biased_random(probabilities: tuple[float, ...]) -> BehaviourFn:
@@ -51,7 +44,7 @@ def behaviour_mix() -> list[tuple[str, BehaviourFn]]:
 @hydra.main(version_base=None, config_path="conf", config_name="record")
 def main(cfg: DictConfig) -> None:
     """Record footage into ``out_dir``, resuming from the parts already there."""
-    config = to_dataclass(cfg, RecordConfig)
+    config = to_dataclass(cfg, RecorderConfig)
     out = record_footage(config, behaviour_mix())
     print(f"footage in {out}")
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from wfm_sim.data import Episode, WindowSampler
+from wfm_sim.training.world_model import encode_episodes
 from world_models import WorldModel
 
 
@@ -17,13 +18,6 @@ def psnr(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
     error = (predicted.astype(np.float64) - target.astype(np.float64)) ** 2
     mse = error.reshape(*error.shape[:-3], -1).mean(-1)
     return np.minimum(60.0, 10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)))
-
-
-@torch.no_grad()
-def _latent_episodes(model: WorldModel, episodes: Sequence[Episode]) -> list[Episode]:
-    return [
-        e.with_frames(model.tokenizer.encode(torch.from_numpy(e.frames)).numpy()) for e in episodes
-    ]
 
 
 def _mean(values: np.ndarray) -> float:
@@ -73,7 +67,7 @@ def evaluate_world_model(
     """
     model = model.eval()
     k = model.config.context
-    latent_eps = _latent_episodes(model, episodes)
+    latent_eps = encode_episodes(model, list(episodes), torch.device("cpu"))
     pixel_windows = WindowSampler(episodes, k, 1)
     latent_windows = WindowSampler(latent_eps, k, 1)
     next_psnr, copy_psnr, recon_psnr, reward_err, end_prob, end_true = [], [], [], [], [], []
