@@ -4,15 +4,17 @@ Stage 1 fits the causal frame tokenizer on single frames. Stage 2 freezes it, co
 frame once, and trains the dynamics model and heads on latent windows, unrolling a few steps
 on its own predictions so that long imagined rollouts stay on the data. Stage 3 fine-tunes
 both on longer unrolls, so the heads learn from the blurrier states that long imagined
-episodes reach. Each stage saves its
-state every ``checkpoint_every`` steps and resumes from it; the finished model is exported as
-a checkpoint folder with real start frames from held-out episodes.
+episodes reach. Each stage saves its state every ``checkpoint_every`` steps and resumes from
+it; the finished model is exported as a checkpoint folder with real start contexts from
+held-out episodes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,32 +223,27 @@ def _dynamics_stages(config: TrainConfig) -> list[_DynamicsStage]:
 def _train_dynamics(
     model: WorldModel,
     train: list[Episode],
+    train_latents: Callable[[], list[Episode]],
     config: TrainConfig,
     device: torch.device,
     pos_weight: float,
     stage: _DynamicsStage,
+    schedule: dict[str, int],
 ) -> None:
+    """Train (or resume) one stage; ``schedule`` names every step count it builds on, so a
+    resume under another one is refused. ``train_latents`` codes ``train`` on first use."""
     run_dir = Path(config.run_dir)
     state_path = run_dir / f"{stage.name}_state.safetensors"
     params = list(model.dynamics.parameters()) + list(model.heads.parameters())
     module = torch.nn.ModuleDict({"dynamics": model.dynamics, "heads": model.heads})
     optimizer = torch.optim.AdamW(params, lr=stage.lr)
-    # a stage continues the tokenizer and the stages before it: a resume must match them all
-    stages = _dynamics_stages(config)
-    upto = stages[: [s.name for s in stages].index(stage.name) + 1]
-    schedule = {
-        "tokenizer_steps": config.tokenizer_steps,
-        **{f"{s.name}_steps": s.steps for s in upto},
-    }
     start = 0
     if state_path.exists():
         start = load_training_state(state_path, module, optimizer, schedule)
     if start >= stage.steps:
         tqdm.write(f"{stage.name} already trained ({start} steps) in {state_path}")
         return
-    sampler = WindowSampler(
-        encode_episodes(model, train, device), config.model.context, stage.horizon
-    )
+    sampler = WindowSampler(train_latents(), config.model.context, stage.horizon)
     pixel_sampler = WindowSampler(train, config.model.context, stage.horizon)
     writer = SummaryWriter(str(run_dir / "tb" / stage.name))
     module.train()
@@ -310,8 +307,12 @@ def train_world_model(config: TrainConfig) -> Path:
     _train_tokenizer(model, train, config, device)
     model.tokenizer.requires_grad_(False)
     pos_weight = end_pos_weight(train)
+    train_latents = functools.cache(lambda: encode_episodes(model, train, device))
+    # a stage continues the tokenizer and the stages before it: a resume must match them all
+    schedule = {"tokenizer_steps": config.tokenizer_steps}
     for stage in _dynamics_stages(config):
-        _train_dynamics(model, train, config, device, pos_weight, stage)
+        schedule = {**schedule, f"{stage.name}_steps": stage.steps}
+        _train_dynamics(model, train, train_latents, config, device, pos_weight, stage, schedule)
     calibrate_end_head(model, pos_weight)
     export_dir = Path(config.export_dir)
     model.eval().save(export_dir, extra_tensors=start_contexts(held_out, config))
