@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record train-policies train-world-model rank bench clean-runs
+.PHONY: demo test lint pipeline record curate train-policies train-world-model rank bench clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,13 +27,17 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 # Reproduce everything from recording to the committed checkpoints (about an hour on 2 cores).
-pipeline: train-policies record train-world-model rank
+pipeline: train-policies record curate train-world-model rank
 
 train-policies: $(STAMP)
 	$(PY) -m experiments.train_policies
 
 record: $(STAMP)
 	$(PY) -m experiments.record
+
+# Footage -> clips -> filtered, captioned, embedded, deduplicated -> shards + catalog + search.
+curate: $(STAMP)
+	$(PY) -m experiments.curate
 
 train-world-model: $(STAMP)
 	$(PY) -m experiments.train_world_model
@@ -44,3 +48,10 @@ rank: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m experiments.bench.world_model_quality
 	$(PY) -m experiments.bench.env_speed
+	$(PY) -m experiments.bench.shot_boundaries
+	$(PY) -m experiments.bench.curation_run
+	$(PY) -m experiments.bench.dedup_planted
+	$(PY) -m experiments.bench.dedup_scale
+	$(PY) -m experiments.bench.search_speed
+	$(PY) -m experiments.bench.text_retrieval
+	$(PY) -m experiments.bench.summarize

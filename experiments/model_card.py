@@ -9,15 +9,23 @@ import torch
 
 import world_models
 from wfm_sim.data import read_episodes
+from wfm_sim.data.shards import read_shard_episodes
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.training.evaluate import evaluate_world_model
 
 
 def held_out_episodes(checkpoint: Path, footage_dir: str) -> list:
-    """The held-out episodes recorded in the checkpoint's training.json."""
+    """The held-out episodes recorded in the checkpoint's training.json (curated shard clips
+    when the model was trained on shards)."""
     training = json.loads((checkpoint / "training.json").read_text())
     held = set(training["held_out_episode_ids"])
-    return [e for e in read_episodes(footage_dir) if e.episode_id in held]
+    shards_dir = training.get("shards_dir")
+    if shards_dir:
+        size = training["train_config"]["model"]["frame_size"]
+        episodes = read_shard_episodes(shards_dir, resolution=f"{size}x{size}")
+    else:
+        episodes = read_episodes(footage_dir)
+    return [e for e in episodes if e.episode_id in held]
 
 
 def write_model_card(checkpoint: str | Path, footage_dir: str) -> Path:

@@ -21,3 +21,6 @@ def configure_headless_rendering() -> None:
     os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    # Milvus Lite talks gRPC in-process; gRPC's fork handlers break the ffmpeg subprocesses
+    # started afterwards ("epoll_wait error: Bad file descriptor" in the child, decode fails).
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")

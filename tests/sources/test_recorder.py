@@ -17,6 +17,7 @@ from wfm_sim.sources.highway import make_driving_env
 from wfm_sim.sources.recorder import (
     NO_ACTION,
     RecorderConfig,
+    copy_dir,
     episode_seed,
     part_paths,
     record_footage,
@@ -166,3 +167,38 @@ def test_same_seed_same_ground_truth_other_seed_other(
     other = first_episode(1)
     assert other["sim_seed"].iloc[0] != original["sim_seed"].iloc[0]
     assert len(other) != len(original) or not np.allclose(other["x"], original["x"])
+
+
+def test_copies_at_other_resolutions_hold_the_same_drive(tmp_path: Path, behaviours: list) -> None:
+    config = RecorderConfig(
+        out_dir=str(tmp_path / "footage"),
+        episodes=2,
+        episodes_per_part=1,
+        copies=["32x32", "24x48"],
+        copy_parts=1,
+    )
+    out = record_footage(config, behaviours, progress=False)
+    native = read_video(part_paths(out, 0)[0])
+    for resolution, shape in (("32x32", (32, 32)), ("24x48", (24, 48))):
+        folder = copy_dir(out, resolution)
+        copy = read_video(part_paths(folder, 0)[0])
+        assert copy.shape == (len(native), *shape, 3)
+        pd.testing.assert_frame_equal(
+            pq.read_table(part_paths(folder, 0)[1]).to_pandas(),
+            pq.read_table(part_paths(out, 0)[1]).to_pandas(),
+        )
+        assert not part_paths(folder, 1)[0].exists(), "only the first copy_parts parts are copied"
+    # The 32x32 copy is the native frames downscaled: upscaled back, it resembles them closely.
+    small = read_video(part_paths(copy_dir(out, "32x32"), 0)[0])
+    restored = np.repeat(np.repeat(small, 2, axis=1), 2, axis=2).astype(int)
+    other_drive = read_video(part_paths(out, 1)[0])[: len(native)].astype(int)
+    own_error = np.abs(restored - native.astype(int)).mean()
+    assert own_error < np.abs(restored[: len(other_drive)] - other_drive).mean()
+
+
+def test_a_malformed_copy_resolution_is_refused_before_recording(
+    tmp_path: Path, behaviours: list
+) -> None:
+    config = RecorderConfig(out_dir=str(tmp_path / "f"), episodes=1, copies=["big"], copy_parts=1)
+    with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+        record_footage(config, behaviours, progress=False)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -15,9 +17,11 @@ from safetensors.torch import load_file
 import wfm_sim.training.world_model as training
 import world_models
 from wfm_sim.data import read_episodes
+from wfm_sim.data.shards import ShardSample, shard_group, write_shard
 from wfm_sim.training import TrainConfig, train_world_model
 from wfm_sim.training.state import load_training_state, save_training_state
 from wfm_sim.training.world_model import dynamics_loss
+from wfm_sim.video import read_video, write_mp4
 from world_models import WorldModel, WorldModelConfig, load_start_contexts, read_config
 from world_models.model import WEIGHTS_FILE
 
@@ -200,3 +204,31 @@ def test_dynamics_loss_falls_when_fitting_a_fixed_batch() -> None:
     # Measured: latent 0.29 -> 0.04, reward 0.30 -> 0.06, end 0.80 -> 0.57 (BCE falls slowest).
     for name, factor in {"latent": 0.3, "reward": 0.4, "end": 0.85}.items():
         assert after[name] < factor * before[name], (name, before[name], after[name])
+
+
+def test_training_reads_curated_shards(
+    tiny_footage: Path, tmp_path: Path, make_train_config: Callable[..., TrainConfig]
+) -> None:
+    """A run with ``shards_dir`` trains on the shard clips at the model's frame size only."""
+    shards = tmp_path / "shards"
+    for size in (64, 32):
+        samples = []
+        for parquet in sorted(tiny_footage.glob("part-*.parquet")):
+            frames = read_video(parquet.with_suffix(".mp4"))[:, :size, :size]
+            mp4 = tmp_path / f"{parquet.stem}-{size}.mp4"
+            write_mp4(mp4, frames)
+            buffer = io.BytesIO()
+            pq.write_table(pq.read_table(parquet), buffer)
+            samples.append(
+                ShardSample(f"{parquet.stem}-{size}", mp4.read_bytes(), buffer.getvalue(), {})
+            )
+        write_shard(shards / shard_group(size, size) / "shard-00000.tar", samples)
+
+    config = make_train_config(tmp_path / "run", shards_dir=str(shards), footage_dir="")
+    episodes = training.training_episodes(config)
+    raw = read_episodes(tiny_footage)
+    assert [len(e.frames) for e in episodes] == [len(e.frames) for e in raw]
+    export = train_world_model(config)
+    info = json.loads((export / "training.json").read_text())
+    assert info["shards_dir"] == str(shards)
+    assert info["episodes"]["train"] + info["episodes"]["held_out"] == len(raw)

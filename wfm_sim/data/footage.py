@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pyarrow.parquet as pq
 
+from wfm_sim.video import CorruptFootageError, read_video
 
-class CorruptFootageError(ValueError):
-    """A footage part cannot be decoded or disagrees with its ground truth."""
+__all__ = ["CorruptFootageError", "Episode", "read_episodes", "read_video"]
 
 
 @dataclass
@@ -48,23 +47,6 @@ class Episode:
         return Episode(
             self.episode_id, frames, self.actions, self.rewards, self.terminated, self.behaviour
         )
-
-
-def read_video(path: str | Path) -> np.ndarray:
-    """Decode a whole mp4 into (T, H, W, 3) uint8, or raise ``CorruptFootageError``."""
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        width, height = meta["size"]
-        frames = [np.frombuffer(buffer, np.uint8).reshape(height, width, 3) for buffer in reader]
-    except (OSError, RuntimeError, StopIteration, ValueError) as error:
-        raise CorruptFootageError(
-            f"cannot decode footage video {path}: {error}; delete the part's .mp4 and .parquet "
-            "and re-run the recorder to record it again"
-        ) from error
-    if not frames:
-        raise CorruptFootageError(f"footage video {path} holds no frames")
-    return np.stack(frames)
 
 
 def read_episodes(footage_dir: str | Path) -> list[Episode]:

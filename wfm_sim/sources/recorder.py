@@ -4,23 +4,30 @@ Footage is a folder of parts. Part ``k`` is ``part-0000k.mp4`` (the frames) plus
 ``part-0000k.parquet`` (one row of ground truth per frame). A part is written whole and renamed
 into place, the Parquet file last, so a killed run loses only the part it was recording and a
 re-run resumes from the first missing part with the same seeds.
+
+Raw footage often exists at several resolutions (the same drive uploaded at 720p and 1080p). To
+give curation's semantic dedup real copies to find, the first ``copy_parts`` parts can also be
+written at the resolutions in ``copies`` (centre-cropped to their aspect ratio, then resized),
+each as its own footage folder ``<out_dir>/copies/<H>x<W>/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import imageio.v2 as imageio
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from wfm_sim.frames import parse_resolution, resize_frames
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources.highway import DrivingSimConfig, make_driving_env
+from wfm_sim.video import read_video, write_mp4
 
 BehaviourFn = Callable[[np.ndarray, np.random.Generator], int]
 """A behaviour policy: (frame (H, W, 3) uint8, rng) -> action index."""
@@ -40,6 +47,9 @@ class RecorderConfig:
     fps: int = 5
     crf: int = 12
     sim: DrivingSimConfig = field(default_factory=DrivingSimConfig)
+    copies: list[str] = field(default_factory=list)
+    """Extra resolutions ``"HxW"`` to also write the first ``copy_parts`` parts at."""
+    copy_parts: int = 0
 
 
 FOOTAGE_SCHEMA = pa.schema(
@@ -74,6 +84,12 @@ def part_paths(out_dir: Path, part: int) -> tuple[Path, Path]:
 def episode_seed(base_seed: int, episode: int) -> int:
     """The simulator seed of a global episode index: fixed, so re-runs record the same footage."""
     return base_seed * 1_000_003 + episode
+
+
+def copy_dir(out_dir: Path, resolution: str) -> Path:
+    """The footage folder holding the copies of ``out_dir``'s parts at ``resolution`` ("HxW")."""
+    height, width = parse_resolution(resolution)
+    return out_dir / "copies" / f"{height}x{width}"
 
 
 def _part_episodes(config: RecorderConfig, part: int) -> int:
@@ -114,23 +130,36 @@ def _write_part(
     out_dir: Path, part: int, config: RecorderConfig, frames: list[np.ndarray], rows: list[dict]
 ) -> None:
     mp4_path, parquet_path = part_paths(out_dir, part)
-    with atomic_path(mp4_path) as tmp:
-        writer = imageio.get_writer(
-            tmp,
-            format="FFMPEG",
-            fps=config.fps,
-            codec="libx264",
-            quality=None,
-            pixelformat="yuv444p",
-            macro_block_size=1,
-            ffmpeg_params=["-crf", str(config.crf)],
-        )
-        for frame in frames:
-            writer.append_data(frame)
-        writer.close()
+    write_mp4(mp4_path, np.stack(frames), config.fps, config.crf)
     table = pa.Table.from_pylist(rows, schema=FOOTAGE_SCHEMA)
     with atomic_path(parquet_path) as tmp:
         pq.write_table(table, tmp)
+
+
+def write_copies(config: RecorderConfig, progress: bool = True) -> list[Path]:
+    """Write the copies (``config.copies`` resolutions of the first ``config.copy_parts`` parts)
+    that are missing, from the recorded parts; returns the copy folders.
+
+    Copies are made from the recorded mp4 (centre-cropped to the copy's aspect ratio, then
+    resized with antialiasing), so footage recorded earlier can get copies later.
+    """
+    out_dir = Path(config.out_dir)
+    folders = [copy_dir(out_dir, resolution) for resolution in config.copies]
+    n_parts = min(config.copy_parts, -(-config.episodes // config.episodes_per_part))
+    todo = [
+        (folder, resolution, part)
+        for folder, resolution in zip(folders, config.copies, strict=True)
+        for part in range(n_parts)
+        if not all(f.exists() for f in part_paths(folder, part))
+    ]
+    for folder, resolution, part in tqdm(todo, desc="writing copies", disable=not progress):
+        mp4_path, parquet_path = part_paths(out_dir, part)
+        video = resize_frames(read_video(mp4_path), *parse_resolution(resolution))
+        copy_mp4, copy_parquet = part_paths(folder, part)
+        write_mp4(copy_mp4, video, config.fps, config.crf)
+        with atomic_path(copy_parquet) as tmp:
+            shutil.copyfile(parquet_path, tmp)
+    return folders
 
 
 def record_footage(
@@ -158,6 +187,8 @@ def record_footage(
         },
     )
     n_parts = -(-config.episodes // config.episodes_per_part)
+    for resolution in config.copies:
+        parse_resolution(resolution)  # fail before recording, not after the first part
     todo = [p for p in range(n_parts) if not all(f.exists() for f in part_paths(out_dir, p))]
     env = make_driving_env(config.sim)
     bar = tqdm(total=config.episodes, desc="recording episodes", disable=not progress)
@@ -189,4 +220,5 @@ def record_footage(
     finally:
         bar.close()
         env.close()
+    write_copies(config, progress)
     return out_dir

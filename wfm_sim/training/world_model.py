@@ -25,6 +25,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from wfm_sim.data import Episode, WindowSampler, read_episodes, split_episodes
+from wfm_sim.data.shards import read_shard_episodes
 from wfm_sim.devices import resolve_device
 from wfm_sim.io import write_json_atomic
 from wfm_sim.training.state import load_training_state, save_training_state
@@ -36,6 +37,9 @@ class TrainConfig:
     """Everything a world-model training run needs; Hydra fills it from experiments/conf."""
 
     footage_dir: str = "data/footage/driving"
+    shards_dir: str = ""
+    """If set, train on the curated shards there (clips at the model's frame size) instead of
+    ``footage_dir``'s raw footage."""
     run_dir: str = "runs/world_model/driving"
     export_dir: str = "runs/world_model/driving/checkpoint"
     held_out_fraction: float = 0.1
@@ -288,6 +292,15 @@ def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, to
     }
 
 
+def training_episodes(config: TrainConfig) -> list[Episode]:
+    """The episodes a run trains on: curated shard clips if ``shards_dir`` is set, else the raw
+    footage's episodes."""
+    if config.shards_dir:
+        size = config.model.frame_size
+        return read_shard_episodes(config.shards_dir, resolution=f"{size}x{size}")
+    return read_episodes(config.footage_dir)
+
+
 def train_world_model(config: TrainConfig) -> Path:
     """Train (or resume) both stages and export the checkpoint folder; returns its path."""
     if config.threads > 0:
@@ -296,7 +309,7 @@ def train_world_model(config: TrainConfig) -> Path:
     device = resolve_device(config.device)
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    episodes = read_episodes(config.footage_dir)
+    episodes = training_episodes(config)
     train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
     write_json_atomic(
         run_dir / "split.json",
@@ -320,6 +333,7 @@ def train_world_model(config: TrainConfig) -> Path:
         export_dir / "training.json",
         {
             "footage_dir": config.footage_dir,
+            "shards_dir": config.shards_dir,
             "episodes": {"train": len(train), "held_out": len(held_out)},
             "frames": {
                 "train": int(sum(len(e.frames) for e in train)),
