@@ -7,6 +7,7 @@ Importing this package registers them (Gymnasium 1.x loads no plugins, as with
     import envs  # noqa: F401
     env = gym.make("WFM-Driving-v0")                       # the committed driving model
     env = gym.make("WFM-Driving-v0", checkpoint="path/")   # another checkpoint folder
+    envs = gym.make_vec("WFM-Driving-v0", num_envs=64)     # one batched model, not 64 copies
 
 ``gym.make("envs:WFM-Driving-v0")`` imports the package itself.
 """
@@ -27,6 +28,7 @@ def register_envs() -> None:
         gym.register(
             id=DRIVING_ID,
             entry_point="envs.wfm_env:WFMEnv",
+            vector_entry_point="envs.vector:WFMVectorEnv",
             max_episode_steps=30,
             kwargs={"checkpoint": "driving", "n_actions": 5, "frame_size": 64},
         )

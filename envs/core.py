@@ -9,8 +9,28 @@ from __future__ import annotations
 
 import torch
 
+import world_models
 from wfm_sim.data import PAD_ACTION
-from world_models import WorldModel
+from wfm_sim.devices import resolve_device
+from world_models import CheckpointMismatchError, WorldModel, load_start_contexts
+
+
+def load_env_model(
+    checkpoint: str, n_actions: int, frame_size: int, device: str
+) -> tuple[WorldModel, torch.Tensor, torch.Tensor]:
+    """The world model of ``checkpoint`` (a zoo name or folder) and its real start contexts
+    (frames (N, K, H, W, 3) uint8, actions (N, K-1)); refused with ``CheckpointMismatchError``
+    when its action count or frame size is not the env's."""
+    folder = world_models.checkpoint_path(checkpoint)
+    config = world_models.read_config(folder)
+    if (config.n_actions, config.frame_size) != (n_actions, frame_size):
+        raise CheckpointMismatchError(
+            f"checkpoint {folder} has {config.n_actions} actions and {config.frame_size}px "
+            f"frames; this env needs {n_actions} actions and {frame_size}px frames"
+        )
+    model = WorldModel.load(folder, device=resolve_device(device))
+    start_frames, start_actions = load_start_contexts(folder)
+    return model, start_frames, start_actions
 
 
 class WorldModelCore:

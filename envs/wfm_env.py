@@ -9,10 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import world_models
-from envs.core import WorldModelCore
-from wfm_sim.devices import resolve_device
-from world_models import CheckpointMismatchError, load_start_contexts
+from envs.core import WorldModelCore, load_env_model
 
 
 def validate_discrete_action(action: Any, space: gym.spaces.Discrete) -> int:
@@ -33,6 +30,44 @@ def validate_discrete_action(action: Any, space: gym.spaces.Discrete) -> int:
     if not space.contains(index):
         raise ValueError(f"action {index} is outside {space}")
     return index
+
+
+def validate_start(
+    frames: Any,
+    actions: Any,
+    frame_shape: tuple[int, ...] | None,
+    context: int,
+    space: gym.spaces.Discrete,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A real start context as (frames (n, H, W, 3) uint8, actions (n-1,) int64), or a
+    ``ValueError`` naming what is wrong with it (shape, dtype, length, an action)."""
+    frames = np.ascontiguousarray(frames)
+    if frames.ndim != 4 or frames.shape[1:] != frame_shape or frames.dtype != np.uint8:
+        raise ValueError(
+            f"start_frames must be (n, *{frame_shape}) uint8, got {frames.shape} {frames.dtype}"
+        )
+    if not 1 <= len(frames) <= context:
+        raise ValueError(f"start_frames must hold 1..{context} frames, got {len(frames)}")
+    if len(actions) != len(frames) - 1:
+        raise ValueError(
+            f"start_actions must hold {len(frames) - 1} actions (one per transition between "
+            f"start_frames), got {len(actions)}"
+        )
+    return frames, np.array([validate_discrete_action(a, space) for a in actions], dtype=np.int64)
+
+
+def decide_termination(end_probability: float, rule: str, rng: np.random.Generator) -> bool:
+    """End the episode with the head's probability (``"sample"``, one draw from ``rng``) or when
+    it exceeds one half (``"threshold"``, no draw)."""
+    if rule == "sample":
+        return bool(rng.random() < end_probability)
+    return end_probability > 0.5
+
+
+def check_termination_rule(rule: str) -> None:
+    """Refuse a termination rule other than ``"sample"`` or ``"threshold"``."""
+    if rule not in ("sample", "threshold"):
+        raise ValueError(f"termination must be 'sample' or 'threshold', got {rule!r}")
 
 
 class WFMEnv(gym.Env[np.ndarray, np.int64]):
@@ -91,17 +126,10 @@ class WFMEnv(gym.Env[np.ndarray, np.int64]):
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
-        if termination not in ("sample", "threshold"):
-            raise ValueError(f"termination must be 'sample' or 'threshold', got {termination!r}")
-        folder = world_models.checkpoint_path(checkpoint)
-        config = world_models.read_config(folder)
-        if (config.n_actions, config.frame_size) != (n_actions, frame_size):
-            raise CheckpointMismatchError(
-                f"checkpoint {folder} has {config.n_actions} actions and {config.frame_size}px "
-                f"frames; this env needs {n_actions} actions and {frame_size}px frames"
-            )
-        self.model = world_models.WorldModel.load(folder, device=resolve_device(device))
-        self.start_frames, self.start_actions = load_start_contexts(folder)
+        check_termination_rule(termination)
+        self.model, self.start_frames, self.start_actions = load_env_model(
+            checkpoint, n_actions, frame_size, device
+        )
         self.core = WorldModelCore(self.model, batch_size=1)
         self.termination = termination
         self.render_mode = render_mode
@@ -115,7 +143,13 @@ class WFMEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         options = options or {}
         if "start_frames" in options:
-            frames, actions = self._validated_start(options)
+            frames, actions = validate_start(
+                options["start_frames"],
+                options.get("start_actions", []),
+                self.observation_space.shape,
+                self.model.config.context,
+                self.action_space,
+            )
             start_index = -1
         else:
             start_index = int(self.np_random.integers(len(self.start_frames)))
@@ -125,37 +159,13 @@ class WFMEnv(gym.Env[np.ndarray, np.int64]):
         self._frame = frames[-1].copy()
         return self._frame.copy(), {"start_index": start_index}
 
-    def _validated_start(self, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        frames = np.ascontiguousarray(options["start_frames"])
-        shape = self.observation_space.shape
-        context = self.model.config.context
-        if frames.ndim != 4 or frames.shape[1:] != shape or frames.dtype != np.uint8:
-            raise ValueError(
-                f"start_frames must be (n, *{shape}) uint8, got {frames.shape} {frames.dtype}"
-            )
-        if not 1 <= len(frames) <= context:
-            raise ValueError(f"start_frames must hold 1..{context} frames, got {len(frames)}")
-        raw_actions = options.get("start_actions", [])
-        if len(raw_actions) != len(frames) - 1:
-            raise ValueError(
-                f"start_actions must hold {len(frames) - 1} actions (one per transition between "
-                f"start_frames), got {len(raw_actions)}"
-            )
-        actions = np.array(
-            [validate_discrete_action(a, self.action_space) for a in raw_actions], dtype=np.int64
-        )
-        return frames, actions
-
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._frame is None:
             raise RuntimeError("call reset() before step()")
         index = validate_discrete_action(action, self.action_space)
         frames, rewards, end_probs = self.core.step(torch.tensor([index]))
         end_probability = float(end_probs[0])
-        if self.termination == "sample":
-            terminated = bool(self.np_random.random() < end_probability)
-        else:
-            terminated = end_probability > 0.5
+        terminated = decide_termination(end_probability, self.termination, self.np_random)
         reward = float(rewards[0])
         self._frame = frames[0].cpu().numpy()
         info = {"reward_model": reward, "end_probability": end_probability}

@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 import envs
+from envs.vector import WFMVectorEnv
 from experiments.config import to_dataclass
 from experiments.report import PolicyResult, RolloutPair, write_ranking_report
 from policies import Policy, load_driving_zoo
@@ -107,6 +108,34 @@ def run_episode(
     return total, frames, actions
 
 
+def run_wfm_episodes(
+    vector_env: WFMVectorEnv, policy: Policy, starts: Sequence[MatchedStart], max_steps: int
+) -> tuple[list[float], int]:
+    """``policy`` from every start at once, one member of ``vector_env`` per start (batched
+    world-model inference): (returns, policy steps taken). Member i is seeded and started as
+    ``run_episode`` starts the single env, so both give the same episodes."""
+    options = {
+        "start_frames": np.stack([s.frames for s in starts]),
+        "start_actions": np.array([s.actions for s in starts], dtype=np.int64),
+    }
+    obs, _ = vector_env.reset(seed=[s.seed for s in starts], options=options)
+    rngs = [np.random.default_rng(s.seed) for s in starts]
+    totals = np.zeros(len(starts))
+    live = np.ones(len(starts), dtype=bool)
+    taken = 0
+    for _ in range(max_steps):
+        if not live.any():
+            break
+        actions = np.array(
+            [policy.act(obs[i], rngs[i]) if live[i] else 1 for i in range(len(starts))]
+        )
+        obs, rewards, terminated, truncated, _ = vector_env.step(actions)
+        totals[live] += rewards[live]
+        taken += int(live.sum())
+        live &= ~(terminated | truncated)
+    return totals.tolist(), taken
+
+
 def replay_actions(env: gym.Env, start: MatchedStart, actions: list[int]) -> np.ndarray:
     """Imagined frames (T+1, H, W, 3) under fixed ``actions`` from ``start``."""
     options = {"start_frames": start.frames, "start_actions": start.actions}
@@ -132,11 +161,18 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
     starts = matched_starts(real_env, config.seed, config.episodes, config.warmup_actions)
     max_steps = real_env.unwrapped.config["duration"] - len(config.warmup_actions)
     results, rollouts = [], []
+    vector_env = WFMVectorEnv(
+        num_envs=len(starts),
+        checkpoint=config.checkpoint,
+        termination=config.termination,
+        device=config.device,
+        max_episode_steps=max_steps,
+    )
     seconds = {"real": 0.0, "wfm": 0.0}
     steps = {"real": 0, "wfm": 0}
-    bar = tqdm(total=len(zoo) * config.episodes, desc="ranking episodes (real + WFM)")
+    bar = tqdm(total=len(zoo), desc="ranking policies (real + batched WFM)")
     for policy in zoo:
-        real_returns, wfm_returns = [], []
+        real_returns = []
         for episode, start in enumerate(starts):
             started = time.perf_counter()
             real_return, real_frames, actions = run_episode(
@@ -144,19 +180,16 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
             )
             seconds["real"] += time.perf_counter() - started
             steps["real"] += len(actions)
-            started = time.perf_counter()
-            wfm_return, _, wfm_actions = run_episode(
-                wfm_env, policy, start, real=False, max_steps=max_steps
-            )
-            seconds["wfm"] += time.perf_counter() - started
-            steps["wfm"] += len(wfm_actions)
             real_returns.append(real_return)
-            wfm_returns.append(wfm_return)
             if episode == 0 and policy.name in config.gif_policies:
                 imagined = replay_actions(wfm_env.unwrapped, start, actions)
                 rollouts.append(RolloutPair(policy.name, np.stack(real_frames), imagined))
-            bar.update(1)
+        started = time.perf_counter()
+        wfm_returns, wfm_steps = run_wfm_episodes(vector_env, policy, starts, max_steps)
+        seconds["wfm"] += time.perf_counter() - started
+        steps["wfm"] += wfm_steps
         results.append(PolicyResult(policy.name, real_returns, wfm_returns))
+        bar.update(1)
     bar.close()
     real_env.close()
     rng = np.random.default_rng(config.seed)
@@ -174,6 +207,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         "policy_steps_per_episode": max_steps,
         "termination": config.termination,
         "evaluation_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "wfm_batch": len(starts),
         "steps_per_second": {k: round(steps[k] / max(seconds[k], 1e-9), 1) for k in seconds},
     }
     return write_ranking_report(Path(config.out_dir), results, metrics, rollouts, rng, extra)

@@ -51,7 +51,14 @@ def _ranking_section() -> list[str]:
             f"{perfect.get(name, '')} | {aim} | {verdict} |"
         )
     seconds = result["extra"]["evaluation_seconds"]
-    lines += ["", f"Evaluation time: real {seconds['real']} s, world model {seconds['wfm']} s."]
+    batch = result["extra"].get("wfm_batch")
+    how = f" (one `WFMVectorEnv` of {batch} envs per policy)" if batch else ""
+    speed = result["extra"]["steps_per_second"]
+    lines += [
+        "",
+        f"Evaluation time: real env {seconds['real']} s ({speed['real']} steps/s), world model "
+        f"{seconds['wfm']} s{how} ({speed['wfm']} steps/s).",
+    ]
     return lines
 
 

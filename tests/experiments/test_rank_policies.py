@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
+import pytest
 
-from experiments.rank_policies import RankConfig, matched_starts, rank_policies
-from policies import ConstantPolicy
+import envs
+from envs.vector import WFMVectorEnv
+from experiments.rank_policies import (
+    RankConfig,
+    matched_starts,
+    rank_policies,
+    run_episode,
+    run_wfm_episodes,
+)
+from policies import ConstantPolicy, RandomPolicy
 from wfm_sim.sources import make_driving_env
 
 
@@ -45,3 +55,16 @@ def test_ranking_report_on_a_tiny_checkpoint(tmp_path: Path, tiny_checkpoint: Pa
     for policy in metrics["policies"].values():
         assert policy["n_real_episodes"] == policy["n_wfm_episodes"] == 2
     assert {"spearman", "kendall", "pearson", "mmrv", "regret_at_1"} <= set(metrics["metrics"])
+
+
+def test_batched_wfm_episodes_match_single_env_episodes(tiny_checkpoint: Path) -> None:
+    starts = matched_starts(make_driving_env(), first_seed=3, count=3, warmup=[1])
+    single = gym.make(envs.DRIVING_ID, checkpoint=str(tiny_checkpoint), device="cpu")
+    vector = WFMVectorEnv(
+        num_envs=3, checkpoint=str(tiny_checkpoint), device="cpu", max_episode_steps=8
+    )
+    policy = RandomPolicy()
+    batched, steps = run_wfm_episodes(vector, policy, starts, max_steps=8)
+    one_by_one = [run_episode(single, policy, s, real=False, max_steps=8) for s in starts]
+    assert batched == [pytest.approx(total, abs=1e-3) for total, _, _ in one_by_one]
+    assert steps == sum(len(actions) for _, _, actions in one_by_one)
