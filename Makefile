@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model rank bench clean-runs
+.PHONY: demo test lint pipeline record curate train-policies train-world-model rank mpc bench clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ train-world-model: $(STAMP)
 
 rank: $(STAMP)
 	$(PY) -m experiments.rank_policies
+
+# MPC over the world model against an oracle planner and the best zoo policy, in the real env.
+mpc: $(STAMP)
+	$(PY) -m experiments.mpc_demo
 
 bench: $(STAMP)
 	$(PY) -m experiments.bench.world_model_quality

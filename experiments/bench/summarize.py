@@ -109,6 +109,31 @@ def _speed_section() -> list[str]:
     ]
 
 
+def _mpc_section() -> list[str]:
+    r = _load("mpc/metrics.json")
+    if r is None:
+        return ["Not measured yet: run `python -m experiments.mpc_demo`."]
+    p = r["planner"]
+    lines = [
+        f"{len(r['seeds'])} real highway-fast episodes per controller (`python -m "
+        f"experiments.mpc_demo`); planners: {p['method'].upper()}, horizon {p['horizon']}, "
+        f"population {p['population']}, {p['elites']} elites, {p['iterations']} iterations, "
+        "re-planned every step. Aim: ≥ 90% of the oracle's return at ≤ 100 ms a decision.",
+        "",
+        "| controller | mean return | crash rate | decision latency (mean / p95) |",
+        "|---|---|---|---|",
+    ]
+    for name, m in r["results"].items():
+        lines.append(
+            f"| {name} | {m['mean_return']:.2f} | {m['crash_rate']:.2f} | "
+            f"{m['latency_ms_mean']:.1f} / {m['latency_ms_p95']:.1f} ms |"
+        )
+    fraction = r.get("wfm_fraction_of_oracle_return")
+    if fraction is not None:
+        lines += ["", f"World-model planner: {100 * fraction:.0f}% of the oracle's return."]
+    return [*lines, "", _machine(r)]
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
@@ -323,6 +348,10 @@ def render() -> str:
         "## Environment speed",
         "",
         *_speed_section(),
+        "",
+        "## MPC planning in the real env",
+        "",
+        *_mpc_section(),
         "",
         "## Curation",
         "",

@@ -1,0 +1,106 @@
+"""Planners: CEM and MPPI find the known optimum of toy models; the world-model and oracle
+planners score sequences the way their models say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import world_models
+from policies.planners import (
+    OraclePlanner,
+    PlannerConfig,
+    WorldModelPlanner,
+    clone_simulator,
+    plan,
+)
+from wfm_sim.sources import make_driving_env
+
+TARGET = np.array([3, 0, 4, 4, 1, 2])
+
+
+def _match_target(sequences: np.ndarray) -> np.ndarray:
+    """Reward 1 per step whose action equals TARGET's: the optimum is TARGET, return 6."""
+    return (sequences == TARGET[None, : sequences.shape[1]]).sum(axis=1).astype(float)
+
+
+def _chain(sequences: np.ndarray) -> np.ndarray:
+    """A corridor: action 3 moves right (+1), 4 left (-1), others stay; reward = position at
+    each step, and stepping past position 3 falls off (the episode ends, no more reward)."""
+    position = np.zeros(len(sequences))
+    alive = np.ones(len(sequences))
+    total = np.zeros(len(sequences))
+    for t in range(sequences.shape[1]):
+        position += (sequences[:, t] == 3).astype(float) - (sequences[:, t] == 4)
+        alive *= position <= 3
+        total += alive * position
+    return total
+
+
+@pytest.mark.parametrize("method", ["cem", "mppi"])
+def test_planners_find_the_known_optimum(method: str) -> None:
+    config = PlannerConfig(
+        method=method, horizon=6, population=256, elites=16, iterations=6, temperature=0.2
+    )
+    first, best, probs = plan(_match_target, 5, config, np.random.default_rng(0))
+    np.testing.assert_array_equal(best, TARGET)
+    assert first == TARGET[0]
+    assert (probs.argmax(axis=1) == TARGET).all()
+
+
+@pytest.mark.parametrize("method", ["cem", "mppi"])
+def test_planners_stop_at_the_cliff(method: str) -> None:
+    config = PlannerConfig(method=method, horizon=6, population=256, elites=16, iterations=6)
+    _, best, _ = plan(_chain, 5, config, np.random.default_rng(1))
+    # Optimum: right three times, then stay at 3: 1 + 2 + 3 + 3 + 3 + 3 = 15.
+    assert _chain(best[None])[0] == 15
+
+
+def test_bad_budgets_are_refused() -> None:
+    with pytest.raises(ValueError, match="'cem' or 'mppi'"):
+        PlannerConfig(method="random-shooting")
+    with pytest.raises(ValueError, match="elites"):
+        PlannerConfig(population=4, elites=8)
+    with pytest.raises(ValueError, match="shape"):
+        plan(
+            lambda s: np.zeros(3),
+            5,
+            PlannerConfig(population=8, elites=2),
+            np.random.default_rng(0),
+        )
+
+
+def test_world_model_planner_scores_with_the_heads(tiny_checkpoint: Path) -> None:
+    model = world_models.load(tiny_checkpoint, device="cpu")
+    frames, actions = world_models.load_start_contexts(tiny_checkpoint)
+    planner = WorldModelPlanner(
+        model, PlannerConfig(horizon=3, population=8, elites=2, iterations=2)
+    )
+    planner.begin_episode(list(frames[0].numpy()), actions[0].tolist())
+    sequences = np.array([[1, 1, 1], [3, 3, 3], [1, 1, 1]])
+    scores = planner.score(sequences)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+    assert scores[0] == pytest.approx(scores[2], abs=1e-5), "same sequence, same score"
+    action = planner.act(frames[0, -1].numpy(), np.random.default_rng(0))
+    assert 0 <= action < 5 and planner.last_plan is not None and planner.last_latency > 0
+
+
+def test_oracle_scores_are_the_real_returns_and_leave_the_env_alone() -> None:
+    env = make_driving_env()
+    env.reset(seed=3)
+    before = env.unwrapped.vehicle.position.copy()
+    oracle = OraclePlanner(
+        env,
+        PlannerConfig(horizon=2, population=4, elites=1, iterations=1),
+    )
+    sequence = np.array([[3, 3]])
+    score = oracle.score(sequence)[0]
+    np.testing.assert_array_equal(env.unwrapped.vehicle.position, before)
+    real = 0.0
+    for t, action in enumerate(sequence[0]):
+        _, reward, *_ = env.step(int(action))
+        real += 0.95**t * reward
+    assert score == pytest.approx(real, abs=1e-6)
+    assert clone_simulator(env) is not env.unwrapped
