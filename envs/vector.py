@@ -33,8 +33,10 @@ class WFMVectorEnv(VectorEnv):
     ``Discrete(n_actions)``; rewards from the reward head; ``terminated`` from the termination
     head (sampled per member, or thresholded); ``truncated`` after ``max_episode_steps``.
     Finished members restart on the next ``step`` (Gymnasium's ``NEXT_STEP`` autoreset: that
-    step's action is ignored and it returns the new start frame with reward 0). Arguments are
-    ``WFMEnv``'s plus ``num_envs`` and ``max_episode_steps``.
+    step's action is ignored and it returns the new start frame with reward 0), or with
+    ``autoreset_mode="same_step"`` in the step that ends them: it returns the new start frame
+    and puts the last one in ``info["final_obs"]`` (what SB3's vector envs do). Arguments are
+    ``WFMEnv``'s plus ``num_envs``, ``max_episode_steps`` and ``autoreset_mode``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -49,6 +51,7 @@ class WFMVectorEnv(VectorEnv):
         device: str = "auto",
         max_episode_steps: int = 30,
         render_mode: str | None = None,
+        autoreset_mode: str = "next_step",
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -57,6 +60,12 @@ class WFMVectorEnv(VectorEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
         check_termination_rule(termination)
+        if autoreset_mode not in ("next_step", "same_step"):
+            raise ValueError(
+                f"autoreset_mode must be 'next_step' or 'same_step', got {autoreset_mode!r}"
+            )
+        mode = AutoresetMode.SAME_STEP if autoreset_mode == "same_step" else AutoresetMode.NEXT_STEP
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.model, self.start_frames, self.start_actions = load_env_model(
             checkpoint, n_actions, frame_size, device
         )
@@ -137,13 +146,23 @@ class WFMVectorEnv(VectorEnv):
             starts[restarting] = self._restart(restarting)
             rewards_np[restarting] = 0.0
         self._needs_reset = terminated | truncated
+        final: dict[str, Any] = {}
+        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP and self._needs_reset.any():
+            ended = np.flatnonzero(self._needs_reset)
+            final_obs = np.empty(self.num_envs, dtype=object)
+            for member in ended:
+                final_obs[member] = self._frames[member].copy()
+            final = {"final_obs": final_obs, "_final_obs": self._needs_reset.copy()}
+            starts[ended] = self._restart(ended)
+            self._needs_reset[:] = False
         info = {
+            **final,
             "reward_model": np.where(stepping, rewards_np, 0.0),
             "_reward_model": stepping.copy(),
             "end_probability": np.where(stepping, probs_np, 0.0),
             "_end_probability": stepping.copy(),
             "start_index": starts,
-            "_start_index": ~stepping,
+            "_start_index": starts >= 0,
         }
         return self._frames.copy(), rewards_np, terminated, truncated, info
 

@@ -109,6 +109,38 @@ def _speed_section() -> list[str]:
     ]
 
 
+def _rl_section() -> list[str]:
+    runs = {name: _load(f"rl/{name}_ppo.json") for name in ("wfm", "real")}
+    if not any(runs.values()):
+        return ["Not measured yet: run `python -m experiments.train_rl env=wfm` and `env=real`."]
+    lines = [
+        "PPO (SB3, CNN on 64×64 frames), the same number of env steps in each, then evaluated "
+        "zero-shot in the real highway-env, deterministic (`python -m experiments.train_rl "
+        "env=wfm|real`; curves in `experiments/results/rl/learning_curves.png`). Aim: ≥ 90% of "
+        "the real-trained return with ≤ 10% of its real interactions.",
+        "",
+        "| trained in | env steps | real interactions used | wall-clock | real return (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in runs.items():
+        if r is not None:
+            lines.append(
+                f"| {'world model (learned reward)' if name == 'wfm' else 'real highway-env'} | "
+                f"{r['total_steps']:,} | {r['real_interactions']:,} | {r['train_seconds']} s | "
+                f"{r['real_return_mean']:.2f} over {len(r['real_returns'])} episodes |"
+            )
+    if runs["wfm"] and runs["real"]:
+        share = runs["wfm"]["real_return_mean"] / max(runs["real"]["real_return_mean"], 1e-9)
+        used = runs["wfm"]["real_interactions"] / runs["real"]["real_interactions"]
+        lines += [
+            "",
+            f"World-model PPO: {100 * share:.0f}% of the real-trained return, with "
+            f"{100 * used:.0f}% of its real interactions (the world model's footage).",
+        ]
+    first = next(r for r in runs.values() if r is not None)
+    return [*lines, "", _machine(first)]
+
+
 def _mpc_section() -> list[str]:
     r = _load("mpc/metrics.json")
     if r is None:
@@ -348,6 +380,10 @@ def render() -> str:
         "## Environment speed",
         "",
         *_speed_section(),
+        "",
+        "## RL inside the world model",
+        "",
+        *_rl_section(),
         "",
         "## MPC planning in the real env",
         "",
