@@ -13,6 +13,7 @@ import world_models
 from wfm_sim.data import PAD_ACTION
 from wfm_sim.devices import resolve_device
 from world_models import CheckpointMismatchError, WorldModel, load_start_contexts
+from world_models.model import ImaginedStep
 
 
 def load_env_model(
@@ -64,6 +65,7 @@ class WorldModelCore:
 
         start_frames: (M, n, H, W, 3) uint8, the last n <= K real frames;
         start_actions: (M, n-1) int64, the actions taken between them.
+        M is the number of members, or 1 to start them all from one context (encoded once).
         Slots before the first frame repeat it with padding actions, as at an episode's start
         in the training windows.
         """
@@ -83,13 +85,20 @@ class WorldModelCore:
         self.actions[members] = actions
 
     @torch.no_grad()
-    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Apply actions (B,) int64 -> (frames (B, H, W, 3) uint8, rewards (B,), end_probs (B,))."""
+    def advance(self, actions: torch.Tensor) -> ImaginedStep:
+        """Apply actions (B,) int64 and roll the buffers; the imagined step, frames not decoded
+        (for callers that need only the heads, such as a planner scoring many sequences)."""
         self.actions[:, -1] = actions.to(self.device)
         imagined = self.model.imagine(self.latents, self.actions)
         self.latents = torch.cat([self.latents[:, 1:], imagined.latent[:, None]], dim=1)
         self.actions = torch.cat(
             [self.actions[:, 1:], torch.full_like(self.actions[:, :1], PAD_ACTION)], dim=1
         )
+        return imagined
+
+    @torch.no_grad()
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Apply actions (B,) int64 -> (frames (B, H, W, 3) uint8, rewards (B,), end_probs (B,))."""
+        imagined = self.advance(actions)
         frames = self.model.tokenizer.decode(imagined.latent)
         return frames, imagined.reward, imagined.end_probability

@@ -206,9 +206,7 @@ class WFMVectorEnv(VectorEnv):
         ]
         frames = torch.from_numpy(np.stack([f for f, _ in checked]))
         actions = torch.from_numpy(np.stack([a for _, a in checked]))
-        self.core.reset(frames, actions)
-        self._frames = frames[:, -1].numpy().copy()
-        self._elapsed[:] = 0
+        self._start(np.arange(self.num_envs), frames, actions)
         return np.full(self.num_envs, -1, dtype=np.int64)
 
     def _restart(self, members: np.ndarray) -> np.ndarray:
@@ -216,12 +214,15 @@ class WFMVectorEnv(VectorEnv):
         starts = np.array(
             [int(self._rngs[m].integers(len(self.start_frames))) for m in members], dtype=np.int64
         )
-        frames = self.start_frames[torch.from_numpy(starts)]
-        actions = self.start_actions[torch.from_numpy(starts)]
+        index = torch.from_numpy(starts)
+        self._start(members, self.start_frames[index], self.start_actions[index])
+        return starts
+
+    def _start(self, members: np.ndarray, frames: torch.Tensor, actions: torch.Tensor) -> None:
+        """Start ``members`` from contexts: frames (M, n, H, W, 3) uint8, actions (M, n-1)."""
         self.core.reset(frames, actions, members=torch.from_numpy(members))
         if self._frames is None:
             size = self.model.config.frame_size
             self._frames = np.zeros((self.num_envs, size, size, 3), dtype=np.uint8)
         self._frames[members] = frames[:, -1].numpy()
         self._elapsed[members] = 0
-        return starts

@@ -8,10 +8,9 @@ from pathlib import Path
 import torch
 
 import world_models
-from wfm_sim.data import read_episodes
-from wfm_sim.data.shards import read_shard_episodes
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.training.evaluate import evaluate_world_model
+from wfm_sim.training.world_model import load_episodes
 
 
 def held_out_episodes(checkpoint: Path, footage_dir: str) -> list:
@@ -19,12 +18,9 @@ def held_out_episodes(checkpoint: Path, footage_dir: str) -> list:
     when the model was trained on shards)."""
     training = json.loads((checkpoint / "training.json").read_text())
     held = set(training["held_out_episode_ids"])
-    shards_dir = training.get("shards_dir")
-    if shards_dir:
-        size = training["train_config"]["model"]["frame_size"]
-        episodes = read_shard_episodes(shards_dir, resolution=f"{size}x{size}")
-    else:
-        episodes = read_episodes(footage_dir)
+    episodes = load_episodes(
+        footage_dir, training.get("shards_dir", ""), training["train_config"]["model"]["frame_size"]
+    )
     return [e for e in episodes if e.episode_id in held]
 
 

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from wfm_sim.data import PAD_ACTION
+from envs.core import WorldModelCore
 from world_models import WorldModel
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
@@ -115,39 +115,28 @@ class WorldModelPlanner:
         self._actions.append(int(action))
         self._frames.append(frame)
 
-    def _context(self, population: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The last K real frames as latents (P, K, ...) and the actions between them (P, K),
-        padded at an episode's start as in training, repeated for ``population`` rollouts."""
-        k = self.model.config.context
-        frames = np.stack(self._frames[-k:])
-        n = len(frames)
-        latents = self.model.tokenizer.encode(torch.from_numpy(frames)[None].to(self.device))
-        latents = torch.cat([latents[:, :1].expand(-1, k - n, -1, -1, -1), latents], dim=1)
-        actions = torch.full((1, k), PAD_ACTION, dtype=torch.long, device=self.device)
-        if n > 1:
-            actions[0, k - n : k - 1] = torch.tensor(self._actions[-(n - 1) :])
-        return (
-            latents.expand(population, -1, -1, -1, -1).clone(),
-            actions.expand(population, -1).clone(),
-        )
-
     @torch.no_grad()
     def _rollout(self, sequences: np.ndarray, decode: bool) -> tuple[torch.Tensor, list]:
-        latents, actions = self._context(len(sequences))
-        plan_actions = torch.from_numpy(sequences).to(self.device)
+        """Imagine every sequence (P, H) from the last K real frames (one batched core of P,
+        started from the shared context): discounted returns weighted by the chance of not
+        having ended, and, with ``decode``, the imagined frames of each step."""
+        k = self.model.config.context
+        frames = torch.from_numpy(np.stack(self._frames[-k:]))
+        n = len(frames)
+        context_actions = torch.tensor(self._actions[len(self._actions) - (n - 1) :])
+        core = WorldModelCore(self.model, batch_size=len(sequences))
+        core.reset(frames[None], context_actions[None].long().reshape(1, n - 1))
+        plan_actions = torch.from_numpy(sequences)
         alive = torch.ones(len(sequences), device=self.device)
         total = torch.zeros(len(sequences), device=self.device)
-        frames = []
+        decoded = []
         for t in range(sequences.shape[1]):
-            actions[:, -1] = plan_actions[:, t]
-            imagined = self.model.imagine(latents, actions)
+            imagined = core.advance(plan_actions[:, t])
             total += alive * (self.config.discount**t) * imagined.reward
             alive = alive * (1 - imagined.end_probability)
-            latents = torch.cat([latents[:, 1:], imagined.latent[:, None]], dim=1)
-            actions = torch.cat([actions[:, 1:], torch.full_like(actions[:, :1], PAD_ACTION)], 1)
             if decode:
-                frames.append(self.model.tokenizer.decode(imagined.latent).cpu().numpy())
-        return total, frames
+                decoded.append(self.model.tokenizer.decode(imagined.latent).cpu().numpy())
+        return total, decoded
 
     def score(self, sequences: np.ndarray) -> np.ndarray:
         """Expected discounted imagined return of each sequence ``(P, H)`` from the context."""

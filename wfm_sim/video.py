@@ -6,6 +6,7 @@ and curation share it.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -54,3 +55,12 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 5, crf: int = 12)
                 writer.append_data(frame)
         finally:
             writer.close()
+
+
+def reencode(frames: np.ndarray, crf: int) -> np.ndarray:
+    """``frames`` (T, H, W, 3) uint8 after an H.264 round trip at quality ``crf``: what a
+    re-uploaded copy of a video looks like."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "copy.mp4"
+        write_mp4(path, frames, crf=crf)
+        return read_video(path)

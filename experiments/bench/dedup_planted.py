@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,19 +26,11 @@ from experiments.bench.common import write_result
 from wfm_sim.curation.clips import ClipSpan, read_clip
 from wfm_sim.curation.dedup import DedupConfig, brute_force_dedup, semantic_dedup
 from wfm_sim.curation.embed import embed_videos, load_video_encoder
-from wfm_sim.data.footage import read_video
 from wfm_sim.data.shards import read_catalog
 from wfm_sim.frames import resize_frames
-from wfm_sim.video import write_mp4
+from wfm_sim.video import reencode
 
 EPSILONS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1)
-
-
-def _reencode(frames: np.ndarray) -> np.ndarray:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "copy.mp4"
-        write_mp4(path, frames, crf=32)
-        return read_video(path)
 
 
 def _crop(frames: np.ndarray) -> np.ndarray:
@@ -54,7 +45,7 @@ def _recolour(frames: np.ndarray) -> np.ndarray:
 
 
 COPIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "reencoded_crf32": _reencode,
+    "reencoded_crf32": lambda f: reencode(f, crf=32),
     "downscaled_32x32": lambda f: resize_frames(f, 32, 32),
     "cropped_80pct": _crop,
     "recoloured": _recolour,

@@ -26,8 +26,8 @@ from wfm_sim.curation.shots import (
     CUES,
     ShotConfig,
     cut_evidence,
-    cut_precision_recall,
     detect_cuts,
+    pooled_cut_precision_recall,
     true_cuts_from_ground_truth,
 )
 from wfm_sim.data.footage import read_video
@@ -48,20 +48,10 @@ def _score(detected: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, Any
     """Totals over parts (a part's frame indices never match another part's)."""
     out: dict[str, Any] = {}
     for tolerance in TOLERANCES:
-        counts = {"tp": 0.0, "fp": 0.0, "fn": 0.0}
-        for found, true in zip(detected, truth, strict=True):
-            scores = cut_precision_recall(found, true, tolerance)
-            for key in counts:
-                counts[key] += scores[key]
-        tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
-        precision = tp / (tp + fp) if tp + fp else 1.0
-        recall = tp / (tp + fn) if tp + fn else 1.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores = pooled_cut_precision_recall(zip(detected, truth, strict=True), tolerance)
         out[f"tolerance_{tolerance}"] = {
-            "precision": round(precision, 4),
-            "recall": round(recall, 4),
-            "f1": round(f1, 4),
-            **{key: int(value) for key, value in counts.items()},
+            **{key: round(scores[key], 4) for key in ("precision", "recall", "f1")},
+            **{key: int(scores[key]) for key in ("tp", "fp", "fn")},
         }
     return out
 

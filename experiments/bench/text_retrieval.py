@@ -19,7 +19,6 @@ other 20%:
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from math import comb
 from pathlib import Path
@@ -40,7 +39,7 @@ from wfm_sim.curation.embed import (
     train_video_encoder,
 )
 from wfm_sim.data.footage import read_video
-from wfm_sim.video import write_mp4
+from wfm_sim.video import reencode
 
 
 def cut_clips(
@@ -77,7 +76,7 @@ def _clip(source: str, part: int, frames: np.ndarray, table, start: int, end: in
     return Clip(span, frames[start:end], table.slice(start, end - start))
 
 
-def copies(frames: np.ndarray, workdir: Path) -> dict[str, np.ndarray]:
+def copies(frames: np.ndarray) -> dict[str, np.ndarray]:
     """Edited copies of one clip ``(T, H, W, 3) uint8``, keyed by the edit."""
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
     height, width = frames.shape[1:3]
@@ -89,10 +88,8 @@ def copies(frames: np.ndarray, workdir: Path) -> dict[str, np.ndarray]:
     ch, cw = round(height * 0.85), round(width * 0.85)
     top, left = (height - ch) // 2, (width - cw) // 2
     recoloured = np.clip(((frames / 255.0) ** 0.9 * 1.1 + 0.03) * 255.0, 0, 255)
-    path = workdir / "copy.mp4"
-    write_mp4(path, frames, crf=30)
     return {
-        "reencoded_crf30": read_video(path),
+        "reencoded_crf30": reencode(frames, crf=30),
         "downscaled_48": resized((48, 48)),
         "downscaled_32": resized((32, 32)),
         "cropped_85pct": np.ascontiguousarray(frames[:, top : top + ch, left : left + cw]),
@@ -106,10 +103,9 @@ def copy_similarity(encoder, originals: list[np.ndarray], base: np.ndarray) -> d
     np.fill_diagonal(others, -np.inf)
     nearest_other = others.max(axis=1)
     per_edit: dict[str, list[np.ndarray]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for frames in originals:
-            for name, copy in copies(frames, Path(tmp)).items():
-                per_edit.setdefault(name, []).append(copy)
+    for frames in originals:
+        for name, copy in copies(frames).items():
+            per_edit.setdefault(name, []).append(copy)
     result: dict[str, dict] = {
         "nearest_other_clip": {
             "mean": float(nearest_other.mean()),

@@ -36,42 +36,23 @@ def test_outputs_cover_every_row_in_key_order(tmp_path: Path) -> None:
 
 def test_a_killed_stage_resumes_without_redoing_finished_batches(tmp_path: Path) -> None:
     calls: list[str] = []
+
+    def run(**square_kwargs: object) -> Rows:
+        fn = functools.partial(_square, calls=calls, **square_kwargs)
+        return run_stage("sq", _rows(10), fn, tmp_path, key="id", batch_size=3, progress=False)
+
     with pytest.raises(RuntimeError, match="killed"):
-        run_stage(
-            "sq",
-            _rows(10),
-            functools.partial(_square, calls=calls, fail_on="c007"),
-            tmp_path,
-            key="id",
-            batch_size=3,
-            progress=False,
-        )
+        run(fail_on="c007")
     assert calls == [f"c{i:03d}" for i in range(7)]  # batches 0 and 1 stored, batch 2 lost
     assert not list((tmp_path / "sq").glob(".*tmp*")), "no half-written batch is left"
 
     calls.clear()
-    out = run_stage(
-        "sq",
-        _rows(10),
-        functools.partial(_square, calls=calls),
-        tmp_path,
-        key="id",
-        batch_size=3,
-        progress=False,
-    )
+    out = run()
     assert calls == ["c006", "c007", "c008", "c009"]
     assert [r["square"] for r in out] == [i * i for i in range(10)]
 
     calls.clear()
-    run_stage(
-        "sq",
-        _rows(10),
-        functools.partial(_square, calls=calls),
-        tmp_path,
-        key="id",
-        batch_size=3,
-        progress=False,
-    )
+    run()
     assert calls == [], "a finished stage does nothing on a re-run"
 
 

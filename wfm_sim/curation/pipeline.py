@@ -40,8 +40,8 @@ from wfm_sim.curation.filters import FilterConfig, clip_scores, drop_reason
 from wfm_sim.curation.runner import Rows, batch_key, make_executor, run_stage
 from wfm_sim.curation.shots import (
     ShotConfig,
-    cut_precision_recall,
     detect_cuts,
+    pooled_cut_precision_recall,
     split_into_clips,
     true_cuts_from_ground_truth,
 )
@@ -53,8 +53,6 @@ from wfm_sim.sources.recorder import part_paths
 
 EMBEDDINGS_NAME = "embeddings.parquet"
 """Per kept clip: its video embedding and its caption's text embedding (work_dir)."""
-CENTROIDS_NAME = "centroids.npy"
-"""The dedup k-means centroids (C, D) float32 (work_dir), for density reports."""
 ENCODER_NAME = "encoder/video_encoder"
 """The trained video encoder (work_dir), as ``.safetensors`` + ``.json``."""
 
@@ -323,7 +321,7 @@ def curate(config: CurationConfig, progress: bool = True) -> CurationResult:
         1,
     )
     clips = [
-        {**ClipSpan(p["source"], int(p["part"]), s, e, int(p["height"]), int(p["width"])).to_row()}
+        ClipSpan(p["source"], int(p["part"]), s, e, int(p["height"]), int(p["width"])).to_row()
         for p in parts
         if p["quarantine_reason"] is None
         for s, e in p["clips"]
@@ -440,8 +438,6 @@ def _dedup(config: CurationConfig, rows: Rows, catalog: dict[str, dict], work: P
             [[r["height"] * r["width"], r["sharpness"]] for r in rows], dtype=np.float64
         )
         result = semantic_dedup(embeddings, priority, dedup, device=config.device)
-        with atomic_path(path.with_suffix(".centroids.npy")) as tmp:
-            np.save(tmp, result.centroids)
         write_json_atomic(
             fractions_path, {str(k): v for k, v in result.removed_fraction_per_epsilon.items()}
         )
@@ -449,8 +445,6 @@ def _dedup(config: CurationConfig, rows: Rows, catalog: dict[str, dict], work: P
             pq.write_table(pa.Table.from_pylist(_dedup_rows(ids, result)), tmp)
     for row in pq.read_table(path).to_pylist():
         catalog[row["clip_id"]].update(row)
-    with atomic_path(work / CENTROIDS_NAME) as tmp:
-        shutil.copyfile(path.with_suffix(".centroids.npy"), tmp)
     return {
         "removed_fraction_per_epsilon": json.loads(fractions_path.read_text()),
         "epsilon": dedup.epsilon,
@@ -523,15 +517,11 @@ def _summary(
     encoder: dict,
     indexed: int,
 ) -> dict[str, Any]:
-    counts: Counter[str] = Counter()
-    for part in parts:
-        if part["quarantine_reason"] is None:
-            scores = cut_precision_recall(
-                np.asarray(part["detected_cuts"], dtype=np.int64),
-                np.asarray(part["true_cuts"], dtype=np.int64),
-                tolerance=0,
-            )
-            counts.update({k: int(scores[k]) for k in ("tp", "fp", "fn")})
+    cuts = pooled_cut_precision_recall(
+        (np.asarray(part["detected_cuts"]), np.asarray(part["true_cuts"]))
+        for part in parts
+        if part["quarantine_reason"] is None
+    )
     drops = Counter(_reason_kind(r["drop_reason"]) for r in scored if r["drop_reason"])
     kept_after_filter = [r for r in scored if r["drop_reason"] is None]
     removed = sum(1 for r in kept_after_filter if not catalog[r["clip_id"]].get("dedup_kept", True))
@@ -545,11 +535,7 @@ def _summary(
                 p["key"]: p["quarantine_reason"] for p in parts if p["quarantine_reason"]
             },
             "clips": len(catalog),
-            "cuts": {
-                **counts,
-                "precision": counts["tp"] / max(1, counts["tp"] + counts["fp"]),
-                "recall": counts["tp"] / max(1, counts["tp"] + counts["fn"]),
-            },
+            "cuts": cuts,
         },
         "filter": {"kept": len(kept_after_filter), "dropped": dict(sorted(drops.items()))},
         "caption": {"captioned": len(kept_after_filter)},

@@ -40,6 +40,7 @@ below that the cars are too small to see.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,18 +232,27 @@ def cut_precision_recall(
             i += 1
         else:
             j += 1
-    fp, fn = len(found) - tp, len(truth) - tp
+    return _scores_from_counts(tp, len(found) - tp, len(truth) - tp)
+
+
+def pooled_cut_precision_recall(
+    parts: Iterable[tuple[np.ndarray, np.ndarray]], tolerance: int = 0
+) -> dict[str, float]:
+    """``cut_precision_recall`` over several videos at once: (detected, true cuts) per video,
+    counts summed over videos before the ratios are taken."""
+    totals = [0, 0, 0]
+    for detected, true_cuts in parts:
+        scores = cut_precision_recall(detected, true_cuts, tolerance)
+        for i, key in enumerate(("tp", "fp", "fn")):
+            totals[i] += int(scores[key])
+    return _scores_from_counts(*totals)
+
+
+def _scores_from_counts(tp: int, fp: int, fn: int) -> dict[str, float]:
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "tp": float(tp),
-        "fp": float(fp),
-        "fn": float(fn),
-    }
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
 def true_cuts_from_ground_truth(table: pa.Table) -> np.ndarray:

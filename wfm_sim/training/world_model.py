@@ -293,12 +293,16 @@ def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, to
 
 
 def training_episodes(config: TrainConfig) -> list[Episode]:
-    """The episodes a run trains on: curated shard clips if ``shards_dir`` is set, else the raw
-    footage's episodes."""
-    if config.shards_dir:
-        size = config.model.frame_size
-        return read_shard_episodes(config.shards_dir, resolution=f"{size}x{size}")
-    return read_episodes(config.footage_dir)
+    """The episodes a run trains on (see ``load_episodes``)."""
+    return load_episodes(config.footage_dir, config.shards_dir, config.model.frame_size)
+
+
+def load_episodes(footage_dir: str, shards_dir: str, frame_size: int) -> list[Episode]:
+    """Curated shard clips at ``frame_size`` if ``shards_dir`` is set, else the raw footage's
+    episodes; the same choice for training and for measuring a trained model."""
+    if shards_dir:
+        return read_shard_episodes(shards_dir, resolution=f"{frame_size}x{frame_size}")
+    return read_episodes(footage_dir)
 
 
 def train_world_model(config: TrainConfig) -> Path:
