@@ -1,14 +1,21 @@
-"""RL inside the world model: PPO trained on WFM-Driving-v0 (batched, rewarded by the learned
-reward head), or on the real highway-env for comparison, then evaluated zero-shot in the real
-env.
+"""RL inside the world model, and policy initialisation from it.
 
-    python -m experiments.train_rl env=wfm total_steps=20000    # PPO in imagination
-    python -m experiments.train_rl env=real total_steps=20000   # PPO in the real simulator
-    python -m experiments.train_rl plot_only=true               # redraw the comparison figure
+PPO or DQN (off-policy) trained on WFM-Driving-v0 (batched, rewarded by the learned reward
+head), or on the real highway-env for comparison, then evaluated zero-shot in the real env.
+Policy initialisation trains in the real env from a start the world model gave: the policy
+PPO learned inside the world model (``init=wfm_policy``), or the world model's frozen frame
+encoder as the policy's features (``init=wfm_encoder``).
 
-Writes ``experiments/results/rl/<env>_ppo.json`` (real-env return, real interactions used,
-wall-clock, learning curve) and ``experiments/results/rl/learning_curves.png``; TensorBoard
-logs under ``runs/rl``.
+    python -m experiments.train_rl env=wfm total_steps=20000                   # PPO in imagination
+    python -m experiments.train_rl env=wfm algorithm=dqn total_steps=20000     # DQN in imagination
+    python -m experiments.train_rl env=real total_steps=20000                  # PPO in the real env
+    python -m experiments.train_rl env=real init=wfm_policy                    # fine-tune it in real
+    python -m experiments.train_rl env=real init=wfm_encoder                   # WFM features
+    python -m experiments.train_rl plot_only=true                              # redraw the figures
+
+Writes ``experiments/results/rl/<run>.json`` (real-env return, real interactions used,
+wall-clock, learning curve), ``learning_curves.png`` (every run) and ``policy_init.png`` (real
+runs: real steps to ``return_threshold``); TensorBoard logs under ``runs/rl``.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import numpy as np
 import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
-from stable_baselines3 import PPO
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
@@ -33,6 +41,8 @@ import world_models
 from envs.sb3 import WFMVecEnvSB3
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
+from policies.dqn import SmallCNN, SmallCNNConfig
+from policies.features import WorldModelEncoder
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import make_driving_env
 
@@ -42,9 +52,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 @dataclass
 class RLConfig:
-    """Where to train (``env``: ``"wfm"`` or ``"real"``), for how long, and the evaluation."""
+    """Where to train (``env``: ``"wfm"`` or ``"real"``), with what (``algorithm``: ``"ppo"`` or
+    ``"dqn"``), from what start (``init``: ``"scratch"``, ``"wfm_policy"`` or ``"wfm_encoder"``,
+    the last two in the real env only), for how long, and the evaluation."""
 
     env: str = "wfm"
+    algorithm: str = "ppo"
+    init: str = "scratch"
+    pretrain_steps: int = 20_000
+    """``init=wfm_policy``: world-model steps of the pre-training before the real env."""
     checkpoint: str = "driving"
     total_steps: int = 20_000
     n_envs: int = 16
@@ -56,9 +72,32 @@ class RLConfig:
     eval_episodes: int = 8
     eval_seed: int = 30_000
     threads: int = 2
+    return_threshold: float = 15.0
+    """``policy_init.png`` marks the real steps each real run needs to reach this return."""
     out_dir: str = "experiments/results/rl"
     log_dir: str = "runs/rl"
     plot_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.env not in ("wfm", "real"):
+            raise ValueError(f"env must be 'wfm' or 'real', got {self.env!r}")
+        if self.algorithm not in ("ppo", "dqn"):
+            raise ValueError(f"algorithm must be 'ppo' or 'dqn', got {self.algorithm!r}")
+        if self.init not in ("scratch", "wfm_policy", "wfm_encoder"):
+            raise ValueError(
+                f"init must be 'scratch', 'wfm_policy' or 'wfm_encoder', got {self.init!r}"
+            )
+        if self.init != "scratch" and (self.env != "real" or self.algorithm != "ppo"):
+            raise ValueError(
+                f"init={self.init} starts PPO in the real env from the world model; "
+                "use env=real algorithm=ppo"
+            )
+
+    @property
+    def run_name(self) -> str:
+        """``<env>_<algorithm>``, plus ``_from_<init>`` for an initialised run."""
+        name = f"{self.env}_{self.algorithm}"
+        return name if self.init == "scratch" else f"{name}_from_{self.init}"
 
 
 class _Curve(BaseCallback):
@@ -75,17 +114,61 @@ class _Curve(BaseCallback):
         return True
 
 
-def _training_env(config: RLConfig) -> VecEnv:
-    if config.env == "wfm":
+def _training_env(config: RLConfig, env: str) -> VecEnv:
+    if env == "wfm":
         return VecMonitor(
             WFMVecEnvSB3(num_envs=config.n_envs, seed=config.seed, checkpoint=config.checkpoint)
         )
-    if config.env == "real":
-        return VecMonitor(DummyVecEnv([make_driving_env] * min(config.n_envs, 4)))
-    raise ValueError(f"env must be 'wfm' or 'real', got {config.env!r}")
+    return VecMonitor(DummyVecEnv([make_driving_env] * min(config.n_envs, 4)))
 
 
-def evaluate_in_real_env(model: PPO, episodes: int, first_seed: int) -> list[float]:
+def _build_algorithm(config: RLConfig, env: VecEnv, on_wfm: bool) -> BaseAlgorithm:
+    """PPO with SB3's CNN (or the world model's encoder as features), or DQN with the zoo's
+    ``SmallCNN`` and the zoo's hyper-parameters, one gradient step per transition."""
+    if config.algorithm == "dqn":
+        return DQN(
+            "CnnPolicy",
+            env,
+            learning_rate=5e-4,
+            buffer_size=15_000,
+            learning_starts=200,
+            batch_size=32,
+            gamma=0.8,
+            train_freq=1,
+            gradient_steps=env.num_envs,
+            target_update_interval=50,
+            exploration_fraction=0.4,
+            exploration_final_eps=0.05,
+            seed=config.seed,
+            device="cpu",
+            tensorboard_log=config.log_dir,
+            policy_kwargs={
+                "features_extractor_class": SmallCNN,
+                "features_extractor_kwargs": {"config": SmallCNNConfig()},
+                "net_arch": [],
+            },
+        )
+    policy_kwargs: dict[str, Any] = {"features_extractor_kwargs": {"features_dim": 256}}
+    if config.init == "wfm_encoder":
+        policy_kwargs = {
+            "features_extractor_class": WorldModelEncoder,
+            "features_extractor_kwargs": {"checkpoint": config.checkpoint, "features_dim": 256},
+        }
+    return PPO(
+        "CnnPolicy",
+        env,
+        n_steps=config.n_steps if on_wfm else 256,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+        device="cpu",
+        tensorboard_log=config.log_dir,
+        policy_kwargs=policy_kwargs,
+    )
+
+
+def evaluate_in_real_env(model: BaseAlgorithm, episodes: int, first_seed: int) -> list[float]:
     """Zero-shot returns of ``model`` (deterministic) in the real highway-env."""
     env = make_driving_env()
     returns = []
@@ -105,82 +188,123 @@ def evaluate_in_real_env(model: PPO, episodes: int, first_seed: int) -> list[flo
 def _real_interactions(config: RLConfig) -> int:
     """Real env steps the run needed: its own for ``real``; for ``wfm``, the footage frames the
     world model was trained on (the imagination is free)."""
-    if config.env == "real":
+    if config.env == "real" and config.init == "scratch":
         return config.total_steps
     training = json.loads(
         (world_models.checkpoint_path(config.checkpoint) / "training.json").read_text()
     )
-    return int(training["frames"]["train"] + training["frames"]["held_out"])
+    footage = int(training["frames"]["train"] + training["frames"]["held_out"])
+    return footage + (config.total_steps if config.env == "real" else 0)
+
+
+def _learn(model: BaseAlgorithm, steps: int, name: str) -> tuple[list[tuple[int, float]], float]:
+    """Train ``model`` for ``steps`` env steps: (learning curve, seconds)."""
+    curve = _Curve()
+    started = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=curve, tb_log_name=name, progress_bar=True)
+    return curve.points, time.perf_counter() - started
 
 
 def train_rl(config: RLConfig) -> dict[str, Any]:
-    """Train PPO in ``config.env``, evaluate in the real env, write the result JSON."""
+    """Train in ``config.env`` (after pre-training in the world model for ``init=wfm_policy``),
+    evaluate in the real env, write ``<out_dir>/<run_name>.json``."""
     torch.set_num_threads(config.threads)
-    env = _training_env(config)
-    model = PPO(
-        "CnnPolicy",
-        env,
-        n_steps=config.n_steps if config.env == "wfm" else 256,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
-        device="cpu",
-        tensorboard_log=config.log_dir,
-        policy_kwargs={"features_extractor_kwargs": {"features_dim": 256}},
-    )
-    curve = _Curve()
-    started = time.perf_counter()
-    model.learn(
-        total_timesteps=config.total_steps,
-        callback=curve,
-        tb_log_name=f"{config.env}_ppo",
-        progress_bar=True,
-    )
-    train_seconds = time.perf_counter() - started
+    pretrain_seconds = 0.0
+    pretrained: BaseAlgorithm | None = None
+    if config.init == "wfm_policy":
+        wfm_env = _training_env(config, "wfm")
+        pretrained = _build_algorithm(config, wfm_env, on_wfm=True)
+        _, pretrain_seconds = _learn(pretrained, config.pretrain_steps, f"{config.run_name}_pre")
+        wfm_env.close()
+    env = _training_env(config, config.env)
+    model = _build_algorithm(config, env, on_wfm=config.env == "wfm")
+    if pretrained is not None:
+        model.policy.load_state_dict(pretrained.policy.state_dict())
+    curve, train_seconds = _learn(model, config.total_steps, config.run_name)
     env.close()
     returns = evaluate_in_real_env(model, config.eval_episodes, config.eval_seed)
     result = {
         "benchmark": "rl",
         "machine": machine_facts(),
+        "run": config.run_name,
         "env": config.env,
-        "algorithm": "PPO",
+        "algorithm": config.algorithm.upper(),
+        "init": config.init,
         "total_steps": config.total_steps,
+        "pretrain_steps": config.pretrain_steps if config.init == "wfm_policy" else 0,
         "real_interactions": _real_interactions(config),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds + pretrain_seconds, 1),
         "real_return_mean": float(np.mean(returns)),
         "real_returns": [round(r, 3) for r in returns],
-        "curve": curve.points,
+        "curve": curve,
+        "steps_to_threshold": steps_to_threshold(curve, config.return_threshold),
+        "return_threshold": config.return_threshold,
         "config": vars(config),
     }
-    write_json_atomic(Path(config.out_dir) / f"{config.env}_ppo.json", result)
+    write_json_atomic(Path(config.out_dir) / f"{config.run_name}.json", result)
     return result
+
+
+def steps_to_threshold(curve: list[tuple[int, float]], threshold: float) -> int | None:
+    """The first env step at which the curve's return reaches ``threshold`` (None: never)."""
+    return next((int(step) for step, value in curve if value >= threshold), None)
+
+
+def _runs(out_dir: str | Path) -> list[dict[str, Any]]:
+    runs = []
+    for path in sorted(Path(out_dir).glob("*.json")):
+        run = json.loads(path.read_text())
+        if run.get("benchmark") == "rl":
+            runs.append({"run": path.stem, **run})
+    return runs
+
+
+def _save(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def plot_learning_curves(out_dir: str | Path) -> Path | None:
     """Training-episode return against env steps for every run in ``out_dir``, with each run's
     zero-shot real return as a dashed line."""
-    runs = [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob("*_ppo.json"))]
+    runs = _runs(out_dir)
     if not runs:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     for run in runs:
         steps, returns = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
-        line = ax.plot(steps, returns, label=f"PPO in {run['env']} (training return)")[0]
+        line = ax.plot(steps, returns, label=f"{run['run']} (training return)")[0]
         ax.axhline(
             run["real_return_mean"],
             color=line.get_color(),
             linestyle="--",
-            label=f"PPO in {run['env']}: real return {run['real_return_mean']:.1f}",
+            label=f"{run['run']}: real return {run['real_return_mean']:.1f}",
         )
-    ax.set_xlabel("env steps")
+    ax.set_xlabel("env steps (world-model steps for wfm_* runs)")
     ax.set_ylabel("episode return")
+    ax.legend(fontsize=6)
+    return _save(fig, Path(out_dir) / "learning_curves.png")
+
+
+def plot_policy_initialisation(out_dir: str | Path, threshold: float) -> Path | None:
+    """Real-env training curves of the real runs (from scratch and initialised from the world
+    model), with the real steps each needs to reach ``threshold``."""
+    runs = [r for r in _runs(out_dir) if r["env"] == "real" and r["curve"]]
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for run in runs:
+        steps, returns = zip(*run["curve"], strict=True)
+        reached = steps_to_threshold(run["curve"], threshold)
+        when = f"{reached} real steps" if reached is not None else "not reached"
+        ax.plot(steps, returns, label=f"{run['run']} ({when})")
+    ax.axhline(threshold, color="black", linestyle=":", label=f"threshold {threshold:g}")
+    ax.set_xlabel("real env steps")
+    ax.set_ylabel("training episode return (last 20 episodes)")
     ax.legend(fontsize=7)
-    path = Path(out_dir) / "learning_curves.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, Path(out_dir) / "policy_init.png")
 
 
 ConfigStore.instance().store(name="train_rl_schema", node=RLConfig)
@@ -193,11 +317,15 @@ def main(cfg: DictConfig) -> None:
     if not config.plot_only:
         result = train_rl(config)
         print(
-            f"PPO in {config.env}: real return {result['real_return_mean']:.2f} after "
+            f"{config.run_name}: real return {result['real_return_mean']:.2f} after "
             f"{config.total_steps} steps ({result['real_interactions']} real interactions, "
             f"{result['train_seconds']} s)"
         )
     print(f"learning curves: {plot_learning_curves(config.out_dir)}")
+    print(
+        "policy initialisation: "
+        f"{plot_policy_initialisation(config.out_dir, config.return_threshold)}"
+    )
 
 
 if __name__ == "__main__":
