@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.bench.common import RESULTS_DIR
+from experiments.train_rl import RLConfig, steps_to_threshold
 from wfm_sim.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,34 +110,58 @@ def _speed_section() -> list[str]:
     ]
 
 
+_RL_RUNS = {
+    "wfm_ppo": "PPO in the world model (learned reward)",
+    "wfm_dqn": "DQN in the world model (learned reward)",
+    "real_ppo": "PPO in the real highway-env, from scratch",
+    "real_ppo_from_wfm_policy": "PPO in the real env, from the world-model PPO policy",
+    "real_ppo_from_wfm_encoder": "PPO in the real env, on the world model's frozen encoder",
+}
+
+
 def _rl_section() -> list[str]:
-    runs = {name: _load(f"rl/{name}_ppo.json") for name in ("wfm", "real")}
+    runs = {name: _load(f"rl/{name}.json") for name in _RL_RUNS}
     if not any(runs.values()):
         return ["Not measured yet: run `python -m experiments.train_rl env=wfm` and `env=real`."]
     lines = [
-        "PPO (SB3, CNN on 64×64 frames), the same number of env steps in each, then evaluated "
-        "zero-shot in the real highway-env, deterministic (`python -m experiments.train_rl "
-        "env=wfm|real`; curves in `experiments/results/rl/learning_curves.png`). Aim: ≥ 90% of "
-        "the real-trained return with ≤ 10% of its real interactions.",
+        "SB3 on 64×64 frames, the same number of env steps in each, then evaluated zero-shot in "
+        "the real highway-env, deterministic (`python -m experiments.train_rl env=wfm|real "
+        "algorithm=ppo|dqn init=scratch|wfm_policy|wfm_encoder`; curves in "
+        "`experiments/results/rl/learning_curves.png` and `policy_init.png`). Real interactions "
+        "count the world model's footage for every run that uses it. Aim: ≥ 90% of the "
+        "real-trained return with ≤ 10% of its real interactions.",
         "",
-        "| trained in | env steps | real interactions used | wall-clock | real return (mean) |",
-        "|---|---|---|---|---|",
+        "| run | env steps | real interactions used | real steps to training return "
+        "≥ threshold | wall-clock | real return (mean) |",
+        "|---|---|---|---|---|---|",
     ]
+    threshold = next(
+        (r["return_threshold"] for r in runs.values() if r and "return_threshold" in r),
+        RLConfig.return_threshold,
+    )
     for name, r in runs.items():
-        if r is not None:
-            lines.append(
-                f"| {'world model (learned reward)' if name == 'wfm' else 'real highway-env'} | "
-                f"{r['total_steps']:,} | {r['real_interactions']:,} | {r['train_seconds']} s | "
-                f"{r['real_return_mean']:.2f} over {len(r['real_returns'])} episodes |"
-            )
-    if runs["wfm"] and runs["real"]:
-        share = runs["wfm"]["real_return_mean"] / max(runs["real"]["real_return_mean"], 1e-9)
-        used = runs["wfm"]["real_interactions"] / runs["real"]["real_interactions"]
-        lines += [
-            "",
-            f"World-model PPO: {100 * share:.0f}% of the real-trained return, with "
-            f"{100 * used:.0f}% of its real interactions (the world model's footage).",
-        ]
+        if r is None:
+            continue
+        reached = "–"
+        if r["env"] == "real":
+            steps = steps_to_threshold(r["curve"], threshold)
+            reached = f"{steps:,} (≥ {threshold:g})" if steps else "not reached"
+        lines.append(
+            f"| {_RL_RUNS[name]} | {r['total_steps']:,} | {r['real_interactions']:,} | "
+            f"{reached} | {r['train_seconds']} s | "
+            f"{r['real_return_mean']:.2f} over {len(r['real_returns'])} episodes |"
+        )
+    real = runs["real_ppo"]
+    for name in ("wfm_ppo", "wfm_dqn"):
+        run = runs[name]
+        if run and real:
+            share = run["real_return_mean"] / max(real["real_return_mean"], 1e-9)
+            used = run["real_interactions"] / real["real_interactions"]
+            lines += [
+                "",
+                f"{_RL_RUNS[name]}: {100 * share:.0f}% of the real-trained return, with "
+                f"{100 * used:.0f}% of its real interactions (the world model's footage).",
+            ]
     first = next(r for r in runs.values() if r is not None)
     return [*lines, "", _machine(first)]
 
@@ -361,6 +386,118 @@ def _search_lines() -> list[str]:
     return lines
 
 
+def _tokenizer_cells(name: str, v: dict[str, Any], variants: dict[str, Any], speed: Any) -> str:
+    """One row of the tokenizer table."""
+    h = v["h264"]
+    floor = "" if h["on_target_fraction"] >= 1 else "†"
+    sibling = variants.get(f"{name}_noncausal")
+    noncausal = (
+        f"{sibling['psnr']:.2f} / {sibling['ssim']:.3f}"
+        if sibling and v["causal"]
+        else ("(this is it)" if not v["causal"] else "–")
+    )
+    codebook = v.get("codebook")
+    usage = (
+        f"{_pct(codebook['used_fraction'])} / {codebook['perplexity']:,.0f} of "
+        f"{codebook['codebook_size']:,}"
+        if codebook
+        else "–"
+    )
+    s = (speed or {}).get("variants", {}).get(name)
+    fps = "–"
+    if s:
+        fps = f"{s['encode_fps']:,.0f} / {s['decode_fps']:,.0f}"
+        if s.get("stream_encode_fps") is not None:
+            fps += f" ({s['stream_encode_fps']:,.0f} / {s['stream_decode_fps']:,.0f})"
+    c = v["causality"]
+    if c["passed"]:
+        check = "pass" if v["causal"] else "**passes** (unexpected)"
+    else:
+        check = "**fail**" if v["causal"] else "fails, as expected"
+    check += f" (max Δ {c['max_abs_diff']:.2g})"
+    return (
+        f"| {name} | {v['ratio']} | {'CV' if v['kind'] == 'continuous' else 'DV'} | "
+        f"{v['bits_per_pixel']:.4f} ({v['clip_bits_per_pixel']:.4f}) | {v['psnr']:.2f} | {v['ssim']:.3f} | "
+        f"{h['psnr']:.2f} / {h['ssim']:.3f} @ {h['bits_per_pixel']:.4f}{floor} | {noncausal} | "
+        f"{usage} | {fps} | {check} |"
+    )
+
+
+def _tokenizer_section() -> list[str]:
+    quality, speed = _load("tokenizer_quality.json"), _load("tokenizer_speed.json")
+    if quality is None:
+        speed_too = "" if speed else " and `python -m experiments.bench.tokenizer_speed`"
+        return [
+            f"Not measured yet: run `python -m experiments.bench.tokenizer_quality`{speed_too} "
+            "(after training: `python -m experiments.train_tokenizer tokenizer=<variant>`)."
+        ]
+    variants = quality["variants"]
+    if not variants:
+        return [
+            "No trained tokenizer found under `runs/tokenizer/`: train them with "
+            "`python -m experiments.train_tokenizer tokenizer=<variant>`, then run "
+            "`python -m experiments.bench.tokenizer_quality`."
+        ]
+    first = next(iter(variants.values()))
+    rate = (
+        "the variant's code on that clip"
+        if first["h264"].get("rate") == "clip"
+        else "the variant's long-video bits per pixel"
+    )
+    lines = [
+        f"{quality['clips_measured']} held-out curated 64×64 clips ({quality['frames_measured']} "
+        f"frames; H.264 on the first {quality['h264_clips']}) coded and decoded by each variant "
+        "(`python -m experiments.bench.tokenizer_quality`, `python -m "
+        "experiments.bench.tokenizer_speed`). PSNR/SSIM are per frame, averaged over frames; "
+        "SSIM is the mean over RGB channels (11×11 Gaussian window, σ 1.5). Bits per pixel count "
+        "the code only (DV: log2 of the codebook per token; CV: bf16 latents), for long videos "
+        "(in brackets: on these short clips, whose frame 0 is coded alone). H.264 is libx264, "
+        "veryslow, tune psnr, 4:2:0 or 4:4:4 (the better), its quantizer searched per clip to "
+        f"match {rate}, counted on the elementary stream; the number after @ is the bpp it "
+        "achieved.",
+        "",
+        "| variant | ratio (T×H×W) | kind | bits/pixel | PSNR | SSIM | H.264 PSNR / SSIM @ bpp | "
+        "non-causal PSNR / SSIM | codebook used / perplexity | encode / decode frames/s "
+        "(streaming) | causality |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_tokenizer_cells(name, v, variants, speed) for name, v in variants.items()]
+    notes = []
+    if any(v["h264"]["on_target_fraction"] < 1 for v in variants.values()):
+        notes.append(
+            "† below H.264's floor on some clips: even at QP 51 a 64×64 clip needs about "
+            "0.035–0.06 bpp (an I-frame plus a header and skip flags per frame), so it gets "
+            "more bits than the tokenizer there."
+        )
+    c = first["causality"]
+    notes.append(
+        f"Causality: on {c['clips']} held-out clips, frames after t (several t) replaced by noise "
+        "or by another clip; the check passes when the latents (and DV tokens) of every latent "
+        "frame covering only frames ≤ t stay bit-identical."
+    )
+    if quality.get("missing"):
+        notes.append(
+            f"Not trained yet: {', '.join(quality['missing'])} (`python -m "
+            "experiments.train_tokenizer tokenizer=<variant>`)."
+        )
+    for note in notes:
+        lines += ["", note]
+    lines += ["", _machine(quality), ""]
+    if speed is None:
+        lines += ["Speed not measured yet: run `python -m experiments.bench.tokenizer_speed`."]
+    else:
+        b, st = speed["batch"], speed["streaming"]
+        lines += [
+            f"Speed: batches of {b['clips']} clips of {b['frames']} frames, and (streaming) one "
+            f"{st['frames']}-frame video coded {st['chunk_frames']} frames / "
+            f"{st['chunk_latents']} latents at a time with `wfm_sim.tokenizer.streaming`, "
+            f"{speed['torch_threads']} torch threads.",
+            "",
+            _machine(speed),
+        ]
+    return lines
+
+
 def render() -> str:
     """The whole BENCHMARKS.md text."""
     sections = [
@@ -392,6 +529,10 @@ def render() -> str:
         "## Curation",
         "",
         *_curation_section(),
+        "",
+        "## Video tokenizers",
+        "",
+        *_tokenizer_section(),
     ]
     return "\n".join(sections)
 

@@ -16,10 +16,10 @@ from safetensors.torch import load_file
 
 import wfm_sim.training.world_model as training
 import world_models
+from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.data import read_episodes
 from wfm_sim.data.shards import ShardSample, shard_group, write_shard
 from wfm_sim.training import TrainConfig, train_world_model
-from wfm_sim.training.state import load_training_state, save_training_state
 from wfm_sim.training.world_model import dynamics_loss
 from wfm_sim.video import read_video, write_mp4
 from world_models import WorldModel, WorldModelConfig, load_start_contexts, read_config

@@ -24,11 +24,13 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.data import Episode, WindowSampler, read_episodes, split_episodes
 from wfm_sim.data.shards import read_shard_episodes
 from wfm_sim.devices import resolve_device
 from wfm_sim.io import write_json_atomic
-from wfm_sim.training.state import load_training_state, save_training_state
+from wfm_sim.schedules import warmup_cosine_lr
+from wfm_sim.tokenizer.losses import salient_pixel_weights, weighted_l1
 from world_models import WorldModel, WorldModelConfig
 
 
@@ -62,24 +64,6 @@ class TrainConfig:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
 
-def salient_pixel_weights(frames: torch.Tensor) -> torch.Tensor:
-    """Per-pixel loss weights (B, 1, H, W): cars and lane marks count 10x the plain road.
-
-    frames: (B, 3, H, W) in [-1, 1]. Salient pixels are those far from the frame's median colour.
-    """
-    median = frames.flatten(2).median(dim=2).values[:, :, None, None]
-    salient = (frames - median).abs().amax(dim=1, keepdim=True) > 0.15
-    return 1.0 + 9.0 * salient.float()
-
-
-def _lr_at(step: int, total: int, peak: float) -> float:
-    warmup = max(1, total // 20)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
-
-
 def _train_tokenizer(
     model: WorldModel, train: list[Episode], config: TrainConfig, device: torch.device
 ) -> None:
@@ -104,9 +88,9 @@ def _train_tokenizer(
         batch = torch.from_numpy(frames[rng.integers(0, len(frames), config.tokenizer_batch)])
         target = batch.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         recon = model.tokenizer.decode_float(model.tokenizer.encode(batch.to(device)))
-        loss = (salient_pixel_weights(target) * (recon - target).abs()).mean()
+        loss = weighted_l1(recon, target)
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, config.tokenizer_steps, config.tokenizer_lr)
+            group["lr"] = warmup_cosine_lr(step, config.tokenizer_steps, config.tokenizer_lr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -265,7 +249,7 @@ def _train_dynamics(
             + config.end_loss_weight * losses["end"]
         )
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, stage.steps, stage.lr)
+            group["lr"] = warmup_cosine_lr(step, stage.steps, stage.lr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
