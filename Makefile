@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model rank mpc bench clean-runs
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,12 +42,28 @@ curate: $(STAMP)
 train-world-model: $(STAMP)
 	$(PY) -m experiments.train_world_model
 
+# The tokenizer family (8 variants, two at a time on one thread each: about 25 min on 2 cores).
+TOKENIZERS := cv_4x8x8 dv_4x8x8 cv_8x8x8 dv_8x8x8 cv_8x16x16 dv_8x16x16 cv_4x8x8_noncausal dv_4x8x8_noncausal
+train-tokenizers: $(STAMP)
+	$(MAKE) -j2 $(addprefix tokenizer-,$(TOKENIZERS))
+
+tokenizer-%: $(STAMP)
+	$(PY) -m experiments.train_tokenizer tokenizer=$*
+
 rank: $(STAMP)
 	$(PY) -m experiments.rank_policies
 
 # MPC over the world model against an oracle planner and the best zoo policy, in the real env.
 mpc: $(STAMP)
 	$(PY) -m experiments.mpc_demo
+
+# RL in the world model (PPO, DQN), in the real env, and real training started from the world model.
+rl: $(STAMP)
+	$(PY) -m experiments.train_rl env=wfm algorithm=ppo
+	$(PY) -m experiments.train_rl env=wfm algorithm=dqn
+	$(PY) -m experiments.train_rl env=real
+	$(PY) -m experiments.train_rl env=real init=wfm_policy
+	$(PY) -m experiments.train_rl env=real init=wfm_encoder
 
 bench: $(STAMP)
 	$(PY) -m experiments.bench.world_model_quality
@@ -58,4 +74,6 @@ bench: $(STAMP)
 	$(PY) -m experiments.bench.dedup_scale
 	$(PY) -m experiments.bench.search_speed
 	$(PY) -m experiments.bench.text_retrieval
+	$(PY) -m experiments.bench.tokenizer_quality
+	$(PY) -m experiments.bench.tokenizer_speed
 	$(PY) -m experiments.bench.summarize
