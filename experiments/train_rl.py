@@ -41,7 +41,8 @@ import world_models
 from envs.sb3 import WFMVecEnvSB3
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
-from policies.dqn import SmallCNN, SmallCNNConfig
+from experiments.train_policies import TrainPoliciesConfig
+from policies.dqn import SmallCNN
 from policies.features import WorldModelEncoder
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import make_driving_env
@@ -126,26 +127,27 @@ def _build_algorithm(config: RLConfig, env: VecEnv, on_wfm: bool) -> BaseAlgorit
     """PPO with SB3's CNN (or the world model's encoder as features), or DQN with the zoo's
     ``SmallCNN`` and the zoo's hyper-parameters, one gradient step per transition."""
     if config.algorithm == "dqn":
+        zoo = TrainPoliciesConfig()
         return DQN(
             "CnnPolicy",
             env,
-            learning_rate=5e-4,
-            buffer_size=15_000,
-            learning_starts=200,
-            batch_size=32,
-            gamma=0.8,
-            train_freq=1,
-            gradient_steps=env.num_envs,
-            target_update_interval=50,
-            exploration_fraction=0.4,
-            exploration_final_eps=0.05,
+            learning_rate=zoo.learning_rate,
+            buffer_size=zoo.buffer_size,
+            learning_starts=zoo.learning_starts,
+            batch_size=zoo.batch_size,
+            gamma=zoo.gamma,
+            train_freq=zoo.train_freq,
+            gradient_steps=zoo.gradient_steps * env.num_envs,
+            target_update_interval=zoo.target_update_interval,
+            exploration_fraction=zoo.exploration_fraction,
+            exploration_final_eps=zoo.exploration_final_eps,
             seed=config.seed,
             device="cpu",
             tensorboard_log=config.log_dir,
             policy_kwargs={
                 "features_extractor_class": SmallCNN,
-                "features_extractor_kwargs": {"config": SmallCNNConfig()},
-                "net_arch": [],
+                "features_extractor_kwargs": {"config": zoo.arch},
+                "net_arch": list(zoo.arch.net_arch),
             },
         )
     policy_kwargs: dict[str, Any] = {"features_extractor_kwargs": {"features_dim": 256}}
