@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -65,8 +65,27 @@ rl: $(STAMP)
 	$(PY) -m experiments.train_rl env=real init=wfm_policy
 	$(PY) -m experiments.train_rl env=real init=wfm_encoder
 
+# The robot (MuJoCo Pusher) through the same recorder, trainer, env and ranking: configs only.
+robot-pipeline: record-robot train-robot-policies train-robot-world-model rank-robot
+
+record-robot: $(STAMP)
+	$(PY) -m experiments.record --config-name record_robot
+	$(PY) -m experiments.record --config-name record_robot_camera
+
+train-robot-policies: $(STAMP)
+	$(PY) -m experiments.train_robot_policies
+
+train-robot-world-model: $(STAMP)
+	$(PY) -m experiments.train_world_model --config-name train_world_model_robot
+	$(PY) -m experiments.train_world_model --config-name train_world_model_robot_camera
+
+rank-robot: $(STAMP)
+	$(PY) -m experiments.rank_policies --config-name rank_policies_robot
+
 bench: $(STAMP)
 	$(PY) -m experiments.bench.world_model_quality
+	$(PY) -m experiments.bench.world_model_quality --checkpoint robot --footage data/footage/robot --name world_model_quality_robot
+	$(PY) -m experiments.bench.camera_control
 	$(PY) -m experiments.bench.env_speed
 	$(PY) -m experiments.bench.shot_boundaries
 	$(PY) -m experiments.bench.curation_run

@@ -7,31 +7,68 @@ from real start frames.
 
 from __future__ import annotations
 
+import gymnasium as gym
+import numpy as np
 import torch
 
 import world_models
 from wfm_sim.data import PAD_ACTION
 from wfm_sim.devices import resolve_device
-from world_models import CheckpointMismatchError, WorldModel, load_start_contexts
+from world_models import CheckpointMismatchError, WorldModel, WorldModelConfig, load_start_contexts
 from world_models.model import ImaginedStep
 
 
+def action_space_of(config: WorldModelConfig) -> gym.spaces.Discrete | gym.spaces.Box:
+    """The action space a world model was trained on: ``Discrete(n_actions)``, or the box
+    [action_low, action_high] of ``action_dim`` floats."""
+    if config.continuous_actions:
+        low = np.asarray(config.action_low, dtype=np.float32)
+        high = np.asarray(config.action_high, dtype=np.float32)
+        return gym.spaces.Box(low, high, dtype=np.float32)
+    return gym.spaces.Discrete(config.n_actions)
+
+
+def _describe_actions(n_actions: int | None, action_dim: int | None) -> str:
+    if action_dim is not None:
+        return f"{action_dim}-d vector actions"
+    return f"{n_actions} discrete actions"
+
+
 def load_env_model(
-    checkpoint: str, n_actions: int, frame_size: int, device: str
+    checkpoint: str,
+    frame_size: int,
+    device: str,
+    n_actions: int | None = None,
+    action_dim: int | None = None,
 ) -> tuple[WorldModel, torch.Tensor, torch.Tensor]:
     """The world model of ``checkpoint`` (a zoo name or folder) and its real start contexts
-    (frames (N, K, H, W, 3) uint8, actions (N, K-1)); refused with ``CheckpointMismatchError``
-    when its action count or frame size is not the env's."""
+    (frames (N, K, H, W, 3) uint8, actions (N, K-1) or (N, K-1, A)); refused with
+    ``CheckpointMismatchError`` when its frame size, or the action count (``n_actions``) or
+    action vector size (``action_dim``) the env asks for, is not the checkpoint's."""
     folder = world_models.checkpoint_path(checkpoint)
     config = world_models.read_config(folder)
-    if (config.n_actions, config.frame_size) != (n_actions, frame_size):
+    has = (None, config.action_dim) if config.continuous_actions else (config.n_actions, None)
+    wanted = (n_actions, action_dim)
+    if config.frame_size != frame_size or any(
+        w is not None and w != h for w, h in zip(wanted, has, strict=True)
+    ):
         raise CheckpointMismatchError(
-            f"checkpoint {folder} has {config.n_actions} actions and {config.frame_size}px "
-            f"frames; this env needs {n_actions} actions and {frame_size}px frames"
+            f"checkpoint {folder} has {_describe_actions(*has)} and {config.frame_size}px "
+            f"frames; this env needs {_describe_actions(*wanted)} and {frame_size}px frames"
         )
     model = WorldModel.load(folder, device=resolve_device(device))
     start_frames, start_actions = load_start_contexts(folder)
     return model, start_frames, start_actions
+
+
+def padding_action_tensor(
+    config: WorldModelConfig, shape: tuple[int, ...], device: torch.device | str
+) -> torch.Tensor:
+    """Padding actions of batch shape ``shape``: PAD_ACTION (int64) for discrete actions, NaN
+    vectors (shape + (A,), float32) for continuous ones."""
+    if config.continuous_actions:
+        return torch.full((*shape, config.action_dim), float("nan"), device=device)
+    return torch.full(shape, PAD_ACTION, dtype=torch.long, device=device)
 
 
 class WorldModelCore:
@@ -50,9 +87,7 @@ class WorldModelCore:
             config.latent_size,
         )
         self.latents = torch.zeros(shape, device=self.device)
-        self.actions = torch.full(
-            (batch_size, config.context), PAD_ACTION, dtype=torch.long, device=self.device
-        )
+        self.actions = padding_action_tensor(config, (batch_size, config.context), self.device)
 
     @torch.no_grad()
     def reset(
@@ -64,7 +99,7 @@ class WorldModelCore:
         """Restart ``members`` (default: all) from real context frames.
 
         start_frames: (M, n, H, W, 3) uint8, the last n <= K real frames;
-        start_actions: (M, n-1) int64, the actions taken between them.
+        start_actions: (M, n-1) int64 or (M, n-1, A) float, the actions taken between them.
         M is the number of members, or 1 to start them all from one context (encoded once).
         Slots before the first frame repeat it with padding actions, as at an episode's start
         in the training windows.
@@ -72,7 +107,7 @@ class WorldModelCore:
         members = torch.arange(self.batch_size) if members is None else members
         m, n = start_frames.shape[:2]
         k = self.latents.shape[1]
-        if not 1 <= n <= k or start_actions.shape != (m, n - 1):
+        if not 1 <= n <= k or tuple(start_actions.shape[:2]) != (m, n - 1):
             raise ValueError(
                 f"need 1..{k} start frames and one action fewer; got frames "
                 f"{tuple(start_frames.shape)} and actions {tuple(start_actions.shape)}"
@@ -80,25 +115,26 @@ class WorldModelCore:
         latents = self.model.tokenizer.encode(start_frames.to(self.device))
         padding = latents[:, :1].expand(-1, k - n, -1, -1, -1)
         self.latents[members] = torch.cat([padding, latents], dim=1)
-        actions = torch.full((m, k), PAD_ACTION, dtype=torch.long, device=self.device)
-        actions[:, k - n : k - 1] = start_actions.to(self.device)
+        actions = padding_action_tensor(self.model.config, (m, k), self.device)
+        actions[:, k - n : k - 1] = start_actions.to(self.device, actions.dtype)
         self.actions[members] = actions
 
     @torch.no_grad()
     def advance(self, actions: torch.Tensor) -> ImaginedStep:
-        """Apply actions (B,) int64 and roll the buffers; the imagined step, frames not decoded
-        (for callers that need only the heads, such as a planner scoring many sequences)."""
-        self.actions[:, -1] = actions.to(self.device)
+        """Apply actions ((B,) int64 or (B, A) float) and roll the buffers; the imagined step,
+        frames not decoded (for callers that need only the heads, such as a planner scoring
+        many sequences)."""
+        self.actions[:, -1] = actions.to(self.device, self.actions.dtype)
         imagined = self.model.imagine(self.latents, self.actions)
         self.latents = torch.cat([self.latents[:, 1:], imagined.latent[:, None]], dim=1)
-        self.actions = torch.cat(
-            [self.actions[:, 1:], torch.full_like(self.actions[:, :1], PAD_ACTION)], dim=1
-        )
+        placeholder = padding_action_tensor(self.model.config, (self.batch_size, 1), self.device)
+        self.actions = torch.cat([self.actions[:, 1:], placeholder], dim=1)
         return imagined
 
     @torch.no_grad()
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Apply actions (B,) int64 -> (frames (B, H, W, 3) uint8, rewards (B,), end_probs (B,))."""
+        """Apply actions ((B,) int64 or (B, A) float) -> (frames (B, H, W, 3) uint8,
+        rewards (B,), end_probs (B,))."""
         imagined = self.advance(actions)
         frames = self.model.tokenizer.decode(imagined.latent)
         return frames, imagined.reward, imagined.end_probability

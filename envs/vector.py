@@ -17,11 +17,12 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.core import WorldModelCore, load_env_model
+from envs.core import WorldModelCore, action_space_of, load_env_model, padding_action_tensor
 from envs.wfm_env import (
+    ActionSpace,
     check_termination_rule,
     decide_termination,
-    validate_discrete_action,
+    validate_action,
     validate_start,
 )
 
@@ -30,7 +31,7 @@ class WFMVectorEnv(VectorEnv):
     """A batch of ``num_envs`` world-model episodes (the vector form of ``WFMEnv``).
 
     Observations ``(num_envs, H, W, 3) uint8``; actions ``(num_envs,)`` ints in
-    ``Discrete(n_actions)``; rewards from the reward head; ``terminated`` from the termination
+    ``Discrete(n_actions)`` or ``(num_envs, A)`` floats in the model's box; rewards from the reward head; ``terminated`` from the termination
     head (sampled per member, or thresholded); ``truncated`` after ``max_episode_steps``.
     Finished members restart on the next ``step`` (Gymnasium's ``NEXT_STEP`` autoreset: that
     step's action is ignored and it returns the new start frame with reward 0), or with
@@ -45,13 +46,14 @@ class WFMVectorEnv(VectorEnv):
         self,
         num_envs: int = 8,
         checkpoint: str = "driving",
-        n_actions: int = 5,
+        n_actions: int | None = None,
         frame_size: int = 64,
         termination: str = "sample",
         device: str = "auto",
         max_episode_steps: int = 30,
         render_mode: str | None = None,
         autoreset_mode: str = "next_step",
+        action_dim: int | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -67,7 +69,7 @@ class WFMVectorEnv(VectorEnv):
         mode = AutoresetMode.SAME_STEP if autoreset_mode == "same_step" else AutoresetMode.NEXT_STEP
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.model, self.start_frames, self.start_actions = load_env_model(
-            checkpoint, n_actions, frame_size, device
+            checkpoint, frame_size, device, n_actions=n_actions, action_dim=action_dim
         )
         self.num_envs = num_envs
         self.core = WorldModelCore(self.model, batch_size=num_envs)
@@ -77,7 +79,7 @@ class WFMVectorEnv(VectorEnv):
         self.single_observation_space = gym.spaces.Box(
             0, 255, (frame_size, frame_size, 3), np.uint8
         )
-        self.single_action_space: gym.spaces.Discrete = gym.spaces.Discrete(n_actions)
+        self.single_action_space: ActionSpace = action_space_of(self.model.config)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
@@ -118,15 +120,17 @@ class WFMVectorEnv(VectorEnv):
         if self._frames is None:
             raise RuntimeError("call reset() before step()")
         raw = np.asarray(actions)
-        if raw.shape != (self.num_envs,):
-            raise ValueError(
-                f"actions must have shape ({self.num_envs},), one per env, got {raw.shape}"
-            )
+        expected = (self.num_envs, *(self.single_action_space.shape or ()))
+        if raw.shape != expected:
+            raise ValueError(f"actions must have shape {expected}, one per env, got {raw.shape}")
         stepping = ~self._needs_reset
-        indices = np.ones(self.num_envs, dtype=np.int64)  # restarting members ignore theirs
+        # restarting members ignore their action: they get the padding one
+        checked = padding_action_tensor(self.model.config, (self.num_envs,), "cpu")
         for member in np.flatnonzero(stepping):
-            indices[member] = validate_discrete_action(raw[member], self.single_action_space)
-        frames, rewards, end_probs = self.core.step(torch.from_numpy(indices))
+            checked[member] = torch.as_tensor(
+                np.asarray(validate_action(raw[member], self.single_action_space))
+            )
+        frames, rewards, end_probs = self.core.step(checked)
         frames_np = frames.cpu().numpy()
         rewards_np = rewards.float().cpu().numpy().astype(np.float64)
         probs_np = end_probs.float().cpu().numpy().astype(np.float64)

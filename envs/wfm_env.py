@@ -9,7 +9,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.core import WorldModelCore, load_env_model
+from envs.core import WorldModelCore, action_space_of, load_env_model
+
+ActionSpace = gym.spaces.Discrete | gym.spaces.Box
 
 
 def validate_discrete_action(action: Any, space: gym.spaces.Discrete) -> int:
@@ -32,15 +34,44 @@ def validate_discrete_action(action: Any, space: gym.spaces.Discrete) -> int:
     return index
 
 
+def validate_box_action(action: Any, space: gym.spaces.Box) -> np.ndarray:
+    """Return ``action`` as a float32 vector, or raise ``ValueError`` naming what is wrong with
+    it (shape, a NaN or infinity, a component outside the box)."""
+    try:
+        value = np.asarray(action, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"action {action!r} is not a vector of numbers: {error}") from None
+    if value.shape != space.shape:
+        raise ValueError(f"action must have shape {space.shape}, got {value.shape}")
+    if not np.isfinite(value).all():
+        raise ValueError(f"action {value.tolist()} holds NaN or infinity")
+    outside = np.flatnonzero((value < space.low) | (value > space.high))
+    if len(outside):
+        raise ValueError(
+            f"action components {outside.tolist()} = {value[outside].tolist()} lie outside "
+            f"[{space.low[outside].tolist()}, {space.high[outside].tolist()}]"
+        )
+    return value
+
+
+def validate_action(action: Any, space: ActionSpace) -> int | np.ndarray:
+    """``action`` checked against ``space``: an int for ``Discrete``, a float32 vector for
+    ``Box``; a ``ValueError`` naming the problem otherwise."""
+    if isinstance(space, gym.spaces.Box):
+        return validate_box_action(action, space)
+    return validate_discrete_action(action, space)
+
+
 def validate_start(
     frames: Any,
     actions: Any,
     frame_shape: tuple[int, ...] | None,
     context: int,
-    space: gym.spaces.Discrete,
+    space: ActionSpace,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A real start context as (frames (n, H, W, 3) uint8, actions (n-1,) int64), or a
-    ``ValueError`` naming what is wrong with it (shape, dtype, length, an action)."""
+    """A real start context as (frames (n, H, W, 3) uint8, actions (n-1,) int64 or
+    (n-1, A) float32), or a ``ValueError`` naming what is wrong with it (shape, dtype, length,
+    an action)."""
     frames = np.ascontiguousarray(frames)
     if frames.ndim != 4 or frames.shape[1:] != frame_shape or frames.dtype != np.uint8:
         raise ValueError(
@@ -53,7 +84,10 @@ def validate_start(
             f"start_actions must hold {len(frames) - 1} actions (one per transition between "
             f"start_frames), got {len(actions)}"
         )
-    return frames, np.array([validate_discrete_action(a, space) for a in actions], dtype=np.int64)
+    checked = [validate_action(a, space) for a in actions]
+    if isinstance(space, gym.spaces.Box):
+        return frames, np.array(checked, dtype=np.float32).reshape(len(checked), *space.shape)
+    return frames, np.array(checked, dtype=np.int64)
 
 
 def decide_termination(end_probability: float, rule: str, rng: np.random.Generator) -> bool:
@@ -70,7 +104,7 @@ def check_termination_rule(rule: str) -> None:
         raise ValueError(f"termination must be 'sample' or 'threshold', got {rule!r}")
 
 
-class WFMEnv(gym.Env[np.ndarray, np.int64]):
+class WFMEnv(gym.Env[np.ndarray, Any]):
     """A world model trained on simulator footage, played as an environment.
 
     ## Observation space
@@ -79,10 +113,15 @@ class WFMEnv(gym.Env[np.ndarray, np.int64]):
     | type | `Box(0, 255, (64, 64, 3), uint8)`: the imagined RGB frame |
 
     ## Action space
-    `Discrete(n_actions)`, the real simulator's; for driving, highway-env's DiscreteMetaAction:
+    The real simulator's, as the checkpoint was trained on. For driving, `Discrete(5)`,
+    highway-env's DiscreteMetaAction:
     | index | 0 | 1 | 2 | 3 | 4 |
     |---|---|---|---|---|---|
     | action | LANE_LEFT | IDLE | LANE_RIGHT | FASTER | SLOWER |
+
+    For the robot (WFM-Robot-v0), `Box(-2, 2, (7,), float32)`: Pusher's joint torques. A
+    camera-conditioned robot model takes 10 floats: the torques, then the camera pose
+    (azimuth, elevation in degrees, distance in metres) the next frame is rendered from.
 
     ## Reward
     The learned reward head's estimate of the simulator's per-step reward (driving: in [0, 1]).
@@ -103,7 +142,8 @@ class WFMEnv(gym.Env[np.ndarray, np.int64]):
     | name | default | meaning |
     |---|---|---|
     | checkpoint | `"driving"` | a zoo name or a checkpoint folder |
-    | n_actions | 5 | the action count the checkpoint must have (refused otherwise) |
+    | n_actions | `None` | the discrete action count the checkpoint must have (refused otherwise) |
+    | action_dim | `None` | the action vector size the checkpoint must have (refused otherwise) |
     | frame_size | 64 | the frame side the checkpoint must have (refused otherwise) |
     | termination | `"sample"` | `"sample"` or `"threshold"` |
     | device | `"auto"` | `"cpu"`, `"cuda"` or `"auto"` |
@@ -118,23 +158,24 @@ class WFMEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(
         self,
         checkpoint: str = "driving",
-        n_actions: int = 5,
+        n_actions: int | None = None,
         frame_size: int = 64,
         termination: str = "sample",
         device: str = "auto",
         render_mode: str | None = None,
+        action_dim: int | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
         check_termination_rule(termination)
         self.model, self.start_frames, self.start_actions = load_env_model(
-            checkpoint, n_actions, frame_size, device
+            checkpoint, frame_size, device, n_actions=n_actions, action_dim=action_dim
         )
         self.core = WorldModelCore(self.model, batch_size=1)
         self.termination = termination
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, 255, (frame_size, frame_size, 3), np.uint8)
-        self.action_space: gym.spaces.Discrete = gym.spaces.Discrete(n_actions)
+        self.action_space: ActionSpace = action_space_of(self.model.config)
         self._frame: np.ndarray | None = None
 
     def reset(
@@ -162,8 +203,8 @@ class WFMEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._frame is None:
             raise RuntimeError("call reset() before step()")
-        index = validate_discrete_action(action, self.action_space)
-        frames, rewards, end_probs = self.core.step(torch.tensor([index]))
+        checked = validate_action(action, self.action_space)
+        frames, rewards, end_probs = self.core.step(torch.as_tensor(np.asarray(checked))[None])
         end_probability = float(end_probs[0])
         terminated = decide_termination(end_probability, self.termination, self.np_random)
         reward = float(rewards[0])

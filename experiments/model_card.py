@@ -18,14 +18,44 @@ def held_out_episodes(checkpoint: Path, footage_dir: str) -> list:
     when the model was trained on shards)."""
     training = json.loads((checkpoint / "training.json").read_text())
     held = set(training["held_out_episode_ids"])
+    train_config = training["train_config"]
     episodes = load_episodes(
-        footage_dir, training.get("shards_dir", ""), training["train_config"]["model"]["frame_size"]
+        footage_dir,
+        training.get("shards_dir", ""),
+        train_config["model"]["frame_size"],
+        train_config.get("condition_columns", []),
     )
     return [e for e in episodes if e.episode_id in held]
 
 
-def write_model_card(checkpoint: str | Path, footage_dir: str) -> Path:
-    """Measure the checkpoint on its held-out footage and write metrics.json + MODEL_CARD.md."""
+SUBJECTS: dict[str, tuple[str, str, str]] = {
+    "highway-env": (
+        "An action-conditioned world model of highway-env's `highway-fast-v0`, seen as 64x64 "
+        "RGB\ntop-down frames at one frame per 1 s decision step. It backs "
+        '`gym.make("WFM-Driving-v0")`.',
+        "recorded by the policy zoo and biased random drivers",
+        "Deterministic next-latent prediction: other cars' uncertain futures blur over long\n"
+        "rollouts. Ego speed is not drawn in the frame, so the model infers it from motion "
+        "and actions.",
+    ),
+    "mujoco-pusher": (
+        "An action-conditioned world model of Gymnasium's MuJoCo `Pusher-v5` (a 7-joint arm "
+        "pushing\na puck to a goal), seen as 64x64 RGB frames at one frame per 0.05 s control "
+        'step. It backs\n`gym.make("WFM-Robot-v0")` (or a camera-conditioned variant, when '
+        "its actions end with a camera pose).",
+        "recorded by a scripted pusher at several noise levels, random torques and a still arm",
+        "Deterministic next-latent prediction: the arm blurs where torques leave its motion "
+        "uncertain;\nthe reward head reads distances from 64x64 pixels.",
+    ),
+}
+"""Per footage source: (what the model is, who recorded its data, its known limits)."""
+
+
+def write_model_card(
+    checkpoint: str | Path, footage_dir: str, config_name: str = "train_world_model"
+) -> Path:
+    """Measure the checkpoint on its held-out footage and write metrics.json + MODEL_CARD.md;
+    ``config_name`` is the Hydra config it was trained with."""
     checkpoint = Path(checkpoint)
     model = world_models.load(checkpoint, device="cpu")
     metrics = evaluate_world_model(model, held_out_episodes(checkpoint, footage_dir))
@@ -38,11 +68,20 @@ def write_model_card(checkpoint: str | Path, footage_dir: str) -> Path:
         for k, v in metrics.items()
     )
     cfg = training["train_config"]
+    footage_json = Path(footage_dir) / "footage.json"
+    source = (
+        json.loads(footage_json.read_text())["source"] if footage_json.exists() else "highway-env"
+    )
+    subject, recorded_by, limits = SUBJECTS[source]
+    conditioned = (
+        f"\nEach action is extended by the next frame's {', '.join(cfg['condition_columns'])}.\n"
+        if cfg.get("condition_columns")
+        else ""
+    )
     text = f"""# World model card: `{checkpoint.name}`
 
-An action-conditioned world model of highway-env's `highway-fast-v0`, seen as 64x64 RGB
-top-down frames at one frame per 1 s decision step. It backs `gym.make("WFM-Driving-v0")`.
-
+{subject}
+{conditioned}
 ## Parts
 - causal frame tokenizer (continuous latent {model.config.latent_channels}x{model.config.latent_size}x{model.config.latent_size} per frame; frame t is coded alone)
 - latent dynamics (U-Net over a context of {model.config.context} latents + actions; predicts the next latent)
@@ -52,16 +91,16 @@ top-down frames at one frame per 1 s decision step. It backs `gym.make("WFM-Driv
 ## How it was made
 ```
 python -m experiments.record episodes=... out_dir={footage_dir}
-python -m experiments.train_world_model footage_dir={footage_dir} export_dir={checkpoint}
+python -m experiments.train_world_model --config-name {config_name} footage_dir={footage_dir} export_dir={checkpoint}
 ```
-Config: `experiments/conf/train_world_model.yaml` (the exact values are in `training.json`).
+Config: `experiments/conf/{config_name}.yaml` (the exact values are in `training.json`).
 Tokenizer {cfg["tokenizer_steps"]} steps (batch {cfg["tokenizer_batch"]}), dynamics
 {cfg["dynamics_steps"]} steps (batch {cfg["dynamics_batch"]}, unrolled {cfg["horizon"]} steps on its own predictions).
 
 ## Data
 {training["episodes"]["train"]} training episodes ({training["frames"]["train"]} frames) and
 {training["episodes"]["held_out"]} held-out episodes ({training["frames"]["held_out"]} frames), split by episode,
-recorded by the policy zoo and biased random drivers. The env's start frames are the first
+{recorded_by}. The env's start frames are the first
 frames of held-out episodes (`starts.safetensors`).
 
 ## Held-out metrics (`metrics.json`, from `experiments/model_card.py`)
@@ -70,8 +109,7 @@ frames of held-out episodes (`starts.safetensors`).
 {rows}
 
 ## Limits
-Deterministic next-latent prediction: other cars' uncertain futures blur over long
-rollouts. Ego speed is not drawn in the frame, so the model infers it from motion and actions.
+{limits}
 """
     with atomic_path(checkpoint / "MODEL_CARD.md") as tmp:
         tmp.write_text(text)

@@ -2,11 +2,13 @@
 
     python -m experiments.rank_policies                      # what `make demo` runs
     python -m experiments.rank_policies episodes=32 checkpoint=runs/my_model
+    python -m experiments.rank_policies --config-name rank_policies_robot
 
-Every policy drives N episodes in the real highway-env (pixel observations) and N episodes in
-WFM-Driving-v0 from matched starts: the real env is seeded and driven K-1 IDLE steps, and
-those K real frames are the world model's starting context; both then run the policy for the
-rest of the real episode's 30 steps. The report compares mean returns and
+Every policy drives N episodes in the real simulator (pixel observations) and N episodes in
+the world-model env from matched starts: the real env is seeded and driven K-1 neutral steps
+(IDLE; zero torque for the robot), and those K real frames are the world model's starting
+context; both then run the policy for the rest of the real episode (30 steps for driving, 100
+for the robot). The report compares mean returns and
 the two rankings (Spearman, Kendall, Pearson, MMRV, regret@1, with bootstrap intervals), and
 shows real and imagined rollouts side by side under the same actions.
 """
@@ -17,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import hydra
@@ -25,25 +28,26 @@ import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-import envs
 from envs.vector import WFMVectorEnv
 from experiments.config import to_dataclass
 from experiments.report import PolicyResult, RolloutPair, write_ranking_report
-from policies import Policy, load_driving_zoo
+from experiments.tasks import get_task
+from policies import Policy
 from wfm_sim.evaluation import ranking_metrics
-from wfm_sim.sources import make_driving_env
 
 
 @dataclass
 class RankConfig:
     """How many matched episodes per policy, which world model, and where the report goes."""
 
+    task: str = "driving"
     checkpoint: str = "driving"
     episodes: int = 16
     seed: int = 10_000
     out_dir: str = "experiments/results/ranking"
     gif_policies: list[str] = field(default_factory=lambda: ["dqn_15k", "heuristic"])
-    warmup_actions: list[int] = field(default_factory=lambda: [1, 1, 1])
+    warmup_steps: int = 3
+    """Real neutral steps before hand-over: their frames are the world model's context."""
     termination: str = "sample"
     device: str = "cpu"
     threads: int = 2
@@ -54,16 +58,16 @@ class RankConfig:
 class MatchedStart:
     """A real start shared by both envs: the real env after ``warm-up`` steps from ``seed``.
 
-    frames: (K, H, W, 3) the real frames so far; actions: (K-1,) the warm-up actions.
+    frames: (K, H, W, 3) the real frames so far; actions: (K-1, ...) the warm-up actions.
     """
 
     seed: int
     frames: np.ndarray
-    actions: list[int]
+    actions: list[Any]
 
 
 def matched_starts(
-    env: gym.Env, first_seed: int, count: int, warmup: Sequence[int]
+    env: gym.Env, first_seed: int, count: int, warmup: Sequence[Any]
 ) -> list[MatchedStart]:
     """``count`` real starts from consecutive seeds, skipping seeds that end during warm-up."""
     starts: list[MatchedStart] = []
@@ -83,7 +87,7 @@ def matched_starts(
 
 def run_episode(
     env: gym.Env, policy: Policy, start: MatchedStart, real: bool, max_steps: int
-) -> tuple[float, list[np.ndarray], list[int]]:
+) -> tuple[float, list[np.ndarray], list[Any]]:
     """``policy`` from ``start`` in ``env``: (return, frames, actions), at most ``max_steps``.
 
     The real env is re-seeded and replays the warm-up; the world model is started from the
@@ -109,14 +113,19 @@ def run_episode(
 
 
 def run_wfm_episodes(
-    vector_env: WFMVectorEnv, policy: Policy, starts: Sequence[MatchedStart], max_steps: int
+    vector_env: WFMVectorEnv,
+    policy: Policy,
+    starts: Sequence[MatchedStart],
+    max_steps: int,
+    neutral: Any,
 ) -> tuple[list[float], int]:
     """``policy`` from every start at once, one member of ``vector_env`` per start (batched
     world-model inference): (returns, policy steps taken). Member i is seeded and started as
-    ``run_episode`` starts the single env, so both give the same episodes."""
+    ``run_episode`` starts the single env, so both give the same episodes; finished members
+    are sent the ``neutral`` action, which they ignore."""
     options = {
         "start_frames": np.stack([s.frames for s in starts]),
-        "start_actions": np.array([s.actions for s in starts], dtype=np.int64),
+        "start_actions": np.array([s.actions for s in starts]),
     }
     obs, _ = vector_env.reset(seed=[s.seed for s in starts], options=options)
     rngs = [np.random.default_rng(s.seed) for s in starts]
@@ -127,7 +136,7 @@ def run_wfm_episodes(
         if not live.any():
             break
         actions = np.array(
-            [policy.act(obs[i], rngs[i]) if live[i] else 1 for i in range(len(starts))]
+            [policy.act(obs[i], rngs[i]) if live[i] else neutral for i in range(len(starts))]
         )
         obs, rewards, terminated, truncated, _ = vector_env.step(actions)
         totals[live] += rewards[live]
@@ -136,7 +145,7 @@ def run_wfm_episodes(
     return totals.tolist(), taken
 
 
-def replay_actions(env: gym.Env, start: MatchedStart, actions: list[int]) -> np.ndarray:
+def replay_actions(env: gym.Env, start: MatchedStart, actions: list[Any]) -> np.ndarray:
     """Imagined frames (T+1, H, W, 3) under fixed ``actions`` from ``start``."""
     options = {"start_frames": start.frames, "start_actions": start.actions}
     frame, _ = env.reset(seed=start.seed, options=options)
@@ -148,25 +157,24 @@ def replay_actions(env: gym.Env, start: MatchedStart, actions: list[int]) -> np.
 
 
 def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Path:
-    """Evaluate every policy (default: the driving zoo) in both envs; return the report path."""
+    """Evaluate every policy (default: the task's zoo) in both envs; return the report path."""
     torch.set_num_threads(config.threads)
-    zoo = load_driving_zoo() if zoo is None else zoo
-    real_env = make_driving_env()
-    wfm_env = gym.make(
-        envs.DRIVING_ID,
-        checkpoint=config.checkpoint,
-        termination=config.termination,
-        device=config.device,
-    )
-    starts = matched_starts(real_env, config.seed, config.episodes, config.warmup_actions)
-    max_steps = real_env.unwrapped.config["duration"] - len(config.warmup_actions)
+    task = get_task(config.task)
+    zoo = task.load_zoo() if zoo is None else zoo
+    real_env = task.make_real_env()
+    env_kwargs = {
+        "checkpoint": config.checkpoint,
+        "termination": config.termination,
+        "device": config.device,
+    }
+    wfm_env = gym.make(task.wfm_env_id, **env_kwargs)
+    warmup = [task.neutral_action] * config.warmup_steps
+    starts = matched_starts(real_env, config.seed, config.episodes, warmup)
+    max_steps = task.episode_steps - config.warmup_steps
     results, rollouts = [], []
+    spec_kwargs = {k: v for k, v in gym.spec(task.wfm_env_id).kwargs.items() if k != "checkpoint"}
     vector_env = WFMVectorEnv(
-        num_envs=len(starts),
-        checkpoint=config.checkpoint,
-        termination=config.termination,
-        device=config.device,
-        max_episode_steps=max_steps,
+        num_envs=len(starts), max_episode_steps=max_steps, **{**spec_kwargs, **env_kwargs}
     )
     seconds = {"real": 0.0, "wfm": 0.0}
     steps = {"real": 0, "wfm": 0}
@@ -185,7 +193,9 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
                 imagined = replay_actions(wfm_env.unwrapped, start, actions)
                 rollouts.append(RolloutPair(policy.name, np.stack(real_frames), imagined))
         started = time.perf_counter()
-        wfm_returns, wfm_steps = run_wfm_episodes(vector_env, policy, starts, max_steps)
+        wfm_returns, wfm_steps = run_wfm_episodes(
+            vector_env, policy, starts, max_steps, task.neutral_action
+        )
         seconds["wfm"] += time.perf_counter() - started
         steps["wfm"] += wfm_steps
         results.append(PolicyResult(policy.name, real_returns, wfm_returns))
@@ -200,10 +210,11 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         n_bootstrap=config.n_bootstrap,
     )
     extra = {
+        "task": config.task,
         "checkpoint": config.checkpoint,
         "episodes_per_policy": config.episodes,
         "seeds": [s.seed for s in starts],
-        "warmup_actions": list(config.warmup_actions),
+        "warmup_steps": config.warmup_steps,
         "policy_steps_per_episode": max_steps,
         "termination": config.termination,
         "evaluation_seconds": {k: round(v, 1) for k, v in seconds.items()},

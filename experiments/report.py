@@ -1,6 +1,6 @@
 """Write the policy-ranking report: does the world model rank policies like the real simulator?
 
-``write_ranking_report`` turns per-policy episode returns (real highway-env and world model),
+``write_ranking_report`` turns per-policy episode returns (real simulator and world model),
 the ranking metrics from ``wfm_sim.evaluation`` and a few paired rollouts into one folder:
 
 =====================  ==========================================================================
@@ -40,7 +40,7 @@ GIF_SCALE = 4  # nearest-neighbour upscale so 64x64 frames are visible
 GIF_GAP_PX = 8  # white columns between the real and the imagined frame (after upscaling)
 GIF_FRAME_MS = 100
 MEAN_CONFIDENCE = 0.95  # level of the per-policy mean-return intervals
-ROLLOUT_CAPTION = "left: real highway-env, right: world model, same start, same actions"
+ROLLOUT_CAPTION = "left: real simulator, right: world model, same start, same actions"
 
 _METRIC_ROWS = (  # (field of RankingMetrics, label, what perfect means)
     ("spearman", "Spearman ρ", "1 (same order)"),
@@ -199,7 +199,7 @@ def _write_scatter(path: Path, rows: Sequence[_PolicyRow], metrics: RankingMetri
     ends += [row.real.high for row in rows] + [row.wfm.high for row in rows]
     lo, hi = min(ends), max(ends)
     ax.plot([lo, hi], [lo, hi], linestyle="--", color="grey", label="y = x")
-    ax.set_xlabel("mean return, real highway-env")
+    ax.set_xlabel("mean return, real simulator")
     ax.set_ylabel("mean return, world model")
     ax.set_title(
         f"Spearman ρ = {_fmt(metrics.spearman.value)}, MMRV = {_fmt(metrics.mmrv.value, 3)}"

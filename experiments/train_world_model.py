@@ -1,7 +1,8 @@
-"""Train the driving world model on recorded footage and export it with a model card.
+"""Train a world model on recorded footage and export it with a model card.
 
     python -m experiments.train_world_model                 # into world_models/zoo/driving
     python -m experiments.train_world_model export_dir=runs/my_model dynamics_steps=500
+    python -m experiments.train_world_model --config-name train_world_model_robot
 
 Interrupted runs resume from ``run_dir``. TensorBoard logs: ``tensorboard --logdir runs``.
 """
@@ -9,6 +10,7 @@ Interrupted runs resume from ``run_dir``. TensorBoard logs: ``tensorboard --logd
 from __future__ import annotations
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from experiments.config import to_dataclass
@@ -21,7 +23,7 @@ def main(cfg: DictConfig) -> None:
     """Train, export, measure on held-out footage and write MODEL_CARD.md."""
     config = to_dataclass(cfg, TrainConfig)
     export_dir = train_world_model(config)
-    card = write_model_card(export_dir, config.footage_dir)
+    card = write_model_card(export_dir, config.footage_dir, HydraConfig.get().job.config_name)
     print(f"world model in {export_dir}; model card {card}")
 
 

@@ -22,11 +22,11 @@ from world_models import WorldModelConfig
 torch.set_num_threads(1)
 
 
-def _random_driver(frame: np.ndarray, rng: np.random.Generator) -> int:
+def _random_driver(frame: np.ndarray, info: dict, rng: np.random.Generator) -> int:
     return int(rng.integers(5))
 
 
-def _idle_driver(frame: np.ndarray, rng: np.random.Generator) -> int:
+def _idle_driver(frame: np.ndarray, info: dict, rng: np.random.Generator) -> int:
     return 1
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -13,7 +13,9 @@ class WorldModelConfig:
 
     A frame (frame_size, frame_size, 3) is coded as a latent (latent_channels, s, s) with
     s = frame_size / 4. The dynamics model sees ``context`` past latents and the actions taken
-    from them (``n_actions`` real actions plus one padding action before an episode's start).
+    from them: ``n_actions`` discrete actions (plus one padding action before an episode's
+    start), or, when ``action_dim`` > 0, vectors of ``action_dim`` floats in the box
+    [``action_low``, ``action_high``] (a joint torque, a camera pose), padded with NaN rows.
     """
 
     frame_size: int = 64
@@ -21,6 +23,9 @@ class WorldModelConfig:
     tokenizer_width: int = 32
     context: int = 4
     n_actions: int = 5
+    action_dim: int = 0
+    action_low: list[float] = field(default_factory=list)
+    action_high: list[float] = field(default_factory=list)
     action_embedding: int = 8
     dynamics_width: int = 64
     dynamics_blocks: int = 2
@@ -31,6 +36,21 @@ class WorldModelConfig:
             raise ValueError(f"frame_size must be a multiple of 4, got {self.frame_size}")
         if self.context < 1:
             raise ValueError(f"context must be >= 1, got {self.context}")
+        if self.action_dim < 0:
+            raise ValueError(f"action_dim must be >= 0, got {self.action_dim}")
+        bounds = (len(self.action_low), len(self.action_high))
+        if bounds != (self.action_dim, self.action_dim):
+            raise ValueError(
+                f"action_low and action_high need action_dim={self.action_dim} values each, "
+                f"got {bounds[0]} and {bounds[1]}"
+            )
+        if any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
+            raise ValueError(f"action_low {self.action_low} must lie below action_high")
+
+    @property
+    def continuous_actions(self) -> bool:
+        """Whether actions are float vectors (``action_dim`` > 0) rather than indices."""
+        return self.action_dim > 0
 
     @property
     def latent_size(self) -> int:

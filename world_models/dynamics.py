@@ -26,18 +26,45 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
+class VectorActionEmbedding(nn.Module):
+    """Embed float action vectors (…, A): scaled from their box to [-1, 1], then a linear map;
+    a NaN row (padding before an episode's start) gets a learned embedding of its own."""
+
+    def __init__(self, config: WorldModelConfig) -> None:
+        super().__init__()
+        low = torch.tensor(config.action_low, dtype=torch.float32)
+        high = torch.tensor(config.action_high, dtype=torch.float32)
+        self.centre: torch.Tensor
+        self.half_range: torch.Tensor
+        self.register_buffer("centre", (high + low) / 2, persistent=False)
+        self.register_buffer("half_range", (high - low) / 2, persistent=False)
+        self.project = nn.Linear(config.action_dim, config.action_embedding)
+        self.padding = nn.Parameter(torch.zeros(config.action_embedding))
+
+    def forward(self, actions: torch.Tensor) -> torch.Tensor:
+        """actions (…, A) float -> (…, E)."""
+        is_padding = torch.isnan(actions).any(-1, keepdim=True)
+        scaled = (torch.nan_to_num(actions) - self.centre) / self.half_range
+        return torch.where(is_padding, self.padding, self.project(scaled))
+
+
 class ContextEncoder(nn.Module):
     """Stack K latents and their actions' embeddings into one feature map (B, width, h, w)."""
 
     def __init__(self, config: WorldModelConfig, width: int, extra_latents: int = 0) -> None:
         super().__init__()
-        self.action_embedding = nn.Embedding(config.n_actions + 1, config.action_embedding)
+        self.action_embedding: nn.Module = (
+            VectorActionEmbedding(config)
+            if config.continuous_actions
+            else nn.Embedding(config.n_actions + 1, config.action_embedding)
+        )
         c_in = (config.context + extra_latents) * config.latent_channels
         c_in += config.context * config.action_embedding
         self.stem = nn.Conv2d(c_in, width, 3, 1, 1)
 
     def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """latents (B, K', C, h, w) (K' >= K), actions (B, K) int64 -> (B, width, h, w)."""
+        """latents (B, K', C, h, w) (K' >= K), actions (B, K) int64 or (B, K, A) float
+        -> (B, width, h, w)."""
         b, _, _, h, w = latents.shape
         planes = self.action_embedding(actions).reshape(b, -1, 1, 1).expand(-1, -1, h, w)
         return self.stem(torch.cat([latents.reshape(b, -1, h, w), planes], dim=1))

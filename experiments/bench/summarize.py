@@ -30,16 +30,17 @@ def _machine(result: dict[str, Any]) -> str:
     )
 
 
-def _ranking_section() -> list[str]:
-    result = _load("ranking/metrics.json")
+def _ranking_section(
+    folder: str = "ranking", command: str = "python -m experiments.rank_policies"
+) -> list[str]:
+    result = _load(f"{folder}/metrics.json")
     if result is None:
-        return ["Not measured yet: run `make demo`."]
+        return [f"Not measured yet: run `{command}`."]
     aims = {"spearman": ("≥ 0.9", lambda v: v >= 0.9), "mmrv": ("≤ 0.05", lambda v: v <= 0.05)}
     perfect = {"spearman": 1, "kendall": 1, "pearson": 1, "mmrv": 0, "regret_at_1": 0}
     lines = [
         f"{len(result['policies'])} policies × {result['extra']['episodes_per_policy']} matched "
-        f"episodes (`python -m experiments.rank_policies`, report in "
-        "`experiments/results/ranking/report.md`).",
+        f"episodes (`{command}`, report in `experiments/results/{folder}/report.md`).",
         "",
         "| metric | value | 95% bootstrap CI | perfect | aim | met |",
         "|---|---|---|---|---|---|",
@@ -63,13 +64,26 @@ def _ranking_section() -> list[str]:
     return lines
 
 
-def _quality_section() -> list[str]:
-    r = _load("world_model_quality.json")
+def _quality_section(
+    name: str = "world_model_quality",
+    command: str = "python -m experiments.bench.world_model_quality",
+    reward_range: str = "in [0, 1]",
+) -> list[str]:
+    r = _load(f"{name}.json")
     if r is None:
-        return ["Not measured yet: run `python -m experiments.bench.world_model_quality`."]
+        return [f"Not measured yet: run `{command}`."]
+    ends = (
+        f"termination head accuracy {r['end_accuracy']:.3f}, recall {r['end_recall']:.3f}, "
+        f"precision {r['end_precision']:.3f}; calibration: mean predicted end probability "
+        f"{r['end_mean_probability']:.3f} against a true end rate of {r['end_rate']:.3f} "
+        f"(Brier {r['end_brier']:.3f})."
+        if r["end_rate"] > 0
+        else f"no episode ends before its time limit; mean predicted end probability "
+        f"{r['end_mean_probability']:.4f}."
+    )
     return [
         f"Held-out footage, {r['transitions']} transitions, {r['rollout_episodes']} episodes "
-        "of ≥ 16 steps (`python -m experiments.bench.world_model_quality`).",
+        f"of ≥ 16 steps (`{command}`).",
         "",
         "| PSNR (dB) | world model | copy last frame |",
         "|---|---|---|",
@@ -80,11 +94,7 @@ def _quality_section() -> list[str]:
         f"{r['rollout16_psnr_last_copy_last']:.2f} |",
         f"| tokenizer reconstruction (ceiling) | {r['tokenizer_psnr']:.2f} | |",
         "",
-        f"Reward head MAE {r['reward_mae']:.3f} (per-step reward in [0, 1]); termination head "
-        f"accuracy {r['end_accuracy']:.3f}, recall {r['end_recall']:.3f}, "
-        f"precision {r['end_precision']:.3f}; calibration: mean predicted end probability "
-        f"{r['end_mean_probability']:.3f} against a true end rate of {r['end_rate']:.3f} "
-        f"(Brier {r['end_brier']:.3f}).",
+        f"Reward head MAE {r['reward_mae']:.3f} (per-step reward {reward_range}); {ends}",
         "",
         _machine(r),
     ]
@@ -498,6 +508,55 @@ def _tokenizer_section() -> list[str]:
     return lines
 
 
+def _camera_section() -> list[str]:
+    r = _load("camera_control.json")
+    if r is None:
+        return ["Not measured yet: run `python -m experiments.bench.camera_control`."]
+    rows = [
+        ("true camera path (the model is given the real poses)", r["true_camera_path"]),
+        ("camera frozen at the start pose", r["camera_frozen_at_start"]),
+        ("copy the last real frame", r["copy_last_frame"]),
+    ]
+    return [
+        f"{r['held_out_episodes']} held-out moving-camera episodes (the camera sweeps "
+        f"{r['mean_azimuth_sweep_deg']:.0f}° of azimuth per episode on average); "
+        f"{r['rollout_steps']} frames imagined under the true torques and compared with the "
+        "real renders from the same poses (`python -m experiments.bench.camera_control`).",
+        "",
+        f"| conditioning | PSNR mean (dB) | PSNR at step {r['rollout_steps']} | SSIM mean |",
+        "|---|---|---|---|",
+        *[
+            f"| {label} | {v['psnr_mean']:.2f} | {v['psnr_last']:.2f} | {v['ssim_mean']:.3f} |"
+            for label, v in rows
+        ],
+        "",
+        _machine(r),
+    ]
+
+
+def _robot_section() -> list[str]:
+    return [
+        "### Policy ranking: WFM-Robot-v0 against the real Pusher",
+        "",
+        *_ranking_section(
+            "ranking_robot", "python -m experiments.rank_policies --config-name rank_policies_robot"
+        ),
+        "",
+        "### Robot world model on held-out footage",
+        "",
+        *_quality_section(
+            "world_model_quality_robot",
+            "python -m experiments.bench.world_model_quality --checkpoint robot "
+            "--footage data/footage/robot --name world_model_quality_robot",
+            "Pusher's, about -0.3 to -2.5",
+        ),
+        "",
+        "### Camera-conditioned robot world model",
+        "",
+        *_camera_section(),
+    ]
+
+
 def render() -> str:
     """The whole BENCHMARKS.md text."""
     sections = [
@@ -525,6 +584,10 @@ def render() -> str:
         "## MPC planning in the real env",
         "",
         *_mpc_section(),
+        "",
+        "## Robotics: MuJoCo Pusher through the same pipeline",
+        "",
+        *_robot_section(),
         "",
         "## Curation",
         "",

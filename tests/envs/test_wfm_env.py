@@ -184,7 +184,7 @@ def test_checkpoint_with_other_action_count_is_refused(tmp_path: Path) -> None:
         tokenizer_width=8, dynamics_width=8, head_width=8, dynamics_blocks=1, n_actions=3
     )
     WorldModel(config).save(tmp_path)
-    with pytest.raises(CheckpointMismatchError, match="3 actions"):
+    with pytest.raises(CheckpointMismatchError, match="3 discrete actions"):
         gym.make("WFM-Driving-v0", checkpoint=str(tmp_path))
 
 

@@ -27,6 +27,16 @@ def test_train_world_model_yaml_lists_every_field() -> None:
     assert config.shards_dir == "x/shards"
 
 
+@pytest.mark.parametrize("name", ["train_world_model_robot", "train_world_model_robot_camera"])
+def test_robot_world_model_configs_only_change_data_and_actions(name: str) -> None:
+    config = to_dataclass(_compose(name, []), TrainConfig)
+    driving = to_dataclass(_compose("train_world_model", []), TrainConfig)
+    assert config.model.continuous_actions and not driving.model.continuous_actions
+    assert config.model.action_dim == len(config.model.action_low) >= 7
+    assert config.model.latent_channels == driving.model.latent_channels
+    assert config.model.context == driving.model.context
+
+
 def test_curate_yaml_takes_nested_overrides() -> None:
     cfg = _compose("curate", ["dedup.epsilon=0.02", "encoder_training.encoder.frames=4"])
     config = to_dataclass(cfg, CurationConfig)

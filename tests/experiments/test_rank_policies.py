@@ -43,7 +43,7 @@ def test_ranking_report_on_a_tiny_checkpoint(tmp_path: Path, tiny_checkpoint: Pa
         episodes=2,
         out_dir=str(tmp_path / "report"),
         gif_policies=["always_slower"],
-        warmup_actions=[1],
+        warmup_steps=1,
         threads=1,
         n_bootstrap=20,
     )
@@ -64,7 +64,7 @@ def test_batched_wfm_episodes_match_single_env_episodes(tiny_checkpoint: Path) -
         num_envs=3, checkpoint=str(tiny_checkpoint), device="cpu", max_episode_steps=8
     )
     policy = RandomPolicy()
-    batched, steps = run_wfm_episodes(vector, policy, starts, max_steps=8)
+    batched, steps = run_wfm_episodes(vector, policy, starts, max_steps=8, neutral=1)
     one_by_one = [run_episode(single, policy, s, real=False, max_steps=8) for s in starts]
     assert batched == [pytest.approx(total, abs=1e-3) for total, _, _ in one_by_one]
     assert steps == sum(len(actions) for _, _, actions in one_by_one)

@@ -130,7 +130,7 @@ def test_resume_rerecords_only_the_missing_part(
     assert [e.episode_id for e in read_episodes(footage)] == list(range(6))
 
     # A second full run finds every part and records nothing: its behaviours are never called.
-    def refuse(frame: np.ndarray, rng: np.random.Generator) -> int:
+    def refuse(frame: np.ndarray, info: dict, rng: np.random.Generator) -> int:
         raise AssertionError("a complete footage folder must not be re-recorded")
 
     all_parts = sorted(footage.glob("part-*"))

@@ -1,7 +1,13 @@
 """Footage and training data: read recorded footage, cut it into episodes and training windows."""
 
 from wfm_sim.data.footage import CorruptFootageError, Episode, read_episodes
-from wfm_sim.data.windows import PAD_ACTION, WindowBatch, WindowSampler, split_episodes
+from wfm_sim.data.windows import (
+    PAD_ACTION,
+    WindowBatch,
+    WindowSampler,
+    padding_actions,
+    split_episodes,
+)
 
 __all__ = [
     "PAD_ACTION",
@@ -9,6 +15,7 @@ __all__ = [
     "Episode",
     "WindowBatch",
     "WindowSampler",
+    "padding_actions",
     "read_episodes",
     "split_episodes",
 ]

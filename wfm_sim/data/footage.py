@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 from wfm_sim.video import CorruptFootageError, read_video
@@ -18,7 +20,8 @@ class Episode:
     """One episode of footage.
 
     ``frames`` (T+1, ...) holds the frames (pixels (T+1, H, W, 3) uint8, or their latents);
-    ``actions``/``rewards``/``terminated`` (T,) describe the T transitions between them.
+    ``actions`` (T,) int64 for discrete actions or (T, A) float32 for vector ones, and
+    ``rewards``/``terminated`` (T,), describe the T transitions between them.
     """
 
     episode_id: int
@@ -49,8 +52,12 @@ class Episode:
         )
 
 
-def read_episodes(footage_dir: str | Path) -> list[Episode]:
+def read_episodes(footage_dir: str | Path, condition_columns: Sequence[str] = ()) -> list[Episode]:
     """All complete episodes of a footage folder, ordered by episode id.
+
+    ``condition_columns`` names ground-truth columns (such as the camera pose) appended to each
+    transition's action, taken at the frame the transition leads to: a model trained on such
+    actions renders the next frame as those columns say (camera-conditioned generation).
 
     Raises ``FileNotFoundError`` for a folder without parts and ``CorruptFootageError`` for a
     part whose video is unreadable or whose frame count differs from its ground truth.
@@ -64,6 +71,9 @@ def read_episodes(footage_dir: str | Path) -> list[Episode]:
     episodes: list[Episode] = []
     for parquet_path in parquet_paths:
         table = pq.read_table(parquet_path).to_pandas()
+        missing = sorted(set(condition_columns) - set(table.columns))
+        if missing:
+            raise ValueError(f"{parquet_path} has no columns {missing} to condition on")
         frames = read_video(parquet_path.with_suffix(".mp4"))
         if len(frames) != len(table):
             raise CorruptFootageError(
@@ -74,13 +84,38 @@ def read_episodes(footage_dir: str | Path) -> list[Episode]:
             rows = rows.sort_values("step")
             index = rows["frame"].to_numpy()
             episodes.append(
-                Episode(
-                    episode_id=int(episode_id),
-                    frames=frames[index],
-                    actions=rows["action"].to_numpy()[:-1].astype(np.int64),
-                    rewards=rows["reward"].to_numpy()[:-1].astype(np.float32),
-                    terminated=rows["terminated"].to_numpy()[:-1].astype(bool),
-                    behaviour=str(rows["behaviour"].iloc[0]),
-                )
+                episode_from_rows(int(episode_id), frames[index], rows, condition_columns)
             )
     return sorted(episodes, key=lambda e: e.episode_id)
+
+
+def episode_from_rows(
+    episode_id: int,
+    frames: np.ndarray,
+    rows: pd.DataFrame,
+    condition_columns: Sequence[str] = (),
+) -> Episode:
+    """An ``Episode`` from its frames and their ground-truth rows (one per frame, in order);
+    see ``read_episodes`` for ``condition_columns``."""
+    return Episode(
+        episode_id=episode_id,
+        frames=frames,
+        actions=_transition_actions(rows, condition_columns),
+        rewards=rows["reward"].to_numpy()[:-1].astype(np.float32),
+        terminated=rows["terminated"].to_numpy()[:-1].astype(bool),
+        behaviour=str(rows["behaviour"].iloc[0]),
+    )
+
+
+def _transition_actions(rows: pd.DataFrame, condition_columns: Sequence[str]) -> np.ndarray:
+    """(T,) int64 discrete actions, or (T, A) float32 vectors with the condition columns of
+    the next frame appended."""
+    taken = rows["action"].to_numpy()[:-1]
+    vector = len(taken) > 0 and isinstance(taken[0], np.ndarray)
+    if not vector and not condition_columns:
+        return taken.astype(np.int64)
+    actions = np.stack(taken).astype(np.float32) if vector else taken.astype(np.float32)[:, None]
+    if condition_columns:
+        following = rows[list(condition_columns)].to_numpy(np.float32)[1:]
+        actions = np.concatenate([actions, following], axis=1)
+    return actions

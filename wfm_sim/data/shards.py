@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from wfm_sim.data.footage import CorruptFootageError, Episode, read_video
+from wfm_sim.data.footage import CorruptFootageError, Episode, episode_from_rows, read_video
 from wfm_sim.io import atomic_path
 
 CATALOG_NAME = "catalog.parquet"
@@ -145,14 +145,5 @@ def read_shard_episodes(shards_dir: str | Path, resolution: str | None = None) -
             if end - start < 2:
                 continue
             rows = truth.iloc[start:end]
-            episodes.append(
-                Episode(
-                    episode_id=len(episodes),
-                    frames=frames[start:end],
-                    actions=rows["action"].to_numpy()[:-1].astype(np.int64),
-                    rewards=rows["reward"].to_numpy()[:-1].astype(np.float32),
-                    terminated=rows["terminated"].to_numpy()[:-1].astype(bool),
-                    behaviour=str(rows["behaviour"].iloc[0]),
-                )
-            )
+            episodes.append(episode_from_rows(len(episodes), frames[start:end], rows))
     return episodes

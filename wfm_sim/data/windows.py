@@ -2,8 +2,9 @@
 
 A window anchored at frame t of an episode holds frames t-K+1 .. t+H (K context, H horizon)
 and the actions taken from frames t-K+1 .. t+H-1. Context slots before the episode start
-repeat its first frame with ``PAD_ACTION``, exactly as a world-model env starts from one frame.
-Steps past the episode's end are marked invalid.
+repeat its first frame with a padding action (``PAD_ACTION`` for discrete actions, a row of
+NaN for vector actions), exactly as a world-model env starts from one frame. Steps past the
+episode's end are marked invalid.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ PAD_ACTION = 5
 """Action index of context slots before an episode's first frame (one past the real ones)."""
 
 
+def padding_actions(like: np.ndarray, count: int) -> np.ndarray:
+    """``count`` padding actions in the form of ``like`` (an episode's actions): PAD_ACTION
+    (count,) int64 for discrete actions, NaN rows (count, A) float32 for vector actions."""
+    if like.ndim == 1:
+        return np.full(count, PAD_ACTION, dtype=np.int64)
+    return np.full((count, like.shape[1]), np.nan, dtype=np.float32)
+
+
 @dataclass
 class WindowBatch:
     """A batch of windows.
 
     frames: (B, K+H, ...) context then target frames;
-    actions: (B, K+H-1) int64, action taken from each frame (PAD_ACTION before the start);
+    actions: (B, K+H-1) int64 or (B, K+H-1, A) float32, the action taken from each frame
+    (padding before the start);
     rewards, terminated, valid: (B, H) for the H transitions after the context.
     """
 
@@ -85,12 +95,12 @@ class WindowSampler:
         frame_steps = np.arange(t - k + 1, t + h + 1)
         action_steps = frame_steps[:-1]
         frames = episode.frames[np.clip(frame_steps, 0, n)]
-        actions = np.where(
-            action_steps < 0, PAD_ACTION, episode.actions[np.clip(action_steps, 0, n - 1)]
-        )
+        actions = episode.actions[np.clip(action_steps, 0, n - 1)].copy()
+        before_start = action_steps < 0
+        actions[before_start] = padding_actions(episode.actions, int(before_start.sum()))
         future = np.arange(t, t + h)
         valid = future < n
         clipped = np.clip(future, 0, n - 1)
         rewards = np.where(valid, episode.rewards[clipped], 0.0).astype(np.float32)
         terminated = valid & episode.terminated[clipped]
-        return frames, actions.astype(np.int64), rewards, terminated, valid
+        return frames, actions, rewards, terminated, valid

@@ -1,4 +1,4 @@
-"""Record long driving footage: several episodes back to back in one mp4, as raw footage is.
+"""Record long footage: several episodes back to back in one mp4, as raw footage is.
 
 Footage is a folder of parts. Part ``k`` is ``part-0000k.mp4`` (the frames) plus
 ``part-0000k.parquet`` (one row of ground truth per frame). A part is written whole and renamed
@@ -18,7 +18,9 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,14 +28,16 @@ from tqdm.auto import tqdm
 
 from wfm_sim.frames import parse_resolution, resize_frames
 from wfm_sim.io import atomic_path, write_json_atomic
-from wfm_sim.sources.highway import DrivingSimConfig, make_driving_env
+from wfm_sim.sources.registry import Source, get_source
 from wfm_sim.video import read_video, write_mp4
 
-BehaviourFn = Callable[[np.ndarray, np.random.Generator], int]
-"""A behaviour policy: (frame (H, W, 3) uint8, rng) -> action index."""
+BehaviourFn = Callable[[np.ndarray, dict[str, Any], np.random.Generator], Any]
+"""A behaviour policy: (frame (H, W, 3) uint8, the frame's info dict, rng) -> action (an int
+for a discrete action space, a float vector for a box)."""
 
 NO_ACTION = -1
-"""The ``action`` of an episode's last frame, from which no action was taken."""
+"""The ``action`` of an episode's last frame (from which no action was taken) in footage with
+discrete actions; footage with vector actions stores null there."""
 
 
 @dataclass
@@ -41,38 +45,47 @@ class RecorderConfig:
     """What to record and where. ``episodes`` are split into parts of ``episodes_per_part``."""
 
     out_dir: str = "data/footage/driving"
+    source: str = "highway"
+    """A name in ``wfm_sim.sources.registry.SOURCES``: ``highway`` or ``pusher``."""
+    sim: dict[str, Any] = field(default_factory=dict)
+    """The source's config fields that differ from its defaults (``DrivingSimConfig``,
+    ``RobotSimConfig``)."""
     episodes: int = 400
     episodes_per_part: int = 25
     seed: int = 0
     fps: int = 5
     crf: int = 12
-    sim: DrivingSimConfig = field(default_factory=DrivingSimConfig)
     copies: list[str] = field(default_factory=list)
     """Extra resolutions ``"HxW"`` to also write the first ``copy_parts`` parts at."""
     copy_parts: int = 0
 
 
-FOOTAGE_SCHEMA = pa.schema(
-    [
-        ("part", pa.int32()),
-        ("frame", pa.int32()),
-        ("episode", pa.int32()),
-        ("step", pa.int32()),
-        ("action", pa.int8()),
-        ("reward", pa.float32()),
-        ("terminated", pa.bool_()),
-        ("truncated", pa.bool_()),
-        ("crashed", pa.bool_()),
-        ("speed", pa.float32()),
-        ("lane", pa.int8()),
-        ("x", pa.float32()),
-        ("y", pa.float32()),
-        ("behaviour", pa.string()),
-        ("sim_seed", pa.int64()),
-    ]
+FOOTAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("part", pa.int32()),
+    ("frame", pa.int32()),
+    ("episode", pa.int32()),
+    ("step", pa.int32()),
+    ("reward", pa.float32()),
+    ("terminated", pa.bool_()),
+    ("truncated", pa.bool_()),
+    ("behaviour", pa.string()),
+    ("sim_seed", pa.int64()),
 )
-"""One row per frame. ``action``/``reward``/``terminated``/``truncated`` describe the
-transition taken *from* that frame; on an episode's last frame they are -1/NaN/False/False."""
+"""Columns of every footage, besides ``action`` and the source's ground truth. One row per
+frame: ``action``/``reward``/``terminated``/``truncated`` describe the transition taken *from*
+that frame; on an episode's last frame they are no action/NaN/False/False."""
+
+
+def footage_schema(source: Source, action_space: gym.Space) -> pa.Schema:
+    """The Parquet schema of footage from ``source`` with ``action_space``: int8 actions for a
+    discrete space, fixed-size float32 lists for a box."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        action_type: pa.DataType = pa.int8()
+    elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+        action_type = pa.list_(pa.float32(), action_space.shape[0])
+    else:
+        raise ValueError(f"cannot record actions of {action_space}: need Discrete or a 1-d Box")
+    return pa.schema([*FOOTAGE_COLUMNS, ("action", action_type), *source.ground_truth])
 
 
 def part_paths(out_dir: Path, part: int) -> tuple[Path, Path]:
@@ -97,41 +110,60 @@ def _part_episodes(config: RecorderConfig, part: int) -> int:
 
 
 def _record_episode(
-    env, behaviour: BehaviourFn, rng: np.random.Generator, sim_seed: int
+    env: gym.Env,
+    source: Source,
+    behaviour: BehaviourFn,
+    rng: np.random.Generator,
+    sim_seed: int,
 ) -> tuple[list[np.ndarray], list[dict]]:
     frame, info = env.reset(seed=sim_seed)
     frames, rows = [frame], []
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
     done = False
     while not done:
-        action = int(behaviour(frame, rng))
+        action = _checked_action(behaviour(frame, info, rng), env.action_space)
         next_frame, reward, terminated, truncated, next_info = env.step(action)
-        rows.append(_row(info, action, reward, terminated, truncated))
+        recorded = int(action) if discrete else [float(a) for a in action]
+        rows.append(_row(source, info, recorded, float(reward), terminated, truncated))
         frames.append(next_frame)
         frame, info, done = next_frame, next_info, terminated or truncated
-    rows.append(_row(info, NO_ACTION, float("nan"), False, False))
+    rows.append(_row(source, info, NO_ACTION if discrete else None, float("nan"), False, False))
     return frames, rows
 
 
-def _row(info: dict, action: int, reward: float, terminated: bool, truncated: bool) -> dict:
+def _checked_action(action: Any, space: gym.Space) -> Any:
+    """A behaviour's action in the form ``space`` takes, or a ``ValueError`` naming it."""
+    if not isinstance(space, gym.spaces.Box):
+        return int(action)
+    value = np.asarray(action, dtype=np.float32)
+    if value.shape != space.shape or not np.isfinite(value).all():
+        raise ValueError(f"behaviour returned {action!r}; expected a finite vector in {space}")
+    return np.clip(value, space.low, space.high)
+
+
+def _row(
+    source: Source, info: dict, action: Any, reward: float, terminated: bool, truncated: bool
+) -> dict:
     return {
         "action": action,
         "reward": reward,
         "terminated": bool(terminated),
         "truncated": bool(truncated),
-        "crashed": info["crashed"],
-        "speed": info["speed"],
-        "lane": info["lane"],
-        "x": info["x"],
-        "y": info["y"],
+        **{name: info[name] for name, _ in source.ground_truth},
     }
 
 
 def _write_part(
-    out_dir: Path, part: int, config: RecorderConfig, frames: list[np.ndarray], rows: list[dict]
+    out_dir: Path,
+    part: int,
+    config: RecorderConfig,
+    frames: list[np.ndarray],
+    rows: list[dict],
+    schema: pa.Schema,
 ) -> None:
     mp4_path, parquet_path = part_paths(out_dir, part)
     write_mp4(mp4_path, np.stack(frames), config.fps, config.crf)
-    table = pa.Table.from_pylist(rows, schema=FOOTAGE_SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=schema)
     with atomic_path(parquet_path) as tmp:
         pq.write_table(table, tmp)
 
@@ -175,22 +207,24 @@ def record_footage(
     """
     if not behaviours:
         raise ValueError("record_footage needs at least one (name, behaviour) pair")
+    source = get_source(config.source)
+    for resolution in config.copies:
+        parse_resolution(resolution)  # fail before recording, not after the first part
+    env = source.make_env(dict(config.sim))
+    schema = footage_schema(source, env.action_space)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         out_dir / "footage.json",
         {
-            "source": "highway-env",
+            "source": source.name,
             "recorder": dataclasses.asdict(config),
             "behaviours": [name for name, _ in behaviours],
-            "schema": [f.name for f in FOOTAGE_SCHEMA],
+            "schema": schema.names,
         },
     )
     n_parts = -(-config.episodes // config.episodes_per_part)
-    for resolution in config.copies:
-        parse_resolution(resolution)  # fail before recording, not after the first part
     todo = [p for p in range(n_parts) if not all(f.exists() for f in part_paths(out_dir, p))]
-    env = make_driving_env(config.sim)
     bar = tqdm(total=config.episodes, desc="recording episodes", disable=not progress)
     bar.update(sum(_part_episodes(config, p) for p in range(n_parts) if p not in todo))
     try:
@@ -203,7 +237,7 @@ def record_footage(
                 name, behaviour = behaviours[episode % len(behaviours)]
                 sim_seed = episode_seed(config.seed, episode)
                 rng = np.random.default_rng(sim_seed)
-                ep_frames, ep_rows = _record_episode(env, behaviour, rng, sim_seed)
+                ep_frames, ep_rows = _record_episode(env, source, behaviour, rng, sim_seed)
                 for step, row in enumerate(ep_rows):
                     row.update(
                         part=part,
@@ -216,7 +250,7 @@ def record_footage(
                 frames.extend(ep_frames)
                 rows.extend(ep_rows)
                 bar.update(1)
-            _write_part(out_dir, part, config, frames, rows)
+            _write_part(out_dir, part, config, frames, rows, schema)
     finally:
         bar.close()
         env.close()

@@ -25,15 +25,18 @@ def _mean(values: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def _rollout_psnr(
+def open_loop_rollouts(
     model: WorldModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """PSNR (N, steps) of open-loop rollouts under the true actions from each episode's first
-    K real frames (as the env starts), and of repeating the last context frame instead."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Open-loop rollouts under the true actions from each episode's first K real frames (as
+    the env starts), for the episodes long enough: (imagined (N, steps, H, W, 3) uint8, the
+    true frames (N, steps, H, W, 3), the last context frames (N, H, W, 3))."""
     k = model.config.context
     chosen = [i for i, e in enumerate(episodes) if e.length >= k - 1 + steps]
     if not chosen:
-        return np.zeros((0, steps)), np.zeros((0, steps))
+        shape = (0, steps, *episodes[0].frames.shape[1:]) if episodes else (0, steps, 0, 0, 3)
+        empty = np.zeros(shape, dtype=np.uint8)
+        return empty, empty, empty[:, 0]
     ctx = torch.from_numpy(np.stack([latent_eps[i].frames[:k] for i in chosen]))
     acts = torch.from_numpy(np.stack([episodes[i].actions[:k] for i in chosen]))
     imagined = []
@@ -41,15 +44,23 @@ def _rollout_psnr(
         step = model.imagine(ctx, acts)
         imagined.append(model.tokenizer.decode(step.latent).numpy())
         ctx = torch.cat([ctx[:, 1:], step.latent[:, None]], dim=1)
-        next_actions = torch.tensor(
-            [int(episodes[i].actions[min(k + h, episodes[i].length - 1)]) for i in chosen]
+        next_actions = torch.from_numpy(
+            np.stack([episodes[i].actions[min(k + h, episodes[i].length - 1)] for i in chosen])
         )
         acts = torch.cat([acts[:, 1:], next_actions[:, None]], dim=1)
     truth = np.stack([episodes[i].frames[k : k + steps] for i in chosen])
-    last_context = np.stack([episodes[i].frames[k - 1] for i in chosen])[:, None]
-    return psnr(np.stack(imagined, axis=1), truth), psnr(
-        np.broadcast_to(last_context, truth.shape), truth
-    )
+    last_context = np.stack([episodes[i].frames[k - 1] for i in chosen])
+    return np.stack(imagined, axis=1), truth, last_context
+
+
+def rollout_psnr(
+    model: WorldModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """PSNR (N, steps) of ``open_loop_rollouts``, and of repeating the last context frame
+    instead."""
+    imagined, truth, last_context = open_loop_rollouts(model, episodes, latent_eps, steps)
+    copied = np.broadcast_to(last_context[:, None], truth.shape)
+    return psnr(imagined, truth), psnr(copied, truth)
 
 
 @torch.no_grad()
@@ -88,7 +99,7 @@ def evaluate_world_model(
         end_true.append(pixels.terminated[:, 0])
     ends, probabilities = np.concatenate(end_true), np.concatenate(end_prob)
     predicted_ends = probabilities > 0.5
-    rollout, rollout_copy = _rollout_psnr(model, episodes, latent_eps, rollout_steps)
+    rollout, rollout_copy = rollout_psnr(model, episodes, latent_eps, rollout_steps)
     return {
         "next_frame_psnr": float(np.concatenate(next_psnr).mean()),
         "next_frame_psnr_copy_last": float(np.concatenate(copy_psnr).mean()),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +42,9 @@ class TrainConfig:
     shards_dir: str = ""
     """If set, train on the curated shards there (clips at the model's frame size) instead of
     ``footage_dir``'s raw footage."""
+    condition_columns: list[str] = field(default_factory=list)
+    """Ground-truth columns appended to each action, taken at the next frame (for example the
+    camera pose ``cam_azimuth, cam_elevation, cam_distance``: a camera-conditioned model)."""
     run_dir: str = "runs/world_model/driving"
     export_dir: str = "runs/world_model/driving/checkpoint"
     held_out_fraction: float = 0.1
@@ -168,8 +171,11 @@ def dynamics_loss(
 
 
 def end_pos_weight(episodes: list[Episode]) -> float:
-    """Weight of the rare termination class in the end loss: the no-end/end ratio, at most 10."""
+    """Weight of the rare termination class in the end loss: the no-end/end ratio, at most 10
+    (1 when nothing ends, as in footage whose episodes only time out)."""
     ends = sum(int(e.terminated.sum()) for e in episodes)
+    if ends == 0:
+        return 1.0
     transitions = sum(e.length for e in episodes)
     return float(min(10.0, (transitions - ends) / max(1, ends)))
 
@@ -278,15 +284,25 @@ def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, to
 
 def training_episodes(config: TrainConfig) -> list[Episode]:
     """The episodes a run trains on (see ``load_episodes``)."""
-    return load_episodes(config.footage_dir, config.shards_dir, config.model.frame_size)
+    return load_episodes(
+        config.footage_dir, config.shards_dir, config.model.frame_size, config.condition_columns
+    )
 
 
-def load_episodes(footage_dir: str, shards_dir: str, frame_size: int) -> list[Episode]:
+def load_episodes(
+    footage_dir: str,
+    shards_dir: str,
+    frame_size: int,
+    condition_columns: Sequence[str] = (),
+) -> list[Episode]:
     """Curated shard clips at ``frame_size`` if ``shards_dir`` is set, else the raw footage's
-    episodes; the same choice for training and for measuring a trained model."""
+    episodes (actions extended by ``condition_columns``, see ``read_episodes``); the same
+    choice for training and for measuring a trained model."""
     if shards_dir:
+        if condition_columns:
+            raise ValueError("condition_columns need raw footage (footage_dir), not shards")
         return read_shard_episodes(shards_dir, resolution=f"{frame_size}x{frame_size}")
-    return read_episodes(footage_dir)
+    return read_episodes(footage_dir, condition_columns)
 
 
 def train_world_model(config: TrainConfig) -> Path:
