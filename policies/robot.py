@@ -376,20 +376,23 @@ def _trained_policies(zoo_dir: Path) -> list[BCPixelPolicy]:
 def load_robot_zoo(zoo_dir: str | Path = ROBOT_ZOO_DIR) -> list[RobotPolicy]:
     """The robot zoo in a fixed order with unique names.
 
-    Order: the longest-trained BC policy, it with torque noise std 0.5 and 1.0, the
+    Order: the longest-trained BC policy, it with torque noise std 0.7 and 1.0, the
     shorter-trained BC policies, uniform random torques at full and 0.3 scale, a still arm,
-    and a constant torque on the shoulder joints.
+    and a constant torque of -1 on the two shoulder joints (it swings the arm away from the
+    table). The members were chosen so their real returns are spread out (see
+    ``zoo/robot/zoo_returns.json``): about -48 (bc_best), -54 (still), -63 (random_0.3),
+    -78 (bc_short), -95 (noise 0.7), -106 (constant), -121 (noise 1.0), -147 (random).
     """
     best, *shorter = _trained_policies(Path(zoo_dir))
     zoo: list[RobotPolicy] = [
         best,
-        GaussianNoise(best, 0.5, f"{best.name}_noise0.5"),
+        GaussianNoise(best, 0.7, f"{best.name}_noise0.7"),
         GaussianNoise(best, 1.0, f"{best.name}_noise1.0"),
         *shorter,
         RandomTorque(1.0, "random"),
         RandomTorque(0.3, "random_0.3"),
         ConstantTorque(np.zeros(ACTION_DIM), "still"),
-        ConstantTorque([-0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "constant_torque"),
+        ConstantTorque([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0], "constant_torque"),
     ]
     names = [policy.name for policy in zoo]
     if len(set(names)) != len(names):
