@@ -101,7 +101,8 @@ def run_episode(
         options = {"start_frames": start.frames, "start_actions": start.actions}
         frame, _ = env.reset(seed=start.seed, options=options)
     rng = np.random.default_rng(start.seed)
-    frames, actions, total, done = [frame], [], 0.0, False
+    frames, total, done = [frame], 0.0, False
+    actions: list[Any] = []
     while not done and len(actions) < max_steps:
         action = policy.act(frame, rng)
         frame, reward, terminated, truncated, _ = env.step(action)
@@ -162,7 +163,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
     task = get_task(config.task)
     zoo = task.load_zoo() if zoo is None else zoo
     real_env = task.make_real_env()
-    env_kwargs = {
+    env_kwargs: dict[str, Any] = {
         "checkpoint": config.checkpoint,
         "termination": config.termination,
         "device": config.device,

@@ -5,7 +5,7 @@ of their loops; only this table differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,18 +24,18 @@ class Task:
     name: str
     wfm_env_id: str
     make_real_env: Callable[[], gym.Env]
-    load_zoo: Callable[[], list[Policy]]
+    load_zoo: Callable[[], Sequence[Policy]]
     episode_steps: int
     neutral_action: Any
 
 
-def _driving_zoo() -> list[Policy]:
+def _driving_zoo() -> Sequence[Policy]:
     from policies import load_driving_zoo
 
     return load_driving_zoo()
 
 
-def _robot_zoo() -> list[Policy]:
+def _robot_zoo() -> Sequence[Policy]:
     from policies.robot import load_robot_zoo
 
     return load_robot_zoo()

@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> None:
     """Train, export, measure on held-out footage and write MODEL_CARD.md."""
     config = to_dataclass(cfg, TrainConfig)
     export_dir = train_world_model(config)
-    card = write_model_card(export_dir, config.footage_dir, HydraConfig.get().job.config_name)
+    card = write_model_card(export_dir, config.footage_dir, str(HydraConfig.get().job.config_name))
     print(f"world model in {export_dir}; model card {card}")
 
 

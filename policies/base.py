@@ -8,7 +8,7 @@ imagines frames of the same format.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -17,17 +17,22 @@ NUM_ACTIONS = 5
 """Size of the driving action space, Discrete(5): LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER."""
 
 
+ActionT_co = TypeVar("ActionT_co", covariant=True)
+
+
 @runtime_checkable
-class Policy(Protocol):
+class Policy(Protocol[ActionT_co]):
     """Anything with a unique ``name`` that acts on one frame.
 
     ``act`` receives the observation, ``(H, W, 3) uint8``, and the generator that is the only
-    source of the policy's randomness, so a seeded rollout is reproducible.
+    source of the policy's randomness, so a seeded rollout is reproducible. It returns an
+    action of the env's space: an index for driving (``Policy[int]``), a torque vector for
+    the robot (``Policy[np.ndarray]``).
     """
 
     name: str
 
-    def act(self, observation: np.ndarray, rng: np.random.Generator) -> int: ...
+    def act(self, observation: np.ndarray, rng: np.random.Generator) -> ActionT_co: ...
 
 
 def _check_action(action: int, num_actions: int) -> int:
@@ -73,7 +78,7 @@ class EpsilonGreedy:
     """
 
     def __init__(
-        self, inner: Policy, epsilon: float, name: str, num_actions: int = NUM_ACTIONS
+        self, inner: Policy[int], epsilon: float, name: str, num_actions: int = NUM_ACTIONS
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -112,8 +113,8 @@ class SmallCNN(BaseFeaturesExtractor):
         return self.linear(self.cnn(observations))
 
 
-def _q_head(features_dim: int, net_arch: tuple[int, ...], num_actions: int) -> nn.Sequential:
-    """SB3's ``create_mlp`` layout: Linear/ReLU pairs, then a Linear to the Q-values."""
+def linear_head(features_dim: int, net_arch: tuple[int, ...], num_actions: int) -> nn.Sequential:
+    """SB3's ``create_mlp`` layout: Linear/ReLU pairs, then a Linear to the outputs."""
     layers: list[nn.Module] = []
     width = features_dim
     for hidden in net_arch:
@@ -135,7 +136,7 @@ class PixelQNetwork(nn.Module):
         size = config.frame_size
         chw_space = gym.spaces.Box(0, 255, (3, size, size), np.uint8)
         self.features_extractor = SmallCNN(chw_space, config)
-        self.q_net = _q_head(config.features_dim, config.net_arch, config.num_actions)
+        self.q_net = linear_head(config.features_dim, config.net_arch, config.num_actions)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.permute(0, 3, 1, 2).float() / 255.0
@@ -148,17 +149,60 @@ def save_q_network(
     weights_path: str | Path,
     config_path: str | Path,
     extra: dict[str, Any] | None = None,
+    tensor_metadata: dict[str, str] | None = None,
 ) -> None:
-    """Write a Q-network's tensors (safetensors) and its JSON config, each atomically.
+    """Write a ``SmallCNN`` network's tensors (safetensors) and its JSON config, atomically.
 
-    ``state_dict`` is SB3's ``model.policy.q_net.state_dict()`` or a ``PixelQNetwork``'s;
+    ``state_dict`` is SB3's ``model.policy.q_net.state_dict()``, a ``PixelQNetwork``'s or
+    any other network built on ``SmallCNN`` (such as the robot's behaviour-cloned one);
     ``extra`` (budget, command, training config, measured return) is stored beside the
-    architecture in the JSON.
+    architecture in the JSON, ``tensor_metadata`` beside the architecture name in the
+    safetensors header.
     """
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    header = {"architecture": ARCHITECTURE, **(tensor_metadata or {})}
     with atomic_path(weights_path) as tmp:
-        save_file(tensors, str(tmp), metadata={"architecture": ARCHITECTURE})
+        save_file(tensors, str(tmp), metadata=header)
     write_json_atomic(config_path, {**(extra or {}), "architecture": config.to_dict()})
+
+
+NetworkT = TypeVar("NetworkT", bound=nn.Module)
+
+
+def load_small_cnn_network(
+    weights_path: str | Path,
+    config_path: str | Path | None,
+    build: Callable[[SmallCNNConfig], NetworkT],
+    described_as: str,
+    missing_hint: str = "",
+) -> tuple[NetworkT, dict[str, Any]]:
+    """Rebuild a network saved by ``save_q_network``: (network, the JSON's contents).
+
+    ``build`` makes the network from the JSON's architecture; ``config_path`` defaults to
+    ``weights_path`` with a ``.json`` suffix. Raises ``FileNotFoundError`` for a missing file
+    (with ``missing_hint`` appended) and ``ValueError`` when the JSON names another
+    architecture or the tensors do not fit the ``described_as`` network.
+    """
+    weights_path = Path(weights_path)
+    config_path = Path(config_path) if config_path else weights_path.with_suffix(".json")
+    for path in (weights_path, config_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"policy file {path} is missing{missing_hint}")
+    metadata = json.loads(config_path.read_text())
+    if "architecture" not in metadata:
+        raise ValueError(f"{config_path} has no 'architecture' entry")
+    try:
+        config = SmallCNNConfig.from_dict(metadata["architecture"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{config_path}: {error}") from error
+    network = build(config)
+    try:
+        network.load_state_dict(load_file(str(weights_path)), strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{weights_path} does not fit the {described_as} described in {config_path}: {error}"
+        ) from error
+    return network, metadata
 
 
 class DQNPixelPolicy:
@@ -178,33 +222,12 @@ class DQNPixelPolicy:
         config_path: str | Path | None = None,
         name: str | None = None,
     ) -> DQNPixelPolicy:
-        """Build from ``<name>.safetensors`` and its ``<name>.json`` (same stem by default).
-
-        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` when the JSON names
-        another architecture or the tensors do not fit it.
-        """
-        weights_path = Path(weights_path)
-        config_path = Path(config_path) if config_path else weights_path.with_suffix(".json")
-        for path in (weights_path, config_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"policy file {path} is missing")
-        metadata = json.loads(config_path.read_text())
-        if "architecture" not in metadata:
-            raise ValueError(f"{config_path} has no 'architecture' entry")
-        try:
-            config = SmallCNNConfig.from_dict(metadata["architecture"])
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{config_path}: {error}") from error
-        network = PixelQNetwork(config)
-        tensors = load_file(str(weights_path))
-        try:
-            network.load_state_dict(tensors, strict=True)
-        except RuntimeError as error:
-            raise ValueError(
-                f"{weights_path} does not fit the {ARCHITECTURE} described in {config_path}: "
-                f"{error}"
-            ) from error
-        return cls(network, name or weights_path.stem, metadata)
+        """Build from ``<name>.safetensors`` and its ``<name>.json`` (same stem by default);
+        errors as ``load_small_cnn_network``'s."""
+        network, metadata = load_small_cnn_network(
+            weights_path, config_path, PixelQNetwork, ARCHITECTURE
+        )
+        return cls(network, name or Path(weights_path).stem, metadata)
 
     @torch.inference_mode()
     def q_values(self, observations: np.ndarray) -> np.ndarray:
@@ -225,5 +248,7 @@ __all__ = [
     "PixelQNetwork",
     "SmallCNN",
     "SmallCNNConfig",
+    "linear_head",
+    "load_small_cnn_network",
     "save_q_network",
 ]

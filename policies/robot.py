@@ -14,7 +14,6 @@ training config, data size and measured real return).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,13 +23,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from policies.dqn import ARCHITECTURE, SmallCNN, SmallCNNConfig
+from policies.base import Policy
+from policies.dqn import (
+    SmallCNN,
+    SmallCNNConfig,
+    linear_head,
+    load_small_cnn_network,
+    save_q_network,
+)
 from wfm_sim.data.footage import Episode
-from wfm_sim.io import atomic_path, write_json_atomic
 
 ACTION_DIM = 7
 """Pusher's action: torques on the arm's 7 joints."""
@@ -49,16 +53,8 @@ TRAIN_COMMAND = "python -m experiments.train_robot_policies"
 
 
 @runtime_checkable
-class RobotPolicy(Protocol):
-    """Anything with a unique ``name`` that maps one frame to a ``(7,) float32`` torque vector.
-
-    ``act`` receives the observation, ``(H, W, 3) uint8``, and the generator that is the only
-    source of the policy's randomness, so a seeded rollout is reproducible.
-    """
-
-    name: str
-
-    def act(self, observation: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+class RobotPolicy(Policy[np.ndarray], Protocol):
+    """A ``Policy`` whose action is a ``(7,) float32`` torque vector in Pusher's box."""
 
 
 def bc_network_config(**overrides: Any) -> SmallCNNConfig:
@@ -81,13 +77,7 @@ class BCPixelNetwork(nn.Module):
         size = config.frame_size
         chw_space = gym.spaces.Box(0, 255, (3, size, size), np.uint8)
         self.features_extractor = SmallCNN(chw_space, config)
-        layers: list[nn.Module] = []
-        width = config.features_dim
-        for hidden in config.net_arch:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        layers.append(nn.Linear(width, config.num_actions))
-        self.head = nn.Sequential(*layers)
+        self.head = linear_head(config.features_dim, config.net_arch, config.num_actions)
 
     def forward_chw(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` float in [0, 1] -> ``(B, num_actions)`` torques."""
@@ -137,12 +127,15 @@ class BCPixelPolicy:
         """
         weights_path = Path(weights_path)
         config_path = Path(config_path) if config_path else weights_path.with_suffix(".json")
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
-        with atomic_path(weights_path) as tmp:
-            save_file(tensors, str(tmp), metadata={"architecture": ARCHITECTURE, "head": "tanh"})
         self.metadata = {**self.metadata, **extra, "name": self.name}
-        payload = {**self.metadata, "architecture": self.network.config.to_dict()}
-        write_json_atomic(config_path, payload)
+        save_q_network(
+            self.network.state_dict(),
+            self.network.config,
+            weights_path,
+            config_path,
+            extra=self.metadata,
+            tensor_metadata={"head": "tanh"},
+        )
 
     @classmethod
     def load(
@@ -153,31 +146,16 @@ class BCPixelPolicy:
     ) -> BCPixelPolicy:
         """Build from ``<name>.safetensors`` and its ``<name>.json`` (same stem by default).
 
-        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` when the JSON names
-        another architecture or the tensors do not fit it.
+        Errors as ``load_small_cnn_network``'s; a missing file names ``TRAIN_COMMAND``.
         """
-        weights_path = Path(weights_path)
-        config_path = Path(config_path) if config_path else weights_path.with_suffix(".json")
-        for path in (weights_path, config_path):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"robot policy file {path} is missing; run `{TRAIN_COMMAND}`"
-                )
-        metadata = json.loads(config_path.read_text())
-        if "architecture" not in metadata:
-            raise ValueError(f"{config_path} has no 'architecture' entry")
-        try:
-            config = SmallCNNConfig.from_dict(metadata["architecture"])
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{config_path}: {error}") from error
-        network = BCPixelNetwork(config)
-        try:
-            network.load_state_dict(load_file(str(weights_path)), strict=True)
-        except RuntimeError as error:
-            raise ValueError(
-                f"{weights_path} does not fit the BC network described in {config_path}: {error}"
-            ) from error
-        return cls(network, name or weights_path.stem, metadata)
+        network, metadata = load_small_cnn_network(
+            weights_path,
+            config_path,
+            BCPixelNetwork,
+            "BC network",
+            missing_hint=f"; run `{TRAIN_COMMAND}`",
+        )
+        return cls(network, name or Path(weights_path).stem, metadata)
 
     def __repr__(self) -> str:
         return f"BCPixelPolicy(name={self.name!r})"

@@ -3,7 +3,6 @@ with the same recorder and trainer as driving; only configs differ."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,27 +71,16 @@ def tiny_robot_model(action_dim: int, low: list[float], high: list[float]) -> Wo
 
 
 @pytest.fixture(scope="session")
-def make_robot_train_config() -> Callable[..., TrainConfig]:
-    """``(footage, run_dir, model, **overrides) -> TrainConfig``: a few steps on CPU."""
+def make_robot_train_config(
+    make_train_config: Callable[..., TrainConfig],
+) -> Callable[..., TrainConfig]:
+    """``(footage, run_dir, model, **overrides) -> TrainConfig``: the driving tests' tiny run
+    (``make_train_config``) on other footage and model, with a 2-step fine-tune."""
 
     def make(footage: Path, run_dir: Path, model: WorldModelConfig, **overrides: object):
-        config = TrainConfig(
-            footage_dir=str(footage),
-            run_dir=str(run_dir),
-            export_dir=str(run_dir / "checkpoint"),
-            tokenizer_steps=4,
-            dynamics_steps=4,
-            finetune_steps=2,
-            finetune_horizon=3,
-            checkpoint_every=2,
-            held_out_fraction=0.34,
-            device="cpu",
-            threads=1,
-            model=model,
-            tokenizer_batch=8,
-            dynamics_batch=4,
+        return make_train_config(
+            run_dir, footage_dir=str(footage), model=model, finetune_steps=2, **overrides
         )
-        return dataclasses.replace(config, **overrides)
 
     return make
 
