@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot train-diffusion train-autoregressive guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -66,7 +66,7 @@ rl: $(STAMP)
 	$(PY) -m experiments.train_rl env=real init=wfm_encoder
 
 # The robot (MuJoCo Pusher) through the same recorder, trainer, env and ranking: configs only.
-robot-pipeline: record-robot train-robot-policies train-robot-world-model rank-robot
+robot-pipeline: record-robot train-robot-policies train-robot-world-model rank-robot mpc-robot rl-robot
 
 record-robot: $(STAMP)
 	$(PY) -m experiments.record --config-name record_robot
@@ -96,3 +96,31 @@ bench: $(STAMP)
 	$(PY) -m experiments.bench.tokenizer_quality
 	$(PY) -m experiments.bench.tokenizer_speed
 	$(PY) -m experiments.bench.summarize
+
+# PPO in WFM-Robot-v0 (learned reward) and in the real Pusher, both evaluated in the real Pusher.
+rl-robot: $(STAMP)
+	$(PY) -m experiments.train_rl --config-name train_rl_robot env=wfm
+	$(PY) -m experiments.train_rl --config-name train_rl_robot env=real
+
+# MPC over the robot world model against an oracle on clones of the real MuJoCo physics.
+mpc-robot: $(STAMP)
+	$(PY) -m experiments.mpc_demo --config-name mpc_demo_robot
+
+# The diffusion WFM (EDM, DiT-style) over cv_4x8x8 tokenizer latents: Text2World, then Video2World.
+train-diffusion: $(STAMP)
+	$(PY) -m experiments.train_diffusion
+
+# The autoregressive WFM (GPT over dv_4x8x8 FSQ tokens): next-token pre-training, then
+# text-conditioned Video2World through cross-attention.
+train-autoregressive: $(STAMP)
+	$(PY) -m experiments.train_autoregressive
+
+# Guardrails: retrain the prompt classifier (deterministic) and re-calibrate the video guard
+# on the driving footage (needed after the driving world model's tokenizer is retrained).
+guardrails: $(STAMP)
+	$(PY) -m wfm_sim.guardrail train-prompt-classifier
+	$(PY) -m wfm_sim.guardrail calibrate-video-guard
+
+# Synthetic footage from the driving world model and the zoo, through the guardrails.
+synth: $(STAMP)
+	$(PY) -m experiments.synthesize generator=world_model n_clips=48 out_dir=data/synthetic/world_model

@@ -40,7 +40,8 @@ class WFMVecEnvSB3(VecEnv):
         return [None if seed is None else seed + i for i in range(self.num_envs)]
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        shape = (self.num_envs, *(self.action_space.shape or ()))
+        self._actions = np.asarray(actions).reshape(shape)
 
     def step_wait(self) -> VecEnvStepReturn:
         assert self._actions is not None, "step_async must come first"

@@ -1,9 +1,11 @@
-"""MPC in the real highway-env: a planner over the world model's imagination against an oracle
+"""MPC in a real simulator: a planner over the world model's imagination against an oracle
 planner with the same budget that plans on clones of the real simulator, and the best zoo
-policy. Return, crash rate and decision latency, plus a video of the real drive beside the
-plan the world model imagined at each step.
+policy. Return, an outcome rate (driving: crash rate; robot: success rate, the object within
+``success_distance`` of the goal at the episode's end) and decision latency, plus a video of
+the real episode beside the plan the world model imagined at each step.
 
     python -m experiments.mpc_demo [episodes=4 planner.method=mppi planner.population=64 ...]
+    python -m experiments.mpc_demo --config-name mpc_demo_robot [episodes=N ...]
 """
 
 from __future__ import annotations
@@ -23,55 +25,84 @@ from tqdm.auto import tqdm
 import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
-from policies import load_driving_zoo
+from experiments.tasks import get_task
 from policies.planners import OraclePlanner, PlannerConfig, WorldModelPlanner
 from wfm_sim.io import write_json_atomic
-from wfm_sim.sources import make_driving_env
 from wfm_sim.video import write_mp4
+
+OUTCOMES: dict[str, str] = {
+    "driving": "crash_rate: share of episodes in which the ego vehicle crashed",
+    "robot": "success_rate: share of episodes whose final object-goal distance is below "
+    "success_distance (m)",
+}
+"""Per task, the outcome rate reported beside the return, named and defined."""
 
 
 @dataclass
 class MPCDemoConfig:
-    """Which model, how many real episodes, the shared planner budget, where results go."""
+    """Which task and model, how many real episodes (``max_steps``: cut each one short, for
+    smoke runs), the shared planner budget, the zoo policies compared (the best one, and
+    optionally a floor such as a still arm that the oracle's gain is measured from), where
+    results go."""
 
+    task: str = "driving"
     checkpoint: str = "driving"
     episodes: int = 4
     seed: int = 20_000
+    max_steps: int | None = None
     baseline_policy: str = "dqn_15k"
+    floor_policy: str | None = None
     planner: PlannerConfig = field(
         default_factory=lambda: PlannerConfig(horizon=4, population=32, elites=6, iterations=2)
     )
     run_oracle: bool = True
+    success_distance: float = 0.1
+    video_fps: int = 2
     out_dir: str = "experiments/results/mpc"
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.task not in OUTCOMES:
+            raise ValueError(f"unknown task {self.task!r}; known: {sorted(OUTCOMES)}")
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(
+                f"max_steps must be >= 1 or null (whole episodes), got {self.max_steps}"
+            )
+        if self.success_distance <= 0:
+            raise ValueError(f"success_distance must be > 0 metres, got {self.success_distance}")
 
 
 def _drive(
     env: Any,
     actor: Any,
     seed: int,
-    planner: WorldModelPlanner | None = None,
+    max_steps: int | None = None,
     video: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """One real episode driven by ``actor``; returns its return, crash flag and latencies."""
-    frame, _ = env.reset(seed=seed)
-    if planner is not None:
-        planner.begin_episode([frame], [])
+    """One real episode driven by ``actor`` (at most ``max_steps`` steps); returns its return,
+    whether it crashed, its last ``info`` and the decision latencies. With ``video``, a
+    world-model planner's plan panels are appended to it."""
+    frame, info = env.reset(seed=seed)
+    if isinstance(actor, WorldModelPlanner | OraclePlanner):
+        actor.begin_episode([frame], [])
     rng = np.random.default_rng(seed)
-    total, latencies, done, crashed = 0.0, [], False, False
+    total, latencies, done, crashed, steps = 0.0, [], False, False, 0
     while not done:
         started = time.perf_counter()
         action = actor.act(frame, rng)
         latencies.append(time.perf_counter() - started)
-        if video is not None and planner is not None and planner.last_plan is not None:
-            video.append(_plan_panel(planner, frame))
+        if video is not None and isinstance(actor, WorldModelPlanner):
+            video.append(_plan_panel(actor, frame))
         frame, reward, terminated, truncated, info = env.step(action)
-        if planner is not None:
-            planner.observe(frame, action)
+        if isinstance(actor, WorldModelPlanner):
+            actor.observe(frame, action)
         total += float(reward)
         crashed = crashed or bool(info.get("crashed", False))
-        done = terminated or truncated
-    return {"return": total, "crashed": crashed, "latencies": latencies}
+        steps += 1
+        done = terminated or truncated or steps == max_steps
+    return {"return": total, "crashed": crashed, "final_info": info, "latencies": latencies}
 
 
 def _plan_panel(planner: WorldModelPlanner, frame: np.ndarray) -> np.ndarray:
@@ -82,59 +113,96 @@ def _plan_panel(planner: WorldModelPlanner, frame: np.ndarray) -> np.ndarray:
     return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
 
 
-def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _object_goal_distance(info: dict[str, Any]) -> float:
+    """Pusher's object-goal distance in the table plane (m), from the recorded ground truth."""
+    return float(np.hypot(info["object_x"] - info["goal_x"], info["object_y"] - info["goal_y"]))
+
+
+def _summary(runs: list[dict[str, Any]], config: MPCDemoConfig) -> dict[str, Any]:
     returns = np.array([r["return"] for r in runs])
     latencies = np.concatenate([r["latencies"] for r in runs]) * 1000
-    return {
+    summary: dict[str, Any] = {
         "mean_return": float(returns.mean()),
         "returns": returns.round(3).tolist(),
-        "crash_rate": float(np.mean([r["crashed"] for r in runs])),
-        "latency_ms_mean": float(latencies.mean()),
-        "latency_ms_p95": float(np.percentile(latencies, 95)),
+    }
+    if config.task == "robot":
+        distances = np.array([_object_goal_distance(r["final_info"]) for r in runs])
+        summary["success_rate"] = float(np.mean(distances < config.success_distance))
+        summary["final_object_goal_distance_m"] = float(distances.mean())
+    else:
+        summary["crash_rate"] = float(np.mean([r["crashed"] for r in runs]))
+    summary["latency_ms_mean"] = float(latencies.mean())
+    summary["latency_ms_p95"] = float(np.percentile(latencies, 95))
+    return summary
+
+
+def _fractions(results: dict[str, Any], floor_policy: str | None) -> dict[str, float | None]:
+    """The world-model planner's return as a share of the oracle's (when the oracle's return
+    is positive, as driving's) and, with a floor policy that the oracle beats, its share of
+    the oracle's gain over the floor ((wfm - floor) / (oracle - floor): 1 matches the oracle,
+    0 the floor; meaningful for negative rewards such as Pusher's). None where undefined."""
+    wfm = results["wfm_planner"]["mean_return"]
+    oracle = results.get("oracle_planner", {}).get("mean_return")
+    floor = results[floor_policy]["mean_return"] if floor_policy else None
+    gain = None
+    if oracle is not None and floor is not None and oracle > floor:
+        gain = (wfm - floor) / (oracle - floor)
+    return {
+        "wfm_fraction_of_oracle_return": wfm / oracle if oracle and oracle > 0 else None,
+        "wfm_fraction_of_oracle_gain_over_floor": gain,
     }
 
 
 def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     """Drive ``config.episodes`` real episodes with each controller; write results and a video."""
     torch.set_num_threads(config.threads)
+    task = get_task(config.task)
     out = Path(config.out_dir)
-    env = make_driving_env()
+    env = task.make_real_env()
     model = world_models.load(config.checkpoint, device="cpu")
     seeds = [config.seed + i for i in range(config.episodes)]
     wfm_planner = WorldModelPlanner(model, config.planner)
-    baseline = {p.name: p for p in load_driving_zoo()}[config.baseline_policy]
-    video: list[np.ndarray] = []
-    results: dict[str, Any] = {}
-    controllers: list[tuple[str, Any]] = [("wfm_planner", wfm_planner), (baseline.name, baseline)]
+    zoo = {p.name: p for p in task.load_zoo()}
+    wanted = [config.baseline_policy, *([config.floor_policy] if config.floor_policy else [])]
+    missing = [name for name in wanted if name not in zoo]
+    if missing:
+        raise ValueError(f"policies {missing} are not in the {task.name} zoo: {sorted(zoo)}")
+    controllers: list[tuple[str, Any]] = [("wfm_planner", wfm_planner)]
+    controllers += [(name, zoo[name]) for name in wanted]
     if config.run_oracle:
         controllers.append(("oracle_planner", OraclePlanner(env, config.planner)))
+    video: list[np.ndarray] = []
+    results: dict[str, Any] = {}
     for name, actor in controllers:
         runs = [
             _drive(
                 env,
                 actor,
                 seed,
-                planner=wfm_planner if actor is wfm_planner else None,
+                max_steps=config.max_steps,
                 video=video if actor is wfm_planner and i == 0 else None,
             )
             for i, seed in enumerate(tqdm(seeds, desc=name))
         ]
-        results[name] = _summary(runs)
+        results[name] = _summary(runs, config)
     env.close()
+    video_path = out / "wfm_planner_episode0.mp4"
     if video:
-        write_mp4(out / "wfm_planner_episode0.mp4", np.stack(video), fps=2)
-    oracle = results.get("oracle_planner", {}).get("mean_return")
+        write_mp4(video_path, np.stack(video), fps=config.video_fps)
     payload = {
         "benchmark": "mpc",
+        "task": config.task,
         "machine": machine_facts(),
         "checkpoint": config.checkpoint,
         "seeds": seeds,
+        "max_steps": config.max_steps,
         "planner": vars(config.planner),
+        "outcome": OUTCOMES[config.task],
+        "success_distance_m": config.success_distance if config.task == "robot" else None,
+        "floor_policy": config.floor_policy,
         "results": results,
-        "wfm_fraction_of_oracle_return": (
-            results["wfm_planner"]["mean_return"] / oracle if oracle else None
-        ),
-        "video": str(out / "wfm_planner_episode0.mp4") if video else None,
+        **_fractions(results, config.floor_policy),
+        "video": str(video_path) if video else None,
     }
     write_json_atomic(out / "metrics.json", payload)
     return payload
@@ -147,10 +215,12 @@ ConfigStore.instance().store(name="mpc_demo_schema", node=MPCDemoConfig)
 def main(cfg: DictConfig) -> None:
     """Run the comparison and print where the results and the video are."""
     payload = run_mpc_demo(to_dataclass(cfg, MPCDemoConfig))
+    rate = payload["outcome"].split(":")[0]
     for name, r in payload["results"].items():
         print(
-            f"{name:16s} return {r['mean_return']:6.2f}  crash rate {r['crash_rate']:.2f}  "
-            f"decision {r['latency_ms_mean']:7.1f} ms (p95 {r['latency_ms_p95']:.1f})"
+            f"{name:16s} return {r['mean_return']:7.2f}  {rate.replace('_', ' ')} "
+            f"{r[rate]:.2f}  decision {r['latency_ms_mean']:7.1f} ms "
+            f"(p95 {r['latency_ms_p95']:.1f})"
         )
     print(f"results in {cfg.out_dir}/metrics.json; video {payload['video']}")
 

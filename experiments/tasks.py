@@ -18,11 +18,13 @@ from policies import Policy
 
 @dataclass(frozen=True)
 class Task:
-    """One task: its world-model env id, the matching real env (pixel observations), the zoo
-    of policies ranked on it, the real episode length and a neutral warm-up action."""
+    """One task: its world-model env id and committed checkpoint, the matching real env (pixel
+    observations), the zoo of policies ranked on it, the real episode length and a neutral
+    warm-up action."""
 
     name: str
     wfm_env_id: str
+    checkpoint: str
     make_real_env: Callable[[], gym.Env]
     load_zoo: Callable[[], Sequence[Policy]]
     episode_steps: int
@@ -54,9 +56,15 @@ def _real_robot() -> gym.Env:
 
 
 TASKS: dict[str, Task] = {
-    "driving": Task("driving", envs.DRIVING_ID, _real_driving, _driving_zoo, 30, 1),
+    "driving": Task("driving", envs.DRIVING_ID, "driving", _real_driving, _driving_zoo, 30, 1),
     "robot": Task(
-        "robot", envs.ROBOT_ID, _real_robot, _robot_zoo, 100, np.zeros(7, dtype=np.float32)
+        "robot",
+        envs.ROBOT_ID,
+        "robot",
+        _real_robot,
+        _robot_zoo,
+        100,
+        np.zeros(7, dtype=np.float32),
     ),
 }
 """``driving``: highway-fast and WFM-Driving-v0 (IDLE is neutral); ``robot``: MuJoCo Pusher

@@ -2,6 +2,7 @@
 
 PPO or DQN (off-policy) trained on WFM-Driving-v0 (batched, rewarded by the learned reward
 head), or on the real highway-env for comparison, then evaluated zero-shot in the real env.
+``task=robot`` does the same with PPO on WFM-Robot-v0 and the real MuJoCo Pusher.
 Policy initialisation trains in the real env from a start the world model gave: the policy
 PPO learned inside the world model (``init=wfm_policy``), or the world model's frozen frame
 encoder as the policy's features (``init=wfm_encoder``).
@@ -12,6 +13,7 @@ encoder as the policy's features (``init=wfm_encoder``).
     python -m experiments.train_rl env=real init=wfm_policy                    # fine-tune it in real
     python -m experiments.train_rl env=real init=wfm_encoder                   # WFM features
     python -m experiments.train_rl plot_only=true                              # redraw the figures
+    python -m experiments.train_rl --config-name train_rl_robot env=wfm        # the robot task
 
 Writes ``experiments/results/rl/<run>.json`` (real-env return, real interactions used,
 wall-clock, learning curve), ``learning_curves.png`` (every run) and ``policy_init.png`` (real
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import hydra
 import matplotlib
 import numpy as np
@@ -41,11 +44,11 @@ import world_models
 from envs.sb3 import WFMVecEnvSB3
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
+from experiments.tasks import Task, get_task
 from experiments.train_policies import TrainPoliciesConfig
 from policies.dqn import SmallCNN
 from policies.features import WorldModelEncoder
 from wfm_sim.io import atomic_path, write_json_atomic
-from wfm_sim.sources import make_driving_env
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -53,16 +56,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 @dataclass
 class RLConfig:
-    """Where to train (``env``: ``"wfm"`` or ``"real"``), with what (``algorithm``: ``"ppo"`` or
-    ``"dqn"``), from what start (``init``: ``"scratch"``, ``"wfm_policy"`` or ``"wfm_encoder"``,
-    the last two in the real env only), for how long, and the evaluation."""
+    """On which task (``experiments.tasks``), where to train (``env``: ``"wfm"`` or ``"real"``),
+    with what (``algorithm``: ``"ppo"`` or ``"dqn"``, DQN for discrete actions only), from what
+    start (``init``: ``"scratch"``, ``"wfm_policy"`` or ``"wfm_encoder"``, the last two in the
+    real env only), for how long, and the evaluation."""
 
+    task: str = "driving"
     env: str = "wfm"
     algorithm: str = "ppo"
     init: str = "scratch"
     pretrain_steps: int = 20_000
     """``init=wfm_policy``: world-model steps of the pre-training before the real env."""
-    checkpoint: str = "driving"
+    checkpoint: str = ""
+    """The world model: a zoo name or a folder; empty means the task's committed one."""
     total_steps: int = 20_000
     n_envs: int = 16
     n_steps: int = 128
@@ -80,6 +86,11 @@ class RLConfig:
     plot_only: bool = False
 
     def __post_init__(self) -> None:
+        task = get_task(self.task)
+        if not self.checkpoint:
+            self.checkpoint = task.checkpoint
+        if self.algorithm == "dqn" and not np.isscalar(task.neutral_action):
+            raise ValueError(f"DQN needs discrete actions; task {self.task!r} has vectors: use ppo")
         if self.env not in ("wfm", "real"):
             raise ValueError(f"env must be 'wfm' or 'real', got {self.env!r}")
         if self.algorithm not in ("ppo", "dqn"):
@@ -120,7 +131,7 @@ def _training_env(config: RLConfig, env: str) -> VecEnv:
         return VecMonitor(
             WFMVecEnvSB3(num_envs=config.n_envs, seed=config.seed, checkpoint=config.checkpoint)
         )
-    return VecMonitor(DummyVecEnv([make_driving_env] * min(config.n_envs, 4)))
+    return VecMonitor(DummyVecEnv([get_task(config.task).make_real_env] * min(config.n_envs, 4)))
 
 
 def _build_algorithm(config: RLConfig, env: VecEnv, on_wfm: bool) -> BaseAlgorithm:
@@ -170,16 +181,19 @@ def _build_algorithm(config: RLConfig, env: VecEnv, on_wfm: bool) -> BaseAlgorit
     )
 
 
-def evaluate_in_real_env(model: BaseAlgorithm, episodes: int, first_seed: int) -> list[float]:
-    """Zero-shot returns of ``model`` (deterministic) in the real highway-env."""
-    env = make_driving_env()
+def evaluate_in_real_env(
+    model: BaseAlgorithm, episodes: int, first_seed: int, task: Task
+) -> list[float]:
+    """Zero-shot returns of ``model`` (deterministic) in the task's real simulator."""
+    env = task.make_real_env()
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
     returns = []
     for seed in range(first_seed, first_seed + episodes):
         frame, _ = env.reset(seed=seed)
         total, done = 0.0, False
         while not done:
             action, _ = model.predict(frame, deterministic=True)
-            frame, reward, terminated, truncated, _ = env.step(int(action))
+            frame, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
@@ -224,11 +238,14 @@ def train_rl(config: RLConfig) -> dict[str, Any]:
         model.policy.load_state_dict(pretrained.policy.state_dict())
     curve, train_seconds = _learn(model, config.total_steps, config.run_name)
     env.close()
-    returns = evaluate_in_real_env(model, config.eval_episodes, config.eval_seed)
+    returns = evaluate_in_real_env(
+        model, config.eval_episodes, config.eval_seed, get_task(config.task)
+    )
     result = {
         "benchmark": "rl",
         "machine": machine_facts(),
         "run": config.run_name,
+        "task": config.task,
         "env": config.env,
         "algorithm": config.algorithm.upper(),
         "init": config.init,

@@ -64,6 +64,46 @@ def _ranking_section(
     return lines
 
 
+def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking") -> list[str]:
+    r = _load(f"{name}.json")
+    closed = _load(f"{ranking}/metrics.json")
+    if r is None or closed is None:
+        return ["Not measured yet: run `python -m experiments.bench.ranking_diagnosis`."]
+    command = "python -m experiments.bench.ranking_diagnosis"
+    lines = [
+        f"Where the ranking goes wrong (`{command}`, the same matched starts, "
+        f"{r['episodes_per_policy']} episodes per policy). Teacher-forced: the heads score each "
+        "real step from real frames. Open-loop: the model imagines each episode under the real "
+        "actions. Closed-loop: the ranking above, where the policy acts on imagined frames. "
+        "Teacher-forced and open-loop stop where the real episode stopped, so the length-only "
+        "row (real steps as the score) is their floor. Action agreement: how often a policy "
+        "picks the same action on the imagined frame as on the real one (same random draws).",
+        "",
+        "| scored by | Spearman ρ | MMRV |",
+        "|---|---|---|",
+    ]
+    rows = [
+        ("world model, closed-loop (the ranking)", closed["metrics"]),
+        ("world model, open-loop under real actions", r["metrics"]["open_loop"]),
+        ("world model heads, teacher-forced on real frames", r["metrics"]["teacher_forced"]),
+        ("real episode length alone", r["metrics"]["length_only"]),
+    ]
+    for label, m in rows:
+        lines.append(f"| {label} | {m['spearman']['value']:.3f} | {m['mmrv']['value']:.3f} |")
+    lines += [
+        "",
+        "| policy | real return | closed-loop | open-loop | teacher-forced | action agreement |",
+        "|---|---|---|---|---|---|",
+    ]
+    for policy, m in sorted(r["mean_returns"].items(), key=lambda kv: -kv[1]["real"]):
+        wfm = closed["policies"][policy]["wfm"]["value"]
+        lines.append(
+            f"| {policy} | {m['real']:.2f} | {wfm:.2f} | {m['open_loop']:.2f} | "
+            f"{m['teacher_forced']:.2f} | {m['action_agreement']:.2f} |"
+        )
+    return [*lines, "", _machine(r)]
+
+
 def _quality_section(
     name: str = "world_model_quality",
     command: str = "python -m experiments.bench.world_model_quality",
@@ -129,17 +169,19 @@ _RL_RUNS = {
 }
 
 
-def _rl_section() -> list[str]:
-    runs = {name: _load(f"rl/{name}.json") for name in _RL_RUNS}
+def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
+    runs = {name: _load(f"{folder}/{name}.json") for name in _RL_RUNS}
+    command = f"python -m experiments.train_rl --config-name {config_name}"
     if not any(runs.values()):
-        return ["Not measured yet: run `python -m experiments.train_rl env=wfm` and `env=real`."]
+        return [f"Not measured yet: run `{command} env=wfm` and `env=real`."]
+    real_sim = "highway-env" if folder == "rl" else "simulator"
     lines = [
         "SB3 on 64×64 frames, the same number of env steps in each, then evaluated zero-shot in "
-        "the real highway-env, deterministic (`python -m experiments.train_rl env=wfm|real "
+        f"the real {real_sim}, deterministic (`{command} env=wfm|real "
         "algorithm=ppo|dqn init=scratch|wfm_policy|wfm_encoder`; curves in "
-        "`experiments/results/rl/learning_curves.png` and `policy_init.png`). Real interactions "
-        "count the world model's footage for every run that uses it. Aim: ≥ 90% of the "
-        "real-trained return with ≤ 10% of its real interactions.",
+        f"`experiments/results/{folder}/learning_curves.png` and `policy_init.png`). Real "
+        "interactions count the world model's footage for every run that uses it. Aim: ≥ 90% "
+        "of the real-trained return with ≤ 10% of its real interactions.",
         "",
         "| run | env steps | real interactions used | real steps to training return "
         "≥ threshold | wall-clock | real return (mean) |",
@@ -164,40 +206,59 @@ def _rl_section() -> list[str]:
     real = runs["real_ppo"]
     for name in ("wfm_ppo", "wfm_dqn"):
         run = runs[name]
-        if run and real:
-            share = run["real_return_mean"] / max(real["real_return_mean"], 1e-9)
+        if run and real and real["real_return_mean"] > 0:
+            share = run["real_return_mean"] / real["real_return_mean"]
             used = run["real_interactions"] / real["real_interactions"]
             lines += [
                 "",
                 f"{_RL_RUNS[name]}: {100 * share:.0f}% of the real-trained return, with "
                 f"{100 * used:.0f}% of its real interactions (the world model's footage).",
             ]
+        elif run and real:
+            used = run["real_interactions"] / real["real_interactions"]
+            lines += [
+                "",
+                f"{_RL_RUNS[name]}: real return {run['real_return_mean']:.2f} against "
+                f"{real['real_return_mean']:.2f} for the real-trained run (returns are "
+                f"negative, so no percentage), with {100 * used:.0f}% of its real interactions.",
+            ]
     first = next(r for r in runs.values() if r is not None)
     return [*lines, "", _machine(first)]
 
 
-def _mpc_section() -> list[str]:
-    r = _load("mpc/metrics.json")
+def _mpc_section(folder: str = "mpc", config_name: str = "mpc_demo") -> list[str]:
+    r = _load(f"{folder}/metrics.json")
+    command = f"python -m experiments.mpc_demo --config-name {config_name}"
     if r is None:
-        return ["Not measured yet: run `python -m experiments.mpc_demo`."]
+        return [f"Not measured yet: run `{command}`."]
     p = r["planner"]
+    robot = r.get("task") == "robot"
+    outcome = "success rate" if robot else "crash rate"
     lines = [
-        f"{len(r['seeds'])} real highway-fast episodes per controller (`python -m "
-        f"experiments.mpc_demo`); planners: {p['method'].upper()}, horizon {p['horizon']}, "
-        f"population {p['population']}, {p['elites']} elites, {p['iterations']} iterations, "
-        "re-planned every step. Aim: ≥ 90% of the oracle's return at ≤ 100 ms a decision.",
+        f"{len(r['seeds'])} real episodes per controller (`{command}`); planners: "
+        f"{p['method'].upper()}, horizon {p['horizon']}, population {p['population']}, "
+        f"{p['elites']} elites, {p['iterations']} iterations, re-planned every step. Aim: ≥ 90% "
+        "of the oracle's return at ≤ 100 ms a decision.",
         "",
-        "| controller | mean return | crash rate | decision latency (mean / p95) |",
+        f"| controller | mean return | {outcome} | decision latency (mean / p95) |",
         "|---|---|---|---|",
     ]
     for name, m in r["results"].items():
+        rate = m["success_rate"] if robot else m["crash_rate"]
         lines.append(
-            f"| {name} | {m['mean_return']:.2f} | {m['crash_rate']:.2f} | "
+            f"| {name} | {m['mean_return']:.2f} | {rate:.2f} | "
             f"{m['latency_ms_mean']:.1f} / {m['latency_ms_p95']:.1f} ms |"
         )
     fraction = r.get("wfm_fraction_of_oracle_return")
+    gain = r.get("wfm_fraction_of_oracle_gain_over_floor")
     if fraction is not None:
         lines += ["", f"World-model planner: {100 * fraction:.0f}% of the oracle's return."]
+    elif gain is not None:
+        lines += [
+            "",
+            f"Returns are negative, so the share is of the oracle's gain over the "
+            f"`{r['floor_policy']}` policy: the world-model planner gets {100 * gain:.0f}% of it.",
+        ]
     return [*lines, "", _machine(r)]
 
 
@@ -554,7 +615,47 @@ def _robot_section() -> list[str]:
         "### Camera-conditioned robot world model",
         "",
         *_camera_section(),
+        "",
+        "### MPC planning in the real Pusher",
+        "",
+        *_mpc_section("mpc_robot", "mpc_demo_robot"),
+        "",
+        "### RL in WFM-Robot-v0 against RL in the real Pusher",
+        "",
+        *_rl_section("rl_robot", "train_rl_robot"),
     ]
+
+
+def _guardrail_section() -> list[str]:
+    package = Path(__file__).resolve().parents[2] / "wfm_sim" / "guardrail"
+    classifier = json.loads((package / "prompt_classifier.json").read_text())
+    video = json.loads((package / "video_guard_driving.json").read_text())
+    held = classifier["info"]["metrics"]["held_out"]
+    n_held = sum(held[k] for k in ("true_positives", "false_positives", "true_negatives"))
+    n_held += held["false_negatives"]
+    lines = [
+        f"Prompt classifier (logistic regression over MiniLM embeddings, "
+        f"{classifier['info']['examples']} hand-labelled prompts, `python -m wfm_sim.guardrail "
+        f"train-prompt-classifier`), on its {n_held} held-out prompts: accuracy "
+        f"{held['accuracy']:.3f}, precision {held['precision']:.3f}, recall {held['recall']:.3f} "
+        "(the phrase blocklist runs before it).",
+        "",
+        f"Video post-guard (`python -m wfm_sim.guardrail calibrate-video-guard`): thresholds at "
+        f"the {video['percentile']}th percentile × {video['margin']} of "
+        f"{video['calibration']['frames']} real frames (tokenizer reconstruction error "
+        f"{video['reconstruction']:.2f}, shift-compensated frame change "
+        f"{video['temporal']:.2f} grey levels); on "
+        f"{video['evaluation']['held_out_episodes']} held-out episodes:",
+        "",
+        "| clips | passed / refused |",
+        "|---|---|",
+    ]
+    for name, m in video["evaluation"].items():
+        if isinstance(m, dict) and "pass_rate" in m:
+            lines.append(f"| {name} | {_pct(m['pass_rate'])} passed |")
+        elif isinstance(m, dict) and "refusal_rate" in m:
+            lines.append(f"| {name} (corrupted) | {_pct(m['refusal_rate'])} refused |")
+    return lines
 
 
 def render() -> str:
@@ -568,6 +669,8 @@ def render() -> str:
         "## Policy ranking: WFM-Driving-v0 against the real highway-env",
         "",
         *_ranking_section(),
+        "",
+        *_diagnosis_section(),
         "",
         "## World model on held-out footage",
         "",
@@ -596,6 +699,10 @@ def render() -> str:
         "## Video tokenizers",
         "",
         *_tokenizer_section(),
+        "",
+        "## Guardrails",
+        "",
+        *_guardrail_section(),
     ]
     return "\n".join(sections)
 

@@ -1,12 +1,16 @@
-"""The MPC demo on a tiny checkpoint: every controller drives real episodes, results and the
-plan video are written."""
+"""The MPC demo end to end: on a tiny driving checkpoint and on the committed robot model,
+every controller drives real episodes, and results and the plan video are written."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from experiments.mpc_demo import MPCDemoConfig, run_mpc_demo
+import pytest
+from hydra import compose, initialize
+
+from experiments.config import to_dataclass
+from experiments.mpc_demo import MPCDemoConfig, _fractions, run_mpc_demo
 from policies.planners import PlannerConfig
 from wfm_sim.video import read_video
 
@@ -29,3 +33,71 @@ def test_mpc_demo_writes_results_and_a_plan_video(tiny_checkpoint: Path, tmp_pat
     video = read_video(payload["video"])
     # Each frame: the real frame plus the 2 imagined frames of the plan, 2 px apart.
     assert video.shape[1:] == (64, 64 * 3 + 2 * 2, 3)
+
+
+def test_robot_mpc_demo_drives_pusher_with_every_controller(tmp_path: Path) -> None:
+    config = MPCDemoConfig(
+        task="robot",
+        checkpoint="robot",
+        episodes=1,
+        max_steps=3,
+        baseline_policy="bc_best",
+        floor_policy="still",
+        planner=PlannerConfig(horizon=2, population=4, elites=2, iterations=1, init_std=0.2),
+        out_dir=str(tmp_path / "mpc_robot"),
+        threads=1,
+    )
+    payload = run_mpc_demo(config)
+    stored = json.loads((tmp_path / "mpc_robot" / "metrics.json").read_text())
+    assert stored["task"] == "robot" and stored["outcome"].startswith("success_rate")
+    results = stored["results"]
+    assert set(results) == {"wfm_planner", "bc_best", "still", "oracle_planner"}
+    distances = [r["final_object_goal_distance_m"] for r in results.values()]
+    for result in results.values():
+        assert result["success_rate"] in (0.0, 1.0) and "crash_rate" not in result
+        assert result["latency_ms_mean"] > 0 and len(result["returns"]) == 1
+        assert result["mean_return"] < 0  # Pusher only charges: distances and torques
+    # One seed, one scene: in 3 steps (0.15 s) no controller moves the object far.
+    assert 0.17 <= min(distances) and max(distances) - min(distances) < 0.05
+    assert stored["wfm_fraction_of_oracle_return"] is None  # a ratio of negatives means nothing
+    oracle, still = results["oracle_planner"]["mean_return"], results["still"]["mean_return"]
+    if oracle > still:
+        gain = (results["wfm_planner"]["mean_return"] - still) / (oracle - still)
+        assert stored["wfm_fraction_of_oracle_gain_over_floor"] == pytest.approx(gain)
+    else:  # no gain to share
+        assert stored["wfm_fraction_of_oracle_gain_over_floor"] is None
+    video = read_video(payload["video"])
+    # One frame a step: the real frame and the 2 imagined frames of the plan, 2 px apart.
+    assert video.shape == (3, 64, 64 * 3 + 2 * 2, 3)
+
+
+def test_mpc_demo_configs_pick_the_task() -> None:
+    with initialize(version_base=None, config_path="../../experiments/conf"):
+        driving = to_dataclass(compose("mpc_demo"), MPCDemoConfig)
+        robot = to_dataclass(compose("mpc_demo_robot", ["episodes=1"]), MPCDemoConfig)
+    assert driving.task == "driving" and driving.planner.horizon == 4
+    assert driving.out_dir == "experiments/results/mpc" and driving.floor_policy is None
+    assert robot.task == "robot" and robot.checkpoint == "robot" and robot.episodes == 1
+    assert robot.baseline_policy == "bc_best" and robot.floor_policy == "still"
+    assert robot.out_dir == "experiments/results/mpc_robot" and robot.planner.horizon == 10
+    with pytest.raises(ValueError, match="unknown task"):
+        MPCDemoConfig(task="flying")
+
+
+def test_oracle_shares_are_defined_only_where_they_mean_something() -> None:
+    def results(wfm: float, oracle: float, floor: float) -> dict:
+        returns = {"wfm_planner": wfm, "oracle_planner": oracle, "still": floor}
+        return {name: {"mean_return": value} for name, value in returns.items()}
+
+    robot = _fractions(results(-45.0, -40.0, -50.0), "still")
+    assert robot["wfm_fraction_of_oracle_gain_over_floor"] == pytest.approx(0.5)
+    assert robot["wfm_fraction_of_oracle_return"] is None  # negative returns
+    assert (
+        _fractions(results(-45.0, -55.0, -50.0), "still")["wfm_fraction_of_oracle_gain_over_floor"]
+        is None
+    )  # the oracle did not beat the floor
+    driving = _fractions(results(5.0, 20.0, 0.0), None)
+    assert driving == {
+        "wfm_fraction_of_oracle_return": pytest.approx(0.25),
+        "wfm_fraction_of_oracle_gain_over_floor": None,
+    }

@@ -232,3 +232,13 @@ def test_training_reads_curated_shards(
     info = json.loads((export / "training.json").read_text())
     assert info["shards_dir"] == str(shards)
     assert info["episodes"]["train"] + info["episodes"]["held_out"] == len(raw)
+
+
+def test_footage_without_actions_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfm_sim.data import Episode
+
+    frames = np.zeros((4, 64, 64, 3), dtype=np.uint8)
+    unlabelled = Episode(7, frames, np.full(3, -1), np.zeros(3), np.zeros(3, dtype=bool))
+    monkeypatch.setattr(training, "read_episodes", lambda folder, columns: [unlabelled])
+    with pytest.raises(ValueError, match="episode 7 of synthetic/t2w has transitions without"):
+        training.load_episodes("synthetic/t2w", "", 64)

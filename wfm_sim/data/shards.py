@@ -78,7 +78,8 @@ def iter_shard_samples(paths: Iterable[str | Path]) -> Iterator[ShardSample]:
     urls = [str(p) for p in paths]
     if not urls:
         return
-    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
+    # every rank reads every sample: trainers split batches (wfm_sim.distributed), not files
+    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=None)
     for raw in dataset:
         missing = {"mp4", "parquet", "json"} - set(raw)
         if missing:

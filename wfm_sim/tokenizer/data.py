@@ -21,8 +21,6 @@ def tokenizer_clips(
     split is the same on every call and no held-out frame has a near-copy in training. At
     least one clip is held out when there are two or more.
     """
-    if not 0.0 <= held_out_fraction < 1.0:
-        raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
     paths = shard_paths(shards_dir, resolution)
     if not paths:
         raise FileNotFoundError(
@@ -31,11 +29,20 @@ def tokenizer_clips(
         )
     clips = {s.key: decode_mp4_bytes(s.mp4, s.key) for s in iter_shard_samples(paths)}
     keys = sorted(clips)
+    held = held_out_clip_ids(keys, held_out_fraction, seed)
+    train = [clips[k] for k in keys if k not in held]
+    held_out = [clips[k] for k in keys if k in held]
+    return train, held_out
+
+
+def held_out_clip_ids(keys: list[str], held_out_fraction: float, seed: int) -> set[str]:
+    """The held-out clip ids of the split every model trained on curated shards shares: a
+    seeded permutation of the sorted ids, at least one held out when there are two or more."""
+    if not 0.0 <= held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
+    keys = sorted(keys)
     order = np.random.default_rng(seed).permutation(len(keys))
     n_held = round(held_out_fraction * len(keys))
     if held_out_fraction > 0 and len(keys) >= 2:
         n_held = min(max(1, n_held), len(keys) - 1)
-    held = {keys[i] for i in order[:n_held]}
-    train = [clips[k] for k in keys if k not in held]
-    held_out = [clips[k] for k in keys if k in held]
-    return train, held_out
+    return {keys[i] for i in order[:n_held]}

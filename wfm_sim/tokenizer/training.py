@@ -6,11 +6,16 @@ a PatchGAN hinge term when their weights are set. The state (weights, AdamW mome
 saved every ``checkpoint_every`` steps and a rerun resumes from it; held-out PSNR/SSIM are
 measured in fp32 on whole held-out clips. The finished tokenizer is exported as a checkpoint
 folder with a ``training.json`` beside it.
+
+Under ``torchrun`` the same loop runs data-parallel (``wfm_sim.distributed``): each of N
+processes trains on its 1/N slice of every global batch of ``batch`` windows, and only rank 0
+evaluates and writes files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from wfm_sim.checkpoints import load_training_state, save_training_state
-from wfm_sim.devices import resolve_device
+from wfm_sim.distributed import Distributed, distributed
 from wfm_sim.io import write_json_atomic
 from wfm_sim.schedules import warmup_cosine_lr
 from wfm_sim.tokenizer.checkpoint import save_tokenizer
@@ -55,6 +61,7 @@ class TokenizerTrainConfig:
     else runs; to use both cores, train two variants at once."""
     steps: int = 2000
     batch: int = 4
+    """Windows per step over all processes: under ``torchrun`` each of N takes batch/N."""
     clip_frames: int = 17
     """Frames of a training window; 1 + k*tc so no padding is trained on (17 = 1 + 16)."""
     lr: float = 2e-3
@@ -83,8 +90,12 @@ class _Windows:
         self.frames = frames
         self.starts = [(i, s) for i, c in enumerate(self.clips) for s in range(len(c) - frames + 1)]
 
-    def sample(self, rng: np.random.Generator, batch: int) -> torch.Tensor:
-        picks = rng.integers(0, len(self.starts), size=batch)
+    def pick(self, rng: np.random.Generator, batch: int) -> np.ndarray:
+        """Indices (batch,) of random windows, for ``stack``."""
+        return rng.integers(0, len(self.starts), size=batch)
+
+    def stack(self, picks: np.ndarray) -> torch.Tensor:
+        """The windows ``picks`` names, stacked: (len(picks), T, H, W, 3) uint8."""
         windows = [self.clips[i][s : s + self.frames] for i, s in (self.starts[p] for p in picks)]
         return torch.from_numpy(np.stack(windows))
 
@@ -110,10 +121,18 @@ def _step_losses(
     video: torch.Tensor,
     config: TokenizerTrainConfig,
     step: int,
-) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
-    """(generator loss, critic loss or None, logged values) of one batch (B, T, H, W, 3) uint8."""
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """(loss, logged values) of one batch (B, T, H, W, 3) uint8, for a single backward.
+
+    Once the critic is on, the loss also holds the critic's own hinge loss. Its gradient
+    reaches only the critic (it judges detached reconstructions), and the generator term's
+    reaches only the tokenizer (it judges with the critic's weights as constants).
+    """
     pixels = tokenizer.video_to_pixels(video)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+    autocast = functools.partial(
+        torch.autocast, pixels.device.type, dtype=torch.bfloat16, enabled=config.bf16
+    )
+    with autocast():
         recon, _ = tokenizer(pixels)
     target = pixels.flatten(0, 1)
     recon = recon.float().flatten(0, 1)
@@ -128,24 +147,53 @@ def _step_losses(
         structure = ssim_loss(recon, target)
         loss = loss + config.ssim_weight * structure
         logged["one_minus_ssim"] = structure.item()
-    critic_loss = None
     if discriminator is not None and step >= config.adversarial_start:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-            generator = hinge_generator_loss(discriminator(recon))
+        constants = {name: p.detach() for name, p in discriminator.named_parameters()}
+        with autocast():
+            generator = hinge_generator_loss(functional_call(discriminator, constants, (recon,)))
             critic_loss = hinge_discriminator_loss(
                 discriminator(target), discriminator(recon.detach())
             )
-        loss = loss + config.adversarial_weight * generator.float()
+        loss = loss + config.adversarial_weight * generator.float() + critic_loss.float()
         logged["adversarial"] = generator.item()
         logged["critic"] = critic_loss.item()
-    return loss, critic_loss, logged
+    return loss, logged
+
+
+class _Objective(nn.Module):
+    """One step's loss as a module, so DDP averages its gradients through ``forward``."""
+
+    def __init__(
+        self,
+        tokenizer: VideoTokenizer,
+        discriminator: PatchDiscriminator | None,
+        config: TokenizerTrainConfig,
+    ) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.discriminator = discriminator
+        self.config = config
+
+    def forward(self, video: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """``_step_losses`` of this rank's windows (B/N, T, H, W, 3) uint8."""
+        return _step_losses(self.tokenizer, self.discriminator, video, self.config, step)
 
 
 def train_tokenizer(config: TokenizerTrainConfig) -> Path:
-    """Train (or resume) the tokenizer of ``config`` and export it; returns the checkpoint dir."""
+    """Train (or resume) the tokenizer of ``config`` and export it; returns the checkpoint dir.
+
+    Under ``torchrun`` every process runs this and returns the path; rank 0 alone writes.
+    """
+    dist = distributed(config.device)
+    export_dir = _train_tokenizer(config, dist)
+    dist.barrier()  # rank 0 writes the export: every rank returns once it is complete
+    return export_dir
+
+
+def _train_tokenizer(config: TokenizerTrainConfig, dist: Distributed) -> Path:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    device = dist.device
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng():
@@ -166,39 +214,50 @@ def train_tokenizer(config: TokenizerTrainConfig) -> Path:
         config.shards_dir, f"{size}x{size}", config.held_out_fraction, config.seed
     )
     windows = _Windows(train, config.clip_frames)
-    writer = SummaryWriter(str(run_dir / "tb"))
+    writer = SummaryWriter(str(run_dir / "tb")) if dist.is_main else None
     tokenizer.train()
+    # the critic is idle until adversarial_start: DDP must expect parameters without gradients
+    objective = dist.wrap(
+        _Objective(tokenizer, discriminator, config),
+        find_unused_parameters=discriminator is not None,
+    )
     step_seconds: list[float] = []
     bar = tqdm(
-        range(start, config.steps), desc=config.tokenizer.name, initial=start, total=config.steps
+        range(start, config.steps),
+        desc=config.tokenizer.name,
+        initial=start,
+        total=config.steps,
+        disable=not dist.is_main,
     )
     for step in bar:
         began = time.perf_counter()
-        video = windows.sample(np.random.default_rng([config.seed, step]), config.batch)
-        loss, critic_loss, logged = _step_losses(tokenizer, discriminator, video, config, step)
+        picks = windows.pick(np.random.default_rng([config.seed, step]), config.batch)
+        loss, logged = objective(windows.stack(dist.shard(picks)), step)
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine_lr(step, config.steps, config.lr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if discriminator is not None:
-            for p in discriminator.parameters():
-                p.grad = None  # the generator's loss must not train the critic
-            if critic_loss is not None:
-                critic_loss.backward()
         torch.nn.utils.clip_grad_norm_(tokenizer.parameters(), 1.0)
         optimizer.step()
         step_seconds.append(time.perf_counter() - began)
         if step % 25 == 0:
-            for name, value in logged.items():
-                writer.add_scalar(f"loss/{name}", value, step)
+            logged = dist.all_reduce_mean(logged)
+            if writer is not None:
+                for name, value in logged.items():
+                    writer.add_scalar(f"loss/{name}", value, step)
             bar.set_postfix({k: f"{v:.4f}" for k, v in logged.items()})
         done = step + 1
-        if done % config.eval_every == 0 or done == config.steps:
+        if writer is not None and (done % config.eval_every == 0 or done == config.steps):
             for name, value in evaluate_tokenizer(tokenizer, held_out).items():
                 writer.add_scalar(f"held_out/{name}", value, done)
         if done % config.checkpoint_every == 0 or done == config.steps:
-            save_training_state(state_path, modules, optimizer, done, schedule)
-    writer.close()
+            if dist.is_main:
+                save_training_state(state_path, modules, optimizer, done, schedule)
+            dist.barrier()
+    if writer is not None:
+        writer.close()
+    if not dist.is_main:
+        return run_dir / "checkpoint"
     if start >= config.steps:
         tqdm.write(f"{config.tokenizer.name} already trained ({start} steps) in {state_path}")
     export_dir = save_tokenizer(tokenizer.eval(), run_dir / "checkpoint")
@@ -210,6 +269,7 @@ def train_tokenizer(config: TokenizerTrainConfig) -> Path:
             "bits_per_pixel": config.tokenizer.bits_per_pixel(),
             "clips": {"train": len(train), "held_out": len(held_out)},
             "held_out": evaluate_tokenizer(tokenizer, held_out),
+            "processes": dist.world_size,
             "seconds_per_step_this_run": (
                 round(float(np.median(step_seconds)), 4) if step_seconds else None
             ),

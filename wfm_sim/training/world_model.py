@@ -7,6 +7,9 @@ both on longer unrolls, so the heads learn from the blurrier states that long im
 episodes reach. Each stage saves its state every ``checkpoint_every`` steps and resumes from
 it; the finished model is exported as a checkpoint folder with real start contexts from
 held-out episodes.
+
+Under ``torchrun`` the same loops run data-parallel (``wfm_sim.distributed``): each of N
+processes trains on its 1/N slice of every global batch, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -21,22 +24,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.data import Episode, WindowSampler, read_episodes, split_episodes
 from wfm_sim.data.shards import read_shard_episodes
-from wfm_sim.devices import resolve_device
+from wfm_sim.distributed import Distributed, distributed
 from wfm_sim.io import write_json_atomic
 from wfm_sim.schedules import warmup_cosine_lr
 from wfm_sim.tokenizer.losses import salient_pixel_weights, weighted_l1
 from world_models import WorldModel, WorldModelConfig
+from world_models.tokenizer import FrameTokenizer
 
 
 @dataclass
 class TrainConfig:
-    """Everything a world-model training run needs; Hydra fills it from experiments/conf."""
+    """Everything a world-model training run needs; Hydra fills it from experiments/conf.
+
+    The batch sizes are global: under ``torchrun`` each of N processes takes batch/N.
+    """
 
     footage_dir: str = "data/footage/driving"
     shards_dir: str = ""
@@ -67,8 +75,21 @@ class TrainConfig:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
 
+class _FrameReconstruction(nn.Module):
+    """Stage 1's objective as a module, so DDP averages its gradients through ``forward``."""
+
+    def __init__(self, tokenizer: FrameTokenizer) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Salient-weighted L1 of frames (B, H, W, 3) uint8 coded and decoded."""
+        target = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return weighted_l1(self.tokenizer.decode_float(self.tokenizer.encode(frames)), target)
+
+
 def _train_tokenizer(
-    model: WorldModel, train: list[Episode], config: TrainConfig, device: torch.device
+    model: WorldModel, train: list[Episode], config: TrainConfig, dist: Distributed
 ) -> None:
     run_dir = Path(config.run_dir)
     state_path = run_dir / "tokenizer_state.safetensors"
@@ -78,32 +99,37 @@ def _train_tokenizer(
     if state_path.exists():
         start = load_training_state(state_path, model.tokenizer, optimizer, schedule)
     frames = np.concatenate([e.frames for e in train])
-    writer = SummaryWriter(str(run_dir / "tb" / "tokenizer"))
+    writer = SummaryWriter(str(run_dir / "tb" / "tokenizer")) if dist.is_main else None
     model.tokenizer.train()
+    objective = dist.wrap(_FrameReconstruction(model.tokenizer))
     bar = tqdm(
         range(start, config.tokenizer_steps),
         desc="tokenizer",
         initial=start,
         total=config.tokenizer_steps,
+        disable=not dist.is_main,
     )
     for step in bar:
         rng = np.random.default_rng([config.seed, 1, step])
-        batch = torch.from_numpy(frames[rng.integers(0, len(frames), config.tokenizer_batch)])
-        target = batch.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        recon = model.tokenizer.decode_float(model.tokenizer.encode(batch.to(device)))
-        loss = weighted_l1(recon, target)
+        index = dist.shard(rng.integers(0, len(frames), config.tokenizer_batch))
+        loss = objective(torch.from_numpy(frames[index]).to(dist.device))
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine_lr(step, config.tokenizer_steps, config.tokenizer_lr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step % 25 == 0:
-            writer.add_scalar("loss/weighted_l1", loss.item(), step)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            logged = dist.all_reduce_mean({"weighted_l1": loss})
+            if writer is not None:
+                writer.add_scalar("loss/weighted_l1", logged["weighted_l1"], step)
+            bar.set_postfix(loss=f"{logged['weighted_l1']:.4f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.tokenizer_steps:
-            save_training_state(state_path, model.tokenizer, optimizer, step + 1, schedule)
-    writer.close()
-    if start >= config.tokenizer_steps:
+            if dist.is_main:
+                save_training_state(state_path, model.tokenizer, optimizer, step + 1, schedule)
+            dist.barrier()
+    if writer is not None:
+        writer.close()
+    if start >= config.tokenizer_steps and dist.is_main:
         tqdm.write(f"tokenizer already trained ({start} steps) in {state_path}")
 
 
@@ -129,12 +155,16 @@ def dynamics_loss(
     pixels: torch.Tensor,
     context: int,
     end_pos_weight: float,
+    norm: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Unrolled loss over a window batch (tensors as in ``WindowBatch``, latents as frames).
 
     pixels: (B, K+H, H, W, 3) uint8, the same windows' frames. Each of the H steps is predicted
     from the model's own previous predictions; its latent is compared with the true latent and,
-    through the frozen decoder, its frame with the true frame (cars weighted up).
+    through the frozen decoder, its frame with the true frame (cars weighted up). Each term is
+    a sum over valid transitions divided by ``norm``: by default their count in this batch;
+    a rank of a data-parallel group passes the global count over the world size, so that the
+    averaged gradients are those of the whole global batch.
     """
     latents, actions = windows["frames"], windows["actions"]
     valid = windows["valid"].float()
@@ -142,7 +172,8 @@ def dynamics_loss(
     ctx = latents[:, :context]
     zero = torch.zeros((), device=latents.device)
     totals = {"latent": zero, "pixel": zero, "reward": zero, "end": zero}
-    norm = valid.sum().clamp(min=1.0)
+    if norm is None:
+        norm = valid.sum().clamp(min=1.0)
     for h in range(horizon):
         predicted = model.dynamics(ctx, actions[:, h : h + context])
         reward, end_logit = model.heads(ctx, actions[:, h : h + context], predicted.detach())
@@ -214,12 +245,34 @@ def _dynamics_stages(config: TrainConfig) -> list[_DynamicsStage]:
     ]
 
 
+class _DynamicsObjective(nn.Module):
+    """The dynamics stages' objective as a module, so DDP averages its gradients through
+    ``forward``; the valid transitions are counted over all ranks (see ``dynamics_loss``)."""
+
+    def __init__(
+        self, model: WorldModel, context: int, pos_weight: float, dist: Distributed
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.context = context
+        self.pos_weight = pos_weight
+        self.dist = dist
+
+    def forward(
+        self, windows: dict[str, torch.Tensor], pixels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The loss terms of ``dynamics_loss`` on this rank's slice of the global batch."""
+        valid_total = self.dist.all_reduce_sum(windows["valid"].float().sum())
+        norm = valid_total.clamp(min=1.0) / self.dist.world_size
+        return dynamics_loss(self.model, windows, pixels, self.context, self.pos_weight, norm)
+
+
 def _train_dynamics(
     model: WorldModel,
     train: list[Episode],
     train_latents: Callable[[], list[Episode]],
     config: TrainConfig,
-    device: torch.device,
+    dist: Distributed,
     pos_weight: float,
     stage: _DynamicsStage,
     schedule: dict[str, int],
@@ -235,19 +288,29 @@ def _train_dynamics(
     if state_path.exists():
         start = load_training_state(state_path, module, optimizer, schedule)
     if start >= stage.steps:
-        tqdm.write(f"{stage.name} already trained ({start} steps) in {state_path}")
+        if dist.is_main:
+            tqdm.write(f"{stage.name} already trained ({start} steps) in {state_path}")
         return
     sampler = WindowSampler(train_latents(), config.model.context, stage.horizon)
     pixel_sampler = WindowSampler(train, config.model.context, stage.horizon)
-    writer = SummaryWriter(str(run_dir / "tb" / stage.name))
+    writer = SummaryWriter(str(run_dir / "tb" / stage.name)) if dist.is_main else None
     module.train()
-    bar = tqdm(range(start, stage.steps), desc=stage.name, initial=start, total=stage.steps)
+    objective = dist.wrap(_DynamicsObjective(model, config.model.context, pos_weight, dist))
+    bar = tqdm(
+        range(start, stage.steps),
+        desc=stage.name,
+        initial=start,
+        total=stage.steps,
+        disable=not dist.is_main,
+    )
     for step in bar:
         rng = np.random.default_rng([config.seed, stage.seed_tag, step])
-        index = rng.integers(0, len(sampler), size=config.dynamics_batch)
-        windows = {k: torch.from_numpy(v).to(device) for k, v in vars(sampler.batch(index)).items()}
-        pixels = torch.from_numpy(pixel_sampler.batch(index).frames).to(device)
-        losses = dynamics_loss(model, windows, pixels, config.model.context, pos_weight)
+        index = dist.shard(rng.integers(0, len(sampler), size=config.dynamics_batch))
+        windows = {
+            k: torch.from_numpy(v).to(dist.device) for k, v in vars(sampler.batch(index)).items()
+        }
+        pixels = torch.from_numpy(pixel_sampler.batch(index).frames).to(dist.device)
+        losses = objective(windows, pixels)
         loss = (
             losses["latent"]
             + losses["pixel"]
@@ -261,12 +324,17 @@ def _train_dynamics(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         if step % 25 == 0:
-            for name, value in losses.items():
-                writer.add_scalar(f"loss/{name}", value.item(), step)
-            bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()})
+            logged = dist.all_reduce_mean(losses)
+            if writer is not None:
+                for name, value in logged.items():
+                    writer.add_scalar(f"loss/{name}", value, step)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logged.items()})
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == stage.steps:
-            save_training_state(state_path, module, optimizer, step + 1, schedule)
-    writer.close()
+            if dist.is_main:
+                save_training_state(state_path, module, optimizer, step + 1, schedule)
+            dist.barrier()
+    if writer is not None:
+        writer.close()
 
 
 def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -301,27 +369,56 @@ def load_episodes(
     if shards_dir:
         if condition_columns:
             raise ValueError("condition_columns need raw footage (footage_dir), not shards")
-        return read_shard_episodes(shards_dir, resolution=f"{frame_size}x{frame_size}")
-    return read_episodes(footage_dir, condition_columns)
+        episodes = read_shard_episodes(shards_dir, resolution=f"{frame_size}x{frame_size}")
+    else:
+        episodes = read_episodes(footage_dir, condition_columns)
+    _require_actions(episodes, shards_dir or footage_dir)
+    return episodes
+
+
+def _require_actions(episodes: Sequence[Episode], source: str) -> None:
+    """Refuse footage without actions (e.g. Text2World synthetic clips): an action-conditioned
+    model cannot learn from transitions whose action is unknown."""
+    for episode in episodes:
+        actions = np.asarray(episode.actions)
+        missing = np.isnan(actions).any() if actions.dtype.kind == "f" else (actions < 0).any()
+        if missing:
+            raise ValueError(
+                f"episode {episode.episode_id} of {source} has transitions without an action "
+                "(footage generated from text has none); a world model trains on footage "
+                "with actions"
+            )
 
 
 def train_world_model(config: TrainConfig) -> Path:
-    """Train (or resume) both stages and export the checkpoint folder; returns its path."""
+    """Train (or resume) both stages and export the checkpoint folder; returns its path.
+
+    Under ``torchrun`` every process runs this; rank 0 alone writes the split, the states and
+    the export, and every rank returns the export folder's path.
+    """
+    dist = distributed(config.device)
+    export_dir = _train_world_model(config, dist)
+    dist.barrier()  # rank 0 writes the export: every rank returns once it is complete
+    return export_dir
+
+
+def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    device = dist.device
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     episodes = training_episodes(config)
     train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
-    write_json_atomic(
-        run_dir / "split.json",
-        {"train": [e.episode_id for e in train], "held_out": [e.episode_id for e in held_out]},
-    )
+    if dist.is_main:
+        write_json_atomic(
+            run_dir / "split.json",
+            {"train": [e.episode_id for e in train], "held_out": [e.episode_id for e in held_out]},
+        )
     model = WorldModel(config.model).to(device)
     started = time.perf_counter()
-    _train_tokenizer(model, train, config, device)
+    _train_tokenizer(model, train, config, dist)
     model.tokenizer.requires_grad_(False)
     pos_weight = end_pos_weight(train)
     train_latents = functools.cache(lambda: encode_episodes(model, train, device))
@@ -329,9 +426,11 @@ def train_world_model(config: TrainConfig) -> Path:
     schedule = {"tokenizer_steps": config.tokenizer_steps}
     for stage in _dynamics_stages(config):
         schedule = {**schedule, f"{stage.name}_steps": stage.steps}
-        _train_dynamics(model, train, train_latents, config, device, pos_weight, stage, schedule)
+        _train_dynamics(model, train, train_latents, config, dist, pos_weight, stage, schedule)
     calibrate_end_head(model, pos_weight)
     export_dir = Path(config.export_dir)
+    if not dist.is_main:
+        return export_dir
     model.eval().save(export_dir, extra_tensors=start_contexts(held_out, config))
     write_json_atomic(
         export_dir / "training.json",
@@ -350,6 +449,7 @@ def train_world_model(config: TrainConfig) -> Path:
             },
             "train_config": dataclasses.asdict(config),
             "end_pos_weight": pos_weight,
+            "processes": dist.world_size,
             "wall_seconds_this_run": round(time.perf_counter() - started, 1),
         },
     )

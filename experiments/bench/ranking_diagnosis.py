@@ -1,0 +1,196 @@
+"""Where does the world model's policy ranking go wrong? The same matched episodes as the
+ranking report, scored three ways with the world model's heads, each ranked against the real
+returns:
+
+- **teacher-forced**: at every real step the model sees the last K *real* frames and the real
+  action, and its reward and termination heads score that one step; only the heads (and
+  one-step prediction) can be wrong.
+- **open-loop**: the model imagines the whole episode from the real start under the *real*
+  action sequence; adds the dynamics' drift over many steps.
+- **closed-loop** (what the ranking report measures): the policy acts on the imagined frames;
+  adds the policy's reaction to imagined frames.
+
+Teacher-forced and open-loop scores stop where the real episode stopped, so they know the
+real episode's length; the **length-only** score (the number of real steps) shows how much of
+their agreement that alone explains. **Action agreement** measures the policy's reaction
+directly, with no such leak: along the open-loop rollout, how often the policy picks the same
+action on the imagined frame as on the real frame of the same step (same random draws).
+
+Returns are expected returns under the termination head: step t's reward weighted by the
+probability that no earlier step ended the episode, so they are deterministic.
+
+    python -m experiments.bench.ranking_diagnosis [--task driving] [--episodes 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import world_models
+from envs.core import WorldModelCore
+from experiments.bench.common import write_result
+from experiments.rank_policies import MatchedStart, matched_starts, run_episode
+from experiments.tasks import Task, get_task
+from policies import Policy
+from wfm_sim.evaluation import ranking_metrics
+from world_models import WorldModel
+
+
+def _action_tensor(actions: Any, model: WorldModel) -> torch.Tensor:
+    dtype = torch.float32 if model.config.continuous_actions else torch.long
+    return torch.as_tensor(np.asarray(actions), dtype=dtype)
+
+
+@torch.no_grad()
+def teacher_forced_return(
+    model: WorldModel, start: MatchedStart, frames: np.ndarray, actions: list[Any]
+) -> float:
+    """Expected learned return of a real episode scored step by step on real contexts.
+
+    frames: (T+1, H, W, 3) the real frames after the warm-up; actions: the T real actions.
+    """
+    k = model.config.context
+    if len(start.frames) < k:
+        raise ValueError(f"the warm-up must give a full context of {k} frames")
+    all_frames = np.concatenate([start.frames, frames[1:]])
+    all_actions = [*start.actions, *actions]
+    first = len(start.frames) - 1  # index of the frame the policy first acted on
+    steps = range(first, first + len(actions))
+    core = WorldModelCore(model, batch_size=len(actions))
+    core.reset(
+        torch.as_tensor(np.stack([all_frames[now - k + 1 : now + 1] for now in steps])),
+        _action_tensor(
+            np.stack([np.asarray(all_actions[now - k + 1 : now]) for now in steps]), model
+        ),
+    )
+    imagined = core.advance(_action_tensor(actions, model))
+    rewards = imagined.reward.cpu().numpy()
+    survive = np.cumprod(1.0 - imagined.end_probability.cpu().numpy())
+    alive_before = np.concatenate([[1.0], survive[:-1]])
+    return float((rewards * alive_before).sum())
+
+
+def _same_action(a: Any, b: Any) -> float:
+    """1 for the same discrete action; for vectors, 1 when every entry is within 0.1."""
+    return float(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), atol=0.1))
+
+
+@torch.no_grad()
+def open_loop_returns(
+    model: WorldModel,
+    starts: list[MatchedStart],
+    episodes: list[tuple[list[np.ndarray], list[Any]]],
+    policy: Policy,
+) -> tuple[list[float], float]:
+    """Expected learned return of each real (frames, actions) episode, imagined from its real
+    start under its real actions; and the policy's action agreement on imagined against real
+    frames along the way."""
+    core = WorldModelCore(model, batch_size=len(starts))
+    core.reset(
+        torch.as_tensor(np.stack([s.frames for s in starts])),
+        _action_tensor(np.stack([np.asarray(s.actions) for s in starts]), model),
+    )
+    actions = [a for _, a in episodes]
+    longest = max(len(a) for a in actions)
+    totals = np.zeros(len(starts))
+    alive = np.ones(len(starts))
+    agreements: list[float] = []
+    frames = core.model.tokenizer.decode(core.latents[:, -1])
+    for t in range(longest):
+        acting = np.array([t < len(a) for a in actions])
+        for i in np.flatnonzero(acting):
+            real_frame = episodes[i][0][t]
+            draws = [np.random.default_rng([starts[i].seed, t]) for _ in range(2)]
+            on_real = policy.act(real_frame, draws[0])
+            on_imagined = policy.act(frames[i].cpu().numpy(), draws[1])
+            agreements.append(_same_action(on_real, on_imagined))
+        step_actions = [a[t] if t < len(a) else actions[0][0] for a in actions]
+        imagined = core.advance(_action_tensor(step_actions, model))
+        frames = core.model.tokenizer.decode(imagined.latent)
+        rewards = imagined.reward.cpu().numpy()
+        totals += np.where(acting, alive * rewards, 0.0)
+        alive = np.where(acting, alive * (1.0 - imagined.end_probability.cpu().numpy()), alive)
+    return totals.tolist(), float(np.mean(agreements))
+
+
+def diagnose(task: Task, checkpoint: str, episodes: int, seed: int, warmup: int) -> dict:
+    """Real, teacher-forced and open-loop returns per policy, and their ranking metrics."""
+    model = world_models.load(checkpoint).eval()
+    real_env = task.make_real_env()
+    starts = matched_starts(real_env, seed, episodes, [task.neutral_action] * warmup)
+    max_steps = task.episode_steps - warmup
+    zoo: list[Policy] = list(task.load_zoo())
+    real: dict[str, list[float]] = {}
+    teacher: dict[str, list[float]] = {}
+    open_loop: dict[str, list[float]] = {}
+    length: dict[str, list[float]] = {}
+    agreement: dict[str, float] = {}
+    for policy in tqdm(zoo, desc="real episodes, scored by the world model"):
+        runs = [run_episode(real_env, policy, s, real=True, max_steps=max_steps) for s in starts]
+        real[policy.name] = [r for r, _, _ in runs]
+        teacher[policy.name] = [
+            teacher_forced_return(model, s, np.stack(f), a)
+            for s, (_, f, a) in zip(starts, runs, strict=True)
+        ]
+        length[policy.name] = [float(len(a)) for _, _, a in runs]
+        open_loop[policy.name], agreement[policy.name] = open_loop_returns(
+            model, starts, [(f, a) for _, f, a in runs], policy
+        )
+    real_env.close()
+
+    def metrics(scored: dict[str, list[float]]) -> dict[str, Any]:
+        rng = np.random.default_rng(seed)
+        return ranking_metrics(real, scored, rng, n_bootstrap=500).to_dict()
+
+    return {
+        "task": task.name,
+        "checkpoint": checkpoint,
+        "episodes_per_policy": episodes,
+        "warmup_steps": warmup,
+        "mean_returns": {
+            name: {
+                "real": float(np.mean(real[name])),
+                "teacher_forced": float(np.mean(teacher[name])),
+                "open_loop": float(np.mean(open_loop[name])),
+                "real_steps": float(np.mean(length[name])),
+                "action_agreement": agreement[name],
+            }
+            for name in real
+        },
+        "metrics": {
+            "teacher_forced": metrics(teacher),
+            "open_loop": metrics(open_loop),
+            "length_only": metrics(length),
+        },
+    }
+
+
+def main() -> None:
+    """Measure and write experiments/results/ranking_diagnosis[_<task>].json."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--task", default="driving")
+    parser.add_argument("--checkpoint", default="", help="default: the task's committed model")
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=10_000)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    task = get_task(args.task)
+    result = diagnose(
+        task, args.checkpoint or task.checkpoint, args.episodes, args.seed, args.warmup
+    )
+    name = "ranking_diagnosis" if task.name == "driving" else f"ranking_diagnosis_{task.name}"
+    print(write_result(name, result))
+    for kind, m in result["metrics"].items():
+        print(f"{kind}: Spearman {m['spearman']['value']:.3f}, MMRV {m['mmrv']['value']:.3f}")
+    for name, m in result["mean_returns"].items():
+        print(f"{name}: action agreement {m['action_agreement']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

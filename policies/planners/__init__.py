@@ -1,0 +1,29 @@
+"""Model-predictive control: CEM and MPPI as pure functions of (score function, action space,
+budget, generator), over per-step categorical distributions (discrete actions, ``plan``) or
+per-step Gaussians in a box (continuous actions, ``plan_continuous``).
+
+A score function maps action sequences, ``(P, H)`` int64 or ``(P, H, A)`` float32, to their
+returns ``(P,)``; it is where the model lives (the world model's batched imagination, a cloned
+simulator, or a toy model in tests). ``WorldModelPlanner`` and ``OraclePlanner`` wrap the
+search as zoo-style policies that re-plan every step (receding horizon, ``RecedingHorizon``).
+"""
+
+from policies.planners.config import PlannerConfig
+from policies.planners.continuous import plan_continuous
+from policies.planners.discrete import ScoreFn, plan
+from policies.planners.oracle import MujocoClone, OraclePlanner, clone_simulator
+from policies.planners.receding import Action, RecedingHorizon
+from policies.planners.world_model import WorldModelPlanner
+
+__all__ = [
+    "Action",
+    "MujocoClone",
+    "OraclePlanner",
+    "PlannerConfig",
+    "RecedingHorizon",
+    "ScoreFn",
+    "WorldModelPlanner",
+    "clone_simulator",
+    "plan",
+    "plan_continuous",
+]

@@ -1,0 +1,50 @@
+"""The budget and search settings every planner shares, discrete or continuous."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class PlannerConfig:
+    """A planner's budget: ``population`` sequences of ``horizon`` steps, ``iterations`` rounds.
+
+    CEM refits each step's distribution to its ``elites`` best sequences; MPPI weights them by
+    ``exp(return / temperature)`` (discrete: every sequence; continuous: the elites, as
+    TD-MPC2). ``smoothing`` mixes the old distribution in.
+    Discrete actions: a categorical per step, ``min_probability`` keeping every action
+    possible. Continuous actions (a box): a Gaussian per step whose std starts at
+    ``init_std`` and never falls below ``min_std`` (both fractions of the box's half-width);
+    with ``warm_start`` each decision starts from the previous plan's mean shifted one step
+    (discrete plans always start uniform). Returns are discounted by ``discount``.
+    """
+
+    method: str = "cem"
+    horizon: int = 5
+    population: int = 64
+    elites: int = 8
+    iterations: int = 3
+    temperature: float = 0.5
+    smoothing: float = 0.1
+    min_probability: float = 0.01
+    discount: float = 0.95
+    init_std: float = 0.25
+    min_std: float = 0.05
+    warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in ("cem", "mppi"):
+            raise ValueError(f"planner method must be 'cem' or 'mppi', got {self.method!r}")
+        if min(self.horizon, self.population, self.elites, self.iterations) < 1:
+            raise ValueError("horizon, population, elites and iterations must all be >= 1")
+        if self.elites > self.population:
+            raise ValueError(f"elites ({self.elites}) cannot exceed population ({self.population})")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing}")
+        if not 0.0 < self.min_std <= self.init_std:
+            raise ValueError(
+                f"need 0 < min_std <= init_std (fractions of the box's half-width); got "
+                f"min_std={self.min_std}, init_std={self.init_std}"
+            )

@@ -1,0 +1,55 @@
+"""The ranking diagnosis scores real episodes with the world model's heads: one step scored on
+a real context is the same whether teacher-forced or open-loop, and a constant policy agrees
+with itself on any frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import world_models
+from experiments.bench.ranking_diagnosis import open_loop_returns, teacher_forced_return
+from experiments.rank_policies import MatchedStart
+from policies.base import ConstantPolicy, RandomPolicy
+
+
+def _episode(
+    steps: int, seed: int, context: int
+) -> tuple[MatchedStart, list[np.ndarray], list[int]]:
+    """A start of ``context`` frames (the model's full context) and ``steps`` more frames."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (context + steps, 64, 64, 3), dtype=np.uint8)
+    start = MatchedStart(seed, frames[:context], [1] * (context - 1))
+    return start, list(frames[context - 1 :]), [int(a) for a in rng.integers(0, 5, steps)]
+
+
+def test_one_step_scores_agree_between_teacher_forced_and_open_loop(
+    tiny_checkpoint: Path,
+) -> None:
+    model = world_models.load(tiny_checkpoint)
+    start, frames, actions = _episode(1, seed=0, context=model.config.context)
+    forced = teacher_forced_return(model, start, np.stack(frames), actions)
+    imagined, _ = open_loop_returns(model, [start], [(frames, actions)], ConstantPolicy(1, "idle"))
+    assert imagined[0] == pytest.approx(forced, abs=1e-5)
+
+
+def test_longer_episodes_differ_once_the_model_sees_its_own_frames(
+    tiny_checkpoint: Path,
+) -> None:
+    model = world_models.load(tiny_checkpoint)
+    start, frames, actions = _episode(6, seed=1, context=model.config.context)
+    forced = teacher_forced_return(model, start, np.stack(frames), actions)
+    imagined, agreement = open_loop_returns(
+        model, [start], [(frames, actions)], ConstantPolicy(3, "faster")
+    )
+    assert imagined[0] != pytest.approx(forced, abs=1e-6)
+    assert agreement == 1.0  # a constant policy ignores the frame
+
+
+def test_a_random_policy_agrees_with_itself_under_the_same_draws(tiny_checkpoint: Path) -> None:
+    model = world_models.load(tiny_checkpoint)
+    start, frames, actions = _episode(5, seed=2, context=model.config.context)
+    _, agreement = open_loop_returns(model, [start], [(frames, actions)], RandomPolicy("random"))
+    assert agreement == 1.0
