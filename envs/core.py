@@ -71,12 +71,34 @@ def padding_action_tensor(
     return torch.full(shape, PAD_ACTION, dtype=torch.long, device=device)
 
 
-class WorldModelCore:
-    """B imagined trajectories of one world model, stepped together under ``no_grad``."""
+def token_uniforms(
+    config: WorldModelConfig, rngs: list[np.random.Generator | None]
+) -> torch.Tensor | None:
+    """The uniforms (B, h, w) a discrete model draws member i's next tokens with, taken from
+    ``rngs[i]`` (zeros for a member given None: one that does not step); None for a
+    continuous model, which draws nothing."""
+    if not config.discrete:
+        return None
+    side = config.latent_size
+    draws = [
+        rng.random((side, side)) if rng is not None else np.zeros((side, side)) for rng in rngs
+    ]
+    return torch.from_numpy(np.stack(draws)).float()
 
-    def __init__(self, model: WorldModel, batch_size: int) -> None:
+
+class WorldModelCore:
+    """B imagined trajectories of one world model, stepped together under ``no_grad``.
+
+    ``temperature`` sharpens (< 1) or flattens (> 1) a discrete model's token distributions;
+    0 takes the most likely tokens.
+    """
+
+    def __init__(self, model: WorldModel, batch_size: int, temperature: float = 1.0) -> None:
         config = model.config
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         self.model = model.eval()
+        self.temperature = temperature
         self.device = next(model.parameters()).device
         self.batch_size = batch_size
         shape = (
@@ -120,21 +142,29 @@ class WorldModelCore:
         self.actions[members] = actions
 
     @torch.no_grad()
-    def advance(self, actions: torch.Tensor) -> ImaginedStep:
+    def advance(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None) -> ImaginedStep:
         """Apply actions ((B,) int64 or (B, A) float) and roll the buffers; the imagined step,
         frames not decoded (for callers that need only the heads, such as a planner scoring
-        many sequences)."""
+        many sequences). ``uniforms`` (B, h, w) draw a discrete model's tokens
+        (``token_uniforms``); without them it takes the most likely ones."""
         self.actions[:, -1] = actions.to(self.device, self.actions.dtype)
-        imagined = self.model.imagine(self.latents, self.actions)
+        imagined = self.model.imagine(
+            self.latents,
+            self.actions,
+            None if uniforms is None else uniforms.to(self.device),
+            self.temperature,
+        )
         self.latents = torch.cat([self.latents[:, 1:], imagined.latent[:, None]], dim=1)
         placeholder = padding_action_tensor(self.model.config, (self.batch_size, 1), self.device)
         self.actions = torch.cat([self.actions[:, 1:], placeholder], dim=1)
         return imagined
 
     @torch.no_grad()
-    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(
+        self, actions: torch.Tensor, uniforms: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Apply actions ((B,) int64 or (B, A) float) -> (frames (B, H, W, 3) uint8,
-        rewards (B,), end_probs (B,))."""
-        imagined = self.advance(actions)
+        rewards (B,), end_probs (B,)); ``uniforms`` as in ``advance``."""
+        imagined = self.advance(actions, uniforms)
         frames = self.model.tokenizer.decode(imagined.latent)
         return frames, imagined.reward, imagined.end_probability

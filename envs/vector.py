@@ -17,7 +17,13 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.core import WorldModelCore, action_space_of, load_env_model, padding_action_tensor
+from envs.core import (
+    WorldModelCore,
+    action_space_of,
+    load_env_model,
+    padding_action_tensor,
+    token_uniforms,
+)
 from envs.wfm_env import (
     ActionSpace,
     check_termination_rule,
@@ -54,6 +60,7 @@ class WFMVectorEnv(VectorEnv):
         render_mode: str | None = None,
         autoreset_mode: str = "next_step",
         action_dim: int | None = None,
+        temperature: float = 1.0,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -72,7 +79,7 @@ class WFMVectorEnv(VectorEnv):
             checkpoint, frame_size, device, n_actions=n_actions, action_dim=action_dim
         )
         self.num_envs = num_envs
-        self.core = WorldModelCore(self.model, batch_size=num_envs)
+        self.core = WorldModelCore(self.model, batch_size=num_envs, temperature=temperature)
         self.termination = termination
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode
@@ -130,7 +137,10 @@ class WFMVectorEnv(VectorEnv):
             checked[member] = torch.as_tensor(
                 np.asarray(validate_action(raw[member], self.single_action_space))
             )
-        frames, rewards, end_probs = self.core.step(checked)
+        uniforms = token_uniforms(
+            self.model.config, [rng if stepping[i] else None for i, rng in enumerate(self._rngs)]
+        )
+        frames, rewards, end_probs = self.core.step(checked, uniforms)
         frames_np = frames.cpu().numpy()
         rewards_np = rewards.float().cpu().numpy().astype(np.float64)
         probs_np = end_probs.float().cpu().numpy().astype(np.float64)

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.core import WorldModelCore, action_space_of, load_env_model
+from envs.core import WorldModelCore, action_space_of, load_env_model, token_uniforms
 
 ActionSpace = gym.spaces.Discrete | gym.spaces.Box
 
@@ -147,6 +147,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
     | frame_size | 64 | the frame side the checkpoint must have (refused otherwise) |
     | termination | `"sample"` | `"sample"` or `"threshold"` |
     | device | `"auto"` | `"cpu"`, `"cuda"` or `"auto"` |
+    | temperature | 1.0 | a discrete model's token sampling temperature (0: most likely tokens) |
     | render_mode | `None` | `"rgb_array"` returns the imagined frame |
 
     ## Info
@@ -164,6 +165,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         device: str = "auto",
         render_mode: str | None = None,
         action_dim: int | None = None,
+        temperature: float = 1.0,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
@@ -171,7 +173,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         self.model, self.start_frames, self.start_actions = load_env_model(
             checkpoint, frame_size, device, n_actions=n_actions, action_dim=action_dim
         )
-        self.core = WorldModelCore(self.model, batch_size=1)
+        self.core = WorldModelCore(self.model, batch_size=1, temperature=temperature)
         self.termination = termination
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, 255, (frame_size, frame_size, 3), np.uint8)
@@ -204,7 +206,10 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         if self._frame is None:
             raise RuntimeError("call reset() before step()")
         checked = validate_action(action, self.action_space)
-        frames, rewards, end_probs = self.core.step(torch.as_tensor(np.asarray(checked))[None])
+        uniforms = token_uniforms(self.model.config, [self.np_random])
+        frames, rewards, end_probs = self.core.step(
+            torch.as_tensor(np.asarray(checked))[None], uniforms
+        )
         end_probability = float(end_probs[0])
         terminated = decide_termination(end_probability, self.termination, self.np_random)
         reward = float(rewards[0])

@@ -34,9 +34,9 @@ SUBJECTS: dict[str, tuple[str, str, str]] = {
         "RGB\ntop-down frames at one frame per 1 s decision step. It backs "
         '`gym.make("WFM-Driving-v0")`.',
         "recorded by the policy zoo and biased random drivers",
-        "Deterministic next-latent prediction: other cars' uncertain futures blur over long\n"
-        "rollouts. Ego speed is not drawn in the frame, so the model infers it from motion "
-        "and actions.",
+        "Cars entering the view are a guess; each position's token is drawn on its own, so an "
+        "uncertain\ncar can come out partly drawn. Ego speed is not drawn in the frame, so the "
+        "model infers it\nfrom motion and actions.",
     ),
     "mujoco-pusher": (
         "An action-conditioned world model of Gymnasium's MuJoCo `Pusher-v5` (a 7-joint arm "
@@ -49,6 +49,25 @@ SUBJECTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 """Per footage source: (what the model is, who recorded its data, its known limits)."""
+
+
+def _parts(config: world_models.WorldModelConfig) -> str:
+    """The tokenizer and dynamics lines of a card's parts list, for either kind of latent."""
+    side = config.latent_size
+    if config.discrete:
+        levels = "x".join(str(level) for level in config.fsq_levels)
+        return (
+            f"- causal frame tokenizer (discrete: {side}x{side} FSQ tokens of "
+            f"{config.codebook_size} codes ({levels} levels) per frame; frame t is coded alone)\n"
+            f"- token dynamics (U-Net over a context of {config.context} token grids + actions; "
+            "predicts a distribution over each position's next token, sampled in the env)"
+        )
+    return (
+        f"- causal frame tokenizer (continuous latent {config.latent_channels}x{side}x{side} "
+        "per frame; frame t is coded alone)\n"
+        f"- latent dynamics (U-Net over a context of {config.context} latents + actions; "
+        "predicts the next latent)"
+    )
 
 
 def write_model_card(
@@ -83,8 +102,7 @@ def write_model_card(
 {subject}
 {conditioned}
 ## Parts
-- causal frame tokenizer (continuous latent {model.config.latent_channels}x{model.config.latent_size}x{model.config.latent_size} per frame; frame t is coded alone)
-- latent dynamics (U-Net over a context of {model.config.context} latents + actions; predicts the next latent)
+{_parts(model.config)}
 - reward and termination heads (context, actions and predicted next latent)
 - {params / 1e6:.2f} M parameters, {weights_mb:.1f} MB safetensors; no pickle anywhere
 

@@ -63,9 +63,17 @@ def tiny_footage(
 
 @pytest.fixture(scope="session")
 def tiny_model_config() -> WorldModelConfig:
-    """A world model small enough to train in about a second on one core."""
+    """A discrete (FSQ-token) world model, like the driving one, small enough to train in
+    about a second on one core."""
     return WorldModelConfig(
-        tokenizer_width=16, dynamics_width=16, head_width=16, dynamics_blocks=1, context=2
+        tokenizer_width=16,
+        dynamics_width=16,
+        head_width=16,
+        dynamics_blocks=1,
+        context=2,
+        latent_channels=3,
+        fsq_levels=[5, 3, 3],
+        dynamics_levels=3,
     )
 
 

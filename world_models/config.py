@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,12 @@ class WorldModelConfig:
     """Shapes and widths of the tokenizer, dynamics model and reward/termination heads.
 
     A frame (frame_size, frame_size, 3) is coded as a latent (latent_channels, s, s) with
-    s = frame_size / 4. The dynamics model sees ``context`` past latents and the actions taken
+    s = frame_size / 4: continuous values in [-1, 1], or, when ``fsq_levels`` is set, one
+    discrete token per position (finite scalar quantization with one channel per level, so
+    ``latent_channels`` must equal ``len(fsq_levels)``). A continuous model predicts the next
+    latent directly; a discrete one predicts a distribution over each position's next token
+    and samples it, so imagined objects stay sharp instead of blurring into their average.
+    The dynamics model sees ``context`` past latents and the actions taken
     from them: ``n_actions`` discrete actions (plus one padding action before an episode's
     start), or, when ``action_dim`` > 0, vectors of ``action_dim`` floats in the box
     [``action_low``, ``action_high``] (a joint torque, a camera pose), padded with NaN rows.
@@ -29,7 +35,13 @@ class WorldModelConfig:
     action_embedding: int = 8
     dynamics_width: int = 64
     dynamics_blocks: int = 2
+    dynamics_levels: int = 2
+    """Resolutions of the dynamics U-Net: 2 = the latent grid and half of it; 3 adds a
+    quarter-resolution level for a view of the whole frame."""
     head_width: int = 64
+    fsq_levels: list[int] = field(default_factory=list)
+    """Values per latent channel of a discrete (FSQ) tokenizer, e.g. [8, 5, 5, 5] = 1000
+    tokens; empty for a continuous tokenizer."""
 
     def __post_init__(self) -> None:
         if self.frame_size % 4:
@@ -46,11 +58,33 @@ class WorldModelConfig:
             )
         if any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
             raise ValueError(f"action_low {self.action_low} must lie below action_high")
+        self.fsq_levels = [int(level) for level in self.fsq_levels]
+        if self.fsq_levels and len(self.fsq_levels) != self.latent_channels:
+            raise ValueError(
+                f"a discrete tokenizer needs latent_channels == len(fsq_levels), got "
+                f"{self.latent_channels} channels for fsq_levels {self.fsq_levels}"
+            )
+        if self.dynamics_levels not in (2, 3):
+            raise ValueError(f"dynamics_levels must be 2 or 3, got {self.dynamics_levels}")
+        if self.dynamics_levels == 3 and self.frame_size % 16:
+            raise ValueError(
+                f"dynamics_levels=3 needs frame_size a multiple of 16, got {self.frame_size}"
+            )
 
     @property
     def continuous_actions(self) -> bool:
         """Whether actions are float vectors (``action_dim`` > 0) rather than indices."""
         return self.action_dim > 0
+
+    @property
+    def discrete(self) -> bool:
+        """Whether latents are FSQ tokens (``fsq_levels`` set) rather than continuous."""
+        return bool(self.fsq_levels)
+
+    @property
+    def codebook_size(self) -> int:
+        """Distinct tokens of a discrete tokenizer, prod(fsq_levels); 0 when continuous."""
+        return math.prod(self.fsq_levels) if self.fsq_levels else 0
 
     @property
     def latent_size(self) -> int:

@@ -73,27 +73,43 @@ class ContextEncoder(nn.Module):
 class LatentDynamics(nn.Module):
     """Predicts latent t+1 from latents t-K+1..t and the actions taken from them.
 
-    A small U-Net over the latent grid, with a half-resolution path for a wider view; it
-    predicts the change from the last latent.
+    A small U-Net over the latent grid, with a half-resolution path (and, with
+    ``dynamics_levels=3``, a quarter-resolution one) for a wider view. A continuous model
+    predicts the change from the last latent; a discrete one the logits of each position's
+    next token.
     """
 
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
         w = config.dynamics_width
+        self.discrete = config.discrete
         self.context = ContextEncoder(config, w)
         self.high = nn.Sequential(*[ResBlock(w) for _ in range(config.dynamics_blocks)])
         self.down = nn.Conv2d(w, 2 * w, 3, 2, 1)
         self.low = nn.Sequential(*[ResBlock(2 * w) for _ in range(config.dynamics_blocks)])
+        self.lowest: nn.Module | None = None
+        if config.dynamics_levels == 3:
+            self.lowest = nn.Sequential(
+                nn.Conv2d(2 * w, 2 * w, 3, 2, 1),
+                *[ResBlock(2 * w) for _ in range(config.dynamics_blocks)],
+                nn.ConvTranspose2d(2 * w, 2 * w, 4, 2, 1),
+            )
         self.up = nn.ConvTranspose2d(2 * w, w, 4, 2, 1)
-        self.out = nn.Sequential(
-            ResBlock(w),
-            nn.GroupNorm(8, w),
-            nn.SiLU(),
-            nn.Conv2d(w, config.latent_channels, 3, 1, 1),
+        projection = (
+            nn.Conv2d(w, config.codebook_size, 1)
+            if config.discrete
+            else nn.Conv2d(w, config.latent_channels, 3, 1, 1)
         )
+        self.out = nn.Sequential(ResBlock(w), nn.GroupNorm(8, w), nn.SiLU(), projection)
 
     def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """latents (B, K, C, h, w), actions (B, K) -> next latent (B, C, h, w) in [-1, 1]."""
+        """latents (B, K, C, h, w), actions (B, K) -> the next latent (B, C, h, w) in [-1, 1]
+        (continuous), or its tokens' logits (B, N, h, w) over the N codes (discrete)."""
         x = self.high(self.context(latents, actions))
-        x = x + self.up(self.low(self.down(x)))
+        low = self.down(x)
+        if self.lowest is not None:
+            low = low + self.lowest(low)
+        x = x + self.up(self.low(low))
+        if self.discrete:
+            return self.out(x)
         return (latents[:, -1] + self.out(x)).clamp(-1.0, 1.0)

@@ -41,6 +41,25 @@ class ImaginedStep:
     end_probability: torch.Tensor
 
 
+def sample_tokens(
+    logits: torch.Tensor, uniforms: torch.Tensor | None, temperature: float = 1.0
+) -> torch.Tensor:
+    """Tokens (B, h, w) int64 drawn from logits (B, N, h, w): by inverse transform of
+    ``uniforms`` (B, h, w) in [0, 1) through softmax(logits / temperature), or the most likely
+    token when ``uniforms`` is None or ``temperature`` is 0. One uniform per position makes a
+    member's draw independent of the rest of the batch."""
+    if uniforms is None or temperature == 0:
+        return logits.argmax(dim=1)
+    if uniforms.shape != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(
+            f"uniforms must be (B, h, w) = {(logits.shape[0], *logits.shape[2:])}, got "
+            f"{tuple(uniforms.shape)}"
+        )
+    cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(dim=1).movedim(1, -1)
+    u = (uniforms.to(cdf.device, cdf.dtype) * cdf[..., -1]).unsqueeze(-1)
+    return torch.searchsorted(cdf.contiguous(), u).squeeze(-1).clamp(max=logits.shape[1] - 1)
+
+
 class WorldModel(nn.Module):
     """An action-conditioned world model over the latents of a causal frame tokenizer."""
 
@@ -51,23 +70,47 @@ class WorldModel(nn.Module):
         self.dynamics = LatentDynamics(config)
         self.heads = RewardEndHead(config)
 
-    def imagine(self, latents: torch.Tensor, actions: torch.Tensor) -> ImaginedStep:
+    def imagine(
+        self,
+        latents: torch.Tensor,
+        actions: torch.Tensor,
+        uniforms: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> ImaginedStep:
         """Advance a batch one step.
 
         latents: (B, K, C, h, w) the last K latents; actions: (B, K) the actions taken from
-        them, the last being the action to imagine now.
+        them, the last being the action to imagine now. A discrete model draws each position's
+        next token from its predicted distribution (sharpened by ``temperature``) by inverse
+        transform with ``uniforms`` (B, h, w) in [0, 1), so the caller owns the randomness;
+        without them it takes the most likely token. A continuous model ignores both.
         """
-        next_latent = self.dynamics(latents, actions)
+        prediction = self.dynamics(latents, actions)
+        if self.config.discrete:
+            tokens = sample_tokens(prediction, uniforms, temperature)
+            next_latent = self.tokenizer.from_indices(tokens)
+        else:
+            next_latent = prediction
         reward, end_logit = self.heads(latents, actions, next_latent)
         return ImaginedStep(next_latent, reward, torch.sigmoid(end_logit))
 
     def save(
-        self, folder: str | Path, extra_tensors: dict[str, torch.Tensor] | None = None
+        self,
+        folder: str | Path,
+        extra_tensors: dict[str, torch.Tensor] | None = None,
+        weights_dtype: torch.dtype = torch.float32,
     ) -> None:
-        """Write weights and config into ``folder`` atomically (and start frames if given)."""
+        """Write weights and config into ``folder`` atomically (and start frames if given).
+
+        ``weights_dtype`` float16 halves the file (for checkpoints committed to the repository);
+        loading casts the weights back to float32.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        state = {
+            k: (v.to(weights_dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in self.state_dict().items()
+        }
         with atomic_path(folder / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
         write_json_atomic(

@@ -1,10 +1,16 @@
-"""A causal frame tokenizer: each frame is coded on its own, so code t never sees frame t+1."""
+"""A causal frame tokenizer: each frame is coded on its own, so code t never sees frame t+1.
+
+Continuous (latents in [-1, 1] through a tanh) or discrete: the same encoder followed by the
+tokenizer family's finite scalar quantizer (``wfm_sim.tokenizer.fsq.FSQ``), i.e. a DV
+tokenizer with temporal compression 1 and spatial compression 4.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from wfm_sim.tokenizer.fsq import FSQ
 from world_models.config import WorldModelConfig
 
 
@@ -13,18 +19,20 @@ def _conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class FrameTokenizer(nn.Module):
-    """Continuous frame autoencoder: (…, H, W, 3) uint8 <-> (…, C, H/4, W/4) latents in [-1, 1]."""
+    """Frame autoencoder: (…, H, W, 3) uint8 <-> (…, C, H/4, W/4) latents in [-1, 1], which
+    are FSQ tokens' values when the config names ``fsq_levels``."""
 
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
         w, c = config.tokenizer_width, config.latent_channels
+        self.quantizer = FSQ(tuple(config.fsq_levels)) if config.discrete else None
         self.encoder = nn.Sequential(
             nn.Conv2d(3, w, 4, 2, 1),
             nn.SiLU(),
             _conv_block(w, 2 * w, stride=2),
             _conv_block(2 * w, 2 * w),
             nn.Conv2d(2 * w, c, 1),
-            nn.Tanh(),
+            nn.Identity() if config.discrete else nn.Tanh(),
         )
         self.decoder = nn.Sequential(
             _conv_block(c, 2 * w),
@@ -46,7 +54,28 @@ class FrameTokenizer(nn.Module):
         lead = frames.shape[:-3]
         x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         z = self.encoder(x)
+        if self.quantizer is not None:
+            z = self.quantizer(z)
         return z.reshape(*lead, *z.shape[1:])
+
+    def to_indices(self, latents: torch.Tensor) -> torch.Tensor:
+        """Quantized latents (…, C, h, w) -> token indices (…, h, w) int64 (discrete only)."""
+        quantizer = self._require_quantizer()
+        lead = latents.shape[:-3]
+        indices = quantizer.to_indices(latents.reshape(-1, *latents.shape[-3:]))
+        return indices.reshape(*lead, *indices.shape[1:])
+
+    def from_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Token indices (…, h, w) -> quantized latents (…, C, h, w) float (discrete only)."""
+        quantizer = self._require_quantizer()
+        lead = indices.shape[:-2]
+        latents = quantizer.from_indices(indices.reshape(-1, *indices.shape[-2:]))
+        return latents.reshape(*lead, *latents.shape[1:])
+
+    def _require_quantizer(self) -> FSQ:
+        if self.quantizer is None:
+            raise ValueError("this tokenizer is continuous (no fsq_levels): it has no tokens")
+        return self.quantizer
 
     def decode_float(self, latents: torch.Tensor) -> torch.Tensor:
         """latents (…, C, h, w) -> frames (…, 3, H, W) float in about [-1, 1] (for losses)."""

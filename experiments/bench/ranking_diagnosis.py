@@ -14,7 +14,9 @@ Teacher-forced and open-loop scores stop where the real episode stopped, so they
 real episode's length; the **length-only** score (the number of real steps) shows how much of
 their agreement that alone explains. **Action agreement** measures the policy's reaction
 directly, with no such leak: along the open-loop rollout, how often the policy picks the same
-action on the imagined frame as on the real frame of the same step (same random draws).
+action on the imagined frame as on the real frame of the same step (same random draws); its
+ceiling, **reconstruction agreement**, is the same on the tokenizer's reconstruction of the
+real frame.
 
 Returns are expected returns under the termination head: step t's reward weighted by the
 probability that no earlier step ended the episode, so they are deterministic.
@@ -118,6 +120,28 @@ def open_loop_returns(
     return totals.tolist(), float(np.mean(agreements))
 
 
+@torch.no_grad()
+def reconstruction_agreement(
+    model: WorldModel,
+    starts: list[MatchedStart],
+    episodes: list[tuple[list[np.ndarray], list[Any]]],
+    policy: Policy,
+) -> float:
+    """How often the policy picks the same action on the tokenizer's reconstruction of a real
+    frame as on the frame itself (same random draws): the ceiling the imagined frames' action
+    agreement can reach, since imagination shows only what the tokenizer can draw."""
+    agreements: list[float] = []
+    for start, (frames, actions) in zip(starts, episodes, strict=True):
+        real = np.stack(frames[: len(actions)])
+        coded = model.tokenizer.decode(model.tokenizer.encode(torch.from_numpy(real))).numpy()
+        for t in range(len(actions)):
+            draws = [np.random.default_rng([start.seed, t]) for _ in range(2)]
+            agreements.append(
+                _same_action(policy.act(real[t], draws[0]), policy.act(coded[t], draws[1]))
+            )
+    return float(np.mean(agreements))
+
+
 def diagnose(task: Task, checkpoint: str, episodes: int, seed: int, warmup: int) -> dict:
     """Real, teacher-forced and open-loop returns per policy, and their ranking metrics."""
     model = world_models.load(checkpoint).eval()
@@ -130,6 +154,7 @@ def diagnose(task: Task, checkpoint: str, episodes: int, seed: int, warmup: int)
     open_loop: dict[str, list[float]] = {}
     length: dict[str, list[float]] = {}
     agreement: dict[str, float] = {}
+    ceiling: dict[str, float] = {}
     for policy in tqdm(zoo, desc="real episodes, scored by the world model"):
         runs = [run_episode(real_env, policy, s, real=True, max_steps=max_steps) for s in starts]
         real[policy.name] = [r for r, _, _ in runs]
@@ -139,6 +164,9 @@ def diagnose(task: Task, checkpoint: str, episodes: int, seed: int, warmup: int)
         ]
         length[policy.name] = [float(len(a)) for _, _, a in runs]
         open_loop[policy.name], agreement[policy.name] = open_loop_returns(
+            model, starts, [(f, a) for _, f, a in runs], policy
+        )
+        ceiling[policy.name] = reconstruction_agreement(
             model, starts, [(f, a) for _, f, a in runs], policy
         )
     real_env.close()
@@ -159,6 +187,7 @@ def diagnose(task: Task, checkpoint: str, episodes: int, seed: int, warmup: int)
                 "open_loop": float(np.mean(open_loop[name])),
                 "real_steps": float(np.mean(length[name])),
                 "action_agreement": agreement[name],
+                "reconstruction_agreement": ceiling[name],
             }
             for name in real
         },
@@ -189,7 +218,10 @@ def main() -> None:
     for kind, m in result["metrics"].items():
         print(f"{kind}: Spearman {m['spearman']['value']:.3f}, MMRV {m['mmrv']['value']:.3f}")
     for name, m in result["mean_returns"].items():
-        print(f"{name}: action agreement {m['action_agreement']:.2f}")
+        print(
+            f"{name}: action agreement {m['action_agreement']:.2f} "
+            f"(on tokenizer reconstructions {m['reconstruction_agreement']:.2f})"
+        )
 
 
 if __name__ == "__main__":

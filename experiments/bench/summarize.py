@@ -77,7 +77,9 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
         "actions. Closed-loop: the ranking above, where the policy acts on imagined frames. "
         "Teacher-forced and open-loop stop where the real episode stopped, so the length-only "
         "row (real steps as the score) is their floor. Action agreement: how often a policy "
-        "picks the same action on the imagined frame as on the real one (same random draws).",
+        "picks the same action on the imagined frame as on the real one (same random draws); "
+        "on reconstructions: the same on the tokenizer's reconstruction of the real frame, the "
+        "ceiling of the former.",
         "",
         "| scored by | Spearman ρ | MMRV |",
         "|---|---|---|",
@@ -92,14 +94,16 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
         lines.append(f"| {label} | {m['spearman']['value']:.3f} | {m['mmrv']['value']:.3f} |")
     lines += [
         "",
-        "| policy | real return | closed-loop | open-loop | teacher-forced | action agreement |",
-        "|---|---|---|---|---|---|",
+        "| policy | real return | closed-loop | open-loop | teacher-forced | action agreement "
+        "| on reconstructions |",
+        "|---|---|---|---|---|---|---|",
     ]
     for policy, m in sorted(r["mean_returns"].items(), key=lambda kv: -kv[1]["real"]):
         wfm = closed["policies"][policy]["wfm"]["value"]
         lines.append(
             f"| {policy} | {m['real']:.2f} | {wfm:.2f} | {m['open_loop']:.2f} | "
-            f"{m['teacher_forced']:.2f} | {m['action_agreement']:.2f} |"
+            f"{m['teacher_forced']:.2f} | {m['action_agreement']:.2f} | "
+            f"{m.get('reconstruction_agreement', float('nan')):.2f} |"
         )
     return [*lines, "", _machine(r)]
 

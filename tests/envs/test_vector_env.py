@@ -107,9 +107,12 @@ def test_matched_starts_equal_the_single_env_with_the_same_options(tiny_checkpoi
             options={"start_frames": contexts[member], "start_actions": actions[member]},
         )
         for t in range(3):
-            frame, reward, *_ = single.step(3 + member)
+            frame, reward, terminated, *_ = single.step(3 + member)
             assert np.abs(frame.astype(int) - steps[t][0][member].astype(int)).max() <= 1
             assert reward == pytest.approx(steps[t][1][member], abs=1e-4)
+            assert terminated == steps[t][2][member]
+            if terminated:  # the vector env restarts this member on its next step
+                break
     with pytest.raises(ValueError, match="one entry per env"):
         vector.reset(options={"start_frames": contexts[:1], "start_actions": actions[:1]})
     with pytest.raises(ValueError, match="start_frames must be"):

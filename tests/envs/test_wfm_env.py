@@ -10,10 +10,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.utils import seeding
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
+from envs.core import token_uniforms
 from envs.wfm_env import WFMEnv
 from wfm_sim.data import PAD_ACTION, read_episodes
 from world_models import CheckpointMismatchError, WorldModel, WorldModelConfig
@@ -92,6 +94,12 @@ def test_seeds_draw_different_start_frames(env: WFMEnv) -> None:
     assert not np.array_equal(starts[0], starts[1])
 
 
+def _first_token_draws(env: WFMEnv) -> torch.Tensor | None:
+    """The uniforms the env seeded 0 draws its first imagined tokens with (a reset with start
+    options draws nothing before them)."""
+    return token_uniforms(env.model.config, [seeding.np_random(0)[0]])
+
+
 @torch.no_grad()
 def test_reset_from_a_given_frame(env: WFMEnv, tiny_footage: Path) -> None:
     frame = read_episodes(tiny_footage)[0].frames[5]  # a mid-episode frame, not a stored start
@@ -106,7 +114,7 @@ def test_reset_from_a_given_frame(env: WFMEnv, tiny_footage: Path) -> None:
     context = context.expand(-1, model.config.context, -1, -1, -1)
     actions = torch.full((1, model.config.context), PAD_ACTION)
     actions[:, -1] = 3
-    step = model.imagine(context, actions)
+    step = model.imagine(context, actions, _first_token_draws(env))
     np.testing.assert_array_equal(next_obs, model.tokenizer.decode(step.latent)[0].numpy())
     assert reward == pytest.approx(float(step.reward[0]))
 
@@ -162,7 +170,8 @@ def test_reset_from_a_real_context(env: WFMEnv, tiny_footage: Path) -> None:
     model = env.model
     latents = model.tokenizer.encode(torch.from_numpy(frames))[None]
     window_actions = torch.tensor([[*actions, 2]])
-    expected = model.tokenizer.decode(model.imagine(latents, window_actions).latent)[0]
+    imagined = model.imagine(latents, window_actions, _first_token_draws(env))
+    expected = model.tokenizer.decode(imagined.latent)[0]
     np.testing.assert_array_equal(next_obs, expected.numpy())
 
 

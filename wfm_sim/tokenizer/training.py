@@ -39,6 +39,7 @@ from wfm_sim.tokenizer.losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
     ssim_loss,
+    symmetric_salient_weights,
     weighted_l1,
     weighted_mse,
 )
@@ -136,11 +137,12 @@ def _step_losses(
         recon, _ = tokenizer(pixels)
     target = pixels.flatten(0, 1)
     recon = recon.float().flatten(0, 1)
-    l1 = weighted_l1(recon, target)
+    weights = symmetric_salient_weights(recon, target)
+    l1 = weighted_l1(recon, target, weights)
     loss = l1
     logged = {"weighted_l1": l1.item()}
     if config.mse_weight > 0:
-        mse = weighted_mse(recon, target)
+        mse = weighted_mse(recon, target, weights)
         loss = loss + config.mse_weight * mse
         logged["weighted_mse"] = mse.item()
     if config.ssim_weight > 0:

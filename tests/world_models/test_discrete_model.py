@@ -1,0 +1,120 @@
+"""The discrete (FSQ-token) world model: tokens, sampled next frames, and their randomness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from world_models import WorldModel, WorldModelConfig
+from world_models.model import sample_tokens
+
+CONFIG = WorldModelConfig(
+    frame_size=32,
+    latent_channels=3,
+    fsq_levels=[5, 3, 3],
+    tokenizer_width=8,
+    context=3,
+    dynamics_width=8,
+    dynamics_blocks=1,
+    dynamics_levels=3,
+    head_width=8,
+)
+SIDE = CONFIG.latent_size
+
+
+def _model(seed: int = 0) -> WorldModel:
+    torch.manual_seed(seed)
+    return WorldModel(CONFIG).eval()
+
+
+def _frames(*lead: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    shape = (*lead, CONFIG.frame_size, CONFIG.frame_size, 3)
+    return torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+
+
+def _context(model: WorldModel, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(
+        0, CONFIG.codebook_size, (batch, CONFIG.context, SIDE, SIDE), generator=generator
+    )
+    actions = torch.randint(0, CONFIG.n_actions + 1, (batch, CONFIG.context), generator=generator)
+    return model.tokenizer.from_indices(tokens), actions
+
+
+def _uniforms(batch: int, seed: int) -> torch.Tensor:
+    return torch.rand((batch, SIDE, SIDE), generator=torch.Generator().manual_seed(seed))
+
+
+def test_config_needs_one_channel_per_fsq_level() -> None:
+    with pytest.raises(ValueError, match="latent_channels == len"):
+        WorldModelConfig(latent_channels=8, fsq_levels=[8, 5, 5, 5])
+    assert CONFIG.discrete and CONFIG.codebook_size == 45
+    assert not WorldModelConfig().discrete and WorldModelConfig().codebook_size == 0
+
+
+@torch.no_grad()
+def test_latents_are_tokens_that_round_trip() -> None:
+    model = _model()
+    latents = model.tokenizer.encode(_frames(2, 3))
+    assert latents.shape == (2, 3, 3, SIDE, SIDE)
+    tokens = model.tokenizer.to_indices(latents)
+    assert tokens.shape == (2, 3, SIDE, SIDE) and tokens.dtype == torch.int64
+    assert 0 <= int(tokens.min()) and int(tokens.max()) < CONFIG.codebook_size
+    assert torch.equal(model.tokenizer.from_indices(tokens), latents)
+
+
+@torch.no_grad()
+def test_imagined_latents_are_tokens_drawn_by_the_callers_uniforms() -> None:
+    model = _model()
+    latents, actions = _context(model, 4, seed=1)
+    drawn = model.imagine(latents, actions, _uniforms(4, seed=2))
+    again = model.imagine(latents, actions, _uniforms(4, seed=2))
+    other = model.imagine(latents, actions, _uniforms(4, seed=3))
+    assert torch.equal(drawn.latent, again.latent)
+    assert not torch.equal(drawn.latent, other.latent)
+    tokens = model.tokenizer.to_indices(drawn.latent)
+    assert torch.equal(model.tokenizer.from_indices(tokens), drawn.latent)
+
+    # A member's draw depends on its own uniforms only, not on the rest of the batch.
+    uniforms = _uniforms(4, seed=2)
+    uniforms[1:] = _uniforms(3, seed=9)
+    mixed = model.imagine(latents, actions, uniforms)
+    assert torch.equal(mixed.latent[0], drawn.latent[0])
+
+
+def test_sampling_follows_the_distribution_and_argmax_without_uniforms() -> None:
+    logits = torch.log(torch.tensor([0.1, 0.6, 0.3]))[None, :, None, None].expand(1, 3, 40, 50)
+    uniforms = torch.rand((1, 40, 50), generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(sample_tokens(logits, uniforms).flatten(), minlength=3).float()
+    assert torch.allclose(counts / counts.sum(), torch.tensor([0.1, 0.6, 0.3]), atol=0.03)
+    assert (sample_tokens(logits, None) == 1).all()
+    assert (sample_tokens(logits, uniforms, temperature=0.0) == 1).all()
+    # A low temperature sharpens towards the most likely token.
+    sharp = torch.bincount(sample_tokens(logits, uniforms, 0.2).flatten(), minlength=3).float()
+    assert sharp[1] / sharp.sum() > 0.95
+    with pytest.raises(ValueError, match="uniforms must be"):
+        sample_tokens(logits, uniforms[:, :3])
+
+
+@torch.no_grad()
+def test_discrete_checkpoint_round_trip(tmp_path: Path) -> None:
+    model = _model(seed=4)
+    model.save(tmp_path / "checkpoint")
+    loaded = WorldModel.load(tmp_path / "checkpoint", expected_config=CONFIG)
+    latents, actions = _context(model, 2, seed=5)
+    uniforms = _uniforms(2, seed=6)
+    assert torch.equal(
+        loaded.imagine(latents, actions, uniforms).latent,
+        model.imagine(latents, actions, uniforms).latent,
+    )
+
+
+def test_continuous_tokenizer_has_no_tokens() -> None:
+    model = WorldModel(
+        WorldModelConfig(frame_size=32, tokenizer_width=8, dynamics_width=8, head_width=8)
+    )
+    with pytest.raises(ValueError, match="continuous"):
+        model.tokenizer.to_indices(torch.zeros(1, 8, 8, 8))
