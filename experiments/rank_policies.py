@@ -49,6 +49,8 @@ class RankConfig:
     warmup_steps: int = 3
     """Real neutral steps before hand-over: their frames are the world model's context."""
     termination: str = "sample"
+    temperature: float = 1.0
+    """A discrete world model's token sampling temperature (0: its most likely tokens)."""
     device: str = "cpu"
     threads: int = 2
     n_bootstrap: int = 1000
@@ -167,6 +169,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         "checkpoint": config.checkpoint,
         "termination": config.termination,
         "device": config.device,
+        "temperature": config.temperature,
     }
     wfm_env = gym.make(task.wfm_env_id, **env_kwargs)
     warmup = [task.neutral_action] * config.warmup_steps
@@ -218,6 +221,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         "warmup_steps": config.warmup_steps,
         "policy_steps_per_episode": max_steps,
         "termination": config.termination,
+        "temperature": config.temperature,
         "evaluation_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "wfm_batch": len(starts),
         "steps_per_second": {k: round(steps[k] / max(seconds[k], 1e-9), 1) for k in seconds},

@@ -42,6 +42,9 @@ class WorldModelConfig:
     fsq_levels: list[int] = field(default_factory=list)
     """Values per latent channel of a discrete (FSQ) tokenizer, e.g. [8, 5, 5, 5] = 1000
     tokens; empty for a continuous tokenizer."""
+    decode_rounds: int = 4
+    """Rounds in which a discrete model draws a next frame's tokens, the most confident first,
+    each round seeing the tokens fixed before it (1 = every token drawn on its own at once)."""
 
     def __post_init__(self) -> None:
         if self.frame_size % 4:
@@ -64,6 +67,8 @@ class WorldModelConfig:
                 f"a discrete tokenizer needs latent_channels == len(fsq_levels), got "
                 f"{self.latent_channels} channels for fsq_levels {self.fsq_levels}"
             )
+        if self.decode_rounds < 1:
+            raise ValueError(f"decode_rounds must be >= 1, got {self.decode_rounds}")
         if self.dynamics_levels not in (2, 3):
             raise ValueError(f"dynamics_levels must be 2 or 3, got {self.dynamics_levels}")
         if self.dynamics_levels == 3 and self.frame_size % 16:

@@ -49,9 +49,16 @@ class VectorActionEmbedding(nn.Module):
 
 
 class ContextEncoder(nn.Module):
-    """Stack K latents and their actions' embeddings into one feature map (B, width, h, w)."""
+    """Stack K latents and their actions' embeddings (and optional extra planes, such as the
+    part of the next frame already decided) into one feature map (B, width, h, w)."""
 
-    def __init__(self, config: WorldModelConfig, width: int, extra_latents: int = 0) -> None:
+    def __init__(
+        self,
+        config: WorldModelConfig,
+        width: int,
+        extra_latents: int = 0,
+        extra_planes: int = 0,
+    ) -> None:
         super().__init__()
         self.action_embedding: nn.Module = (
             VectorActionEmbedding(config)
@@ -59,15 +66,27 @@ class ContextEncoder(nn.Module):
             else nn.Embedding(config.n_actions + 1, config.action_embedding)
         )
         c_in = (config.context + extra_latents) * config.latent_channels
-        c_in += config.context * config.action_embedding
+        c_in += config.context * config.action_embedding + extra_planes
         self.stem = nn.Conv2d(c_in, width, 3, 1, 1)
 
-    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """latents (B, K', C, h, w) (K' >= K), actions (B, K) int64 or (B, K, A) float
-        -> (B, width, h, w)."""
+    def forward(
+        self, latents: torch.Tensor, actions: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """latents (B, K', C, h, w) (K' >= K), actions (B, K) int64 or (B, K, A) float,
+        extra (B, extra_planes, h, w) -> (B, width, h, w)."""
         b, _, _, h, w = latents.shape
         planes = self.action_embedding(actions).reshape(b, -1, 1, 1).expand(-1, -1, h, w)
-        return self.stem(torch.cat([latents.reshape(b, -1, h, w), planes], dim=1))
+        inputs = [latents.reshape(b, -1, h, w), planes]
+        if extra is not None:
+            inputs.append(extra)
+        return self.stem(torch.cat(inputs, dim=1))
+
+
+def known_planes(latent: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The decided part of a next frame as input planes (B, C + 1, h, w): its latent values
+    where ``known`` (B, h, w) bool is True, zeros elsewhere, and the mask itself."""
+    mask = known[:, None].to(latent.dtype)
+    return torch.cat([latent * mask, mask], dim=1)
 
 
 class LatentDynamics(nn.Module):
@@ -76,14 +95,17 @@ class LatentDynamics(nn.Module):
     A small U-Net over the latent grid, with a half-resolution path (and, with
     ``dynamics_levels=3``, a quarter-resolution one) for a wider view. A continuous model
     predicts the change from the last latent; a discrete one the logits of each position's
-    next token.
+    next token, given the tokens of that frame already decided (``known``: their latent
+    values and a mask plane), so that a frame is drawn in a few rounds, each seeing what the
+    previous rounds fixed (MaskGIT's iterative decoding).
     """
 
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
         w = config.dynamics_width
         self.discrete = config.discrete
-        self.context = ContextEncoder(config, w)
+        known_planes = config.latent_channels + 1 if config.discrete else 0
+        self.context = ContextEncoder(config, w, extra_planes=known_planes)
         self.high = nn.Sequential(*[ResBlock(w) for _ in range(config.dynamics_blocks)])
         self.down = nn.Conv2d(w, 2 * w, 3, 2, 1)
         self.low = nn.Sequential(*[ResBlock(2 * w) for _ in range(config.dynamics_blocks)])
@@ -102,10 +124,16 @@ class LatentDynamics(nn.Module):
         )
         self.out = nn.Sequential(ResBlock(w), nn.GroupNorm(8, w), nn.SiLU(), projection)
 
-    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, latents: torch.Tensor, actions: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """latents (B, K, C, h, w), actions (B, K) -> the next latent (B, C, h, w) in [-1, 1]
-        (continuous), or its tokens' logits (B, N, h, w) over the N codes (discrete)."""
-        x = self.high(self.context(latents, actions))
+        (continuous), or its tokens' logits (B, N, h, w) over the N codes (discrete), given
+        ``known`` (B, C + 1, h, w) from ``known_planes`` (default: nothing known yet)."""
+        if self.discrete and known is None:
+            b, _, c, h, w = latents.shape
+            known = latents.new_zeros((b, c + 1, h, w))
+        x = self.high(self.context(latents, actions, known))
         low = self.down(x)
         if self.lowest is not None:
             low = low + self.lowest(low)

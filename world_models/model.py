@@ -8,6 +8,7 @@ frames from held-out footage) and ``MODEL_CARD.md``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from torch import nn
 
 from wfm_sim.io import atomic_path, write_json_atomic
 from world_models.config import WorldModelConfig
-from world_models.dynamics import LatentDynamics
+from world_models.dynamics import LatentDynamics, known_planes
 from world_models.heads import RewardEndHead
 from world_models.tokenizer import FrameTokenizer
 
@@ -80,19 +81,56 @@ class WorldModel(nn.Module):
         """Advance a batch one step.
 
         latents: (B, K, C, h, w) the last K latents; actions: (B, K) the actions taken from
-        them, the last being the action to imagine now. A discrete model draws each position's
-        next token from its predicted distribution (sharpened by ``temperature``) by inverse
-        transform with ``uniforms`` (B, h, w) in [0, 1), so the caller owns the randomness;
-        without them it takes the most likely token. A continuous model ignores both.
+        them, the last being the action to imagine now. A discrete model draws the next frame's
+        tokens with ``draw_next_tokens`` from ``uniforms`` (B, decode_rounds, h, w) in [0, 1),
+        so the caller owns the randomness; without them it takes the most likely tokens. A
+        continuous model ignores both.
         """
-        prediction = self.dynamics(latents, actions)
         if self.config.discrete:
-            tokens = sample_tokens(prediction, uniforms, temperature)
+            tokens = self.draw_next_tokens(latents, actions, uniforms, temperature)
             next_latent = self.tokenizer.from_indices(tokens)
         else:
-            next_latent = prediction
+            next_latent = self.dynamics(latents, actions)
         reward, end_logit = self.heads(latents, actions, next_latent)
         return ImaginedStep(next_latent, reward, torch.sigmoid(end_logit))
+
+    def draw_next_tokens(
+        self,
+        latents: torch.Tensor,
+        actions: torch.Tensor,
+        uniforms: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """The next frame's tokens (B, h, w) int64, drawn in ``decode_rounds`` rounds
+        (MaskGIT): each round draws every undecided position (inverse transform of
+        ``uniforms[:, round]``, or the most likely token without uniforms) and keeps the most
+        confident draws, so that after round r a fraction 1 - cos(pi/2 (r+1)/R) of the frame is
+        decided and every later draw sees it. Drawing all positions at once instead
+        (``decode_rounds=1``) makes an uncertain car come out as scattered fragments."""
+        rounds = self.config.decode_rounds
+        b, _, _, h, w = latents.shape
+        if uniforms is not None and uniforms.shape != (b, rounds, h, w):
+            raise ValueError(
+                f"uniforms must be (B, decode_rounds, h, w) = {(b, rounds, h, w)}, got "
+                f"{tuple(uniforms.shape)}"
+            )
+        tokens = torch.zeros((b, h, w), dtype=torch.long, device=latents.device)
+        known = torch.zeros((b, h, w), dtype=torch.bool, device=latents.device)
+        positions = h * w
+        for r in range(rounds):
+            planes = known_planes(self.tokenizer.from_indices(tokens).to(latents.dtype), known)
+            logits = self.dynamics(latents, actions, planes).float()
+            drawn = sample_tokens(logits, None if uniforms is None else uniforms[:, r], temperature)
+            tokens = torch.where(known, tokens, drawn)
+            if r == rounds - 1:
+                break
+            scale = temperature if temperature > 0 else 1.0
+            confidence = torch.softmax(logits / scale, dim=1).gather(1, drawn[:, None])[:, 0]
+            confidence = confidence.masked_fill(known, 2.0).flatten(1)
+            decided = math.ceil(positions * (1 - math.cos(math.pi / 2 * (r + 1) / rounds)))
+            order = confidence.argsort(dim=1, descending=True, stable=True)[:, :decided]
+            known = torch.zeros_like(known).flatten(1).scatter_(1, order, True).view(b, h, w)
+        return tokens
 
     def save(
         self,

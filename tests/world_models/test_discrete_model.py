@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from world_models import WorldModel, WorldModelConfig
+from world_models.dynamics import known_planes
 from world_models.model import sample_tokens
 
 CONFIG = WorldModelConfig(
@@ -45,7 +47,8 @@ def _context(model: WorldModel, batch: int, seed: int = 0) -> tuple[torch.Tensor
 
 
 def _uniforms(batch: int, seed: int) -> torch.Tensor:
-    return torch.rand((batch, SIDE, SIDE), generator=torch.Generator().manual_seed(seed))
+    shape = (batch, CONFIG.decode_rounds, SIDE, SIDE)
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
 def test_config_needs_one_channel_per_fsq_level() -> None:
@@ -83,6 +86,36 @@ def test_imagined_latents_are_tokens_drawn_by_the_callers_uniforms() -> None:
     uniforms[1:] = _uniforms(3, seed=9)
     mixed = model.imagine(latents, actions, uniforms)
     assert torch.equal(mixed.latent[0], drawn.latent[0])
+
+
+@torch.no_grad()
+def test_one_round_draws_every_token_at_once_from_the_unconditioned_logits() -> None:
+    model = _model(seed=7)
+    latents, actions = _context(model, 3, seed=8)
+    single = WorldModel(dataclasses.replace(CONFIG, decode_rounds=1)).eval()
+    single.load_state_dict(model.state_dict())
+    uniforms = _uniforms(3, seed=9)[:, :1]
+    expected = sample_tokens(model.dynamics(latents, actions), uniforms[:, 0])
+    assert torch.equal(single.draw_next_tokens(latents, actions, uniforms), expected)
+
+
+@torch.no_grad()
+def test_later_rounds_see_the_tokens_fixed_before_them() -> None:
+    model = _model(seed=10)
+    latents, actions = _context(model, 2, seed=11)
+    empty = model.dynamics(latents, actions)
+    known = torch.zeros((2, SIDE, SIDE), dtype=torch.bool)
+    known[:, :2] = True
+    shown = known_planes(
+        model.tokenizer.from_indices(torch.zeros_like(known, dtype=torch.long)), known
+    )
+    assert not torch.allclose(model.dynamics(latents, actions, shown), empty)
+    # Without uniforms the drawing is deterministic and every position gets a token.
+    tokens = model.draw_next_tokens(latents, actions)
+    assert torch.equal(tokens, model.draw_next_tokens(latents, actions))
+    assert tokens.shape == (2, SIDE, SIDE) and int(tokens.max()) < CONFIG.codebook_size
+    with pytest.raises(ValueError, match="decode_rounds"):
+        model.draw_next_tokens(latents, actions, _uniforms(2, seed=1)[:, :1])
 
 
 def test_sampling_follows_the_distribution_and_argmax_without_uniforms() -> None:

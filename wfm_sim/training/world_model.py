@@ -42,7 +42,7 @@ from wfm_sim.tokenizer.losses import (
     weighted_mse,
 )
 from world_models import WorldModel, WorldModelConfig
-from world_models.model import sample_tokens
+from world_models.dynamics import known_planes
 from world_models.tokenizer import FrameTokenizer
 
 
@@ -193,15 +193,17 @@ def dynamics_loss(
     end_pos_weight: float,
     norm: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    teacher_forced: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Unrolled loss over a window batch (tensors as in ``WindowBatch``, latents as frames).
 
     pixels: (B, K+H, H, W, 3) uint8, the same windows' frames. Each of the H steps is predicted
     from the model's own previous predictions. A continuous model's latent is compared with
     the true latent and, through the frozen decoder, its frame with the true frame (cars
-    weighted up); a discrete model's token logits are scored by cross-entropy against the true
-    tokens, and the next step continues from tokens sampled from them (with ``generator``), as
-    imagination does. The heads always see the prediction the model would imagine. Each term
+    weighted up); a discrete model's hidden tokens are scored by cross-entropy given the rest
+    (``_token_step``), and the next step continues from the frame it draws (with
+    ``generator``), as imagination does. The heads always see the prediction the model would
+    imagine. Each term
     is a sum over valid transitions divided by ``norm``: by default their count in this batch;
     a rank of a data-parallel group passes the global count over the world size, so that the
     averaged gradients are those of the whole global batch.
@@ -218,12 +220,9 @@ def dynamics_loss(
         step_actions = actions[:, h : h + context]
         target = latents[:, context + h]
         if model.config.discrete:
-            logits = model.dynamics(ctx, step_actions)
-            per_sample = _token_cross_entropy(model, logits, target)
-            uniforms = torch.rand((logits.shape[0], *logits.shape[2:]), generator=generator).to(
-                logits.device
+            per_sample, predicted = _token_step(
+                model, ctx, step_actions, target, generator, draw=not teacher_forced
             )
-            predicted = model.tokenizer.from_indices(sample_tokens(logits.detach(), uniforms))
         else:
             predicted = model.dynamics(ctx, step_actions)
             per_sample = (predicted - target).square().flatten(1).mean(1)
@@ -250,13 +249,39 @@ def dynamics_loss(
     return totals
 
 
-def _token_cross_entropy(
-    model: WorldModel, logits: torch.Tensor, target: torch.Tensor
-) -> torch.Tensor:
-    """Mean cross-entropy per sample (B,) of token logits (B, N, h, w) against the tokens of
-    the true quantized latents (B, C, h, w)."""
+def _token_step(
+    model: WorldModel,
+    ctx: torch.Tensor,
+    actions: torch.Tensor,
+    target: torch.Tensor,
+    generator: torch.Generator | None,
+    draw: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One discrete step: (per-sample loss (B,), the next latent the model draws (B, C, h, w),
+    or the true one when not ``draw``).
+
+    The loss is MaskGIT's: a random part of the true next frame's tokens is shown (between
+    none and all but one, the hidden fraction cos(pi/2 u) for u ~ U(0, 1)) and the hidden
+    ones are scored by cross-entropy. The drawn latent comes from the full round-by-round
+    decoding (no gradient), so what follows in training sees what imagination produces.
+    """
     tokens = model.tokenizer.to_indices(target)
-    return F.cross_entropy(logits, tokens, reduction="none").flatten(1).mean(1)
+    b, h, w = tokens.shape
+    u = torch.rand((b, 1), generator=generator)
+    hidden_count = (torch.cos(torch.pi / 2 * u) * h * w).ceil().clamp(min=1)
+    rank = torch.rand((b, h * w), generator=generator).argsort(dim=1).argsort(dim=1)
+    known = (rank >= hidden_count).view(b, h, w).to(tokens.device)
+    logits = model.dynamics(ctx, actions, known_planes(target, known))
+    hidden = (~known).float()
+    ce = F.cross_entropy(logits.float(), tokens, reduction="none")
+    per_sample = (ce * hidden).flatten(1).sum(1) / hidden.flatten(1).sum(1)
+    if not draw:
+        return per_sample, target
+    with torch.no_grad():
+        rounds = model.config.decode_rounds
+        uniforms = torch.rand((b, rounds, h, w), generator=generator).to(tokens.device)
+        drawn = model.draw_next_tokens(ctx, actions, uniforms)
+    return per_sample, model.tokenizer.from_indices(drawn).to(target.dtype)
 
 
 def end_pos_weight(episodes: list[Episode]) -> float:
@@ -288,11 +313,20 @@ class _DynamicsStage:
     horizon: int
     lr: float
     seed_tag: int
+    teacher_forced: bool = False
+    """Discrete models only: every step from true contexts, heads on the true next frame."""
 
 
 def _dynamics_stages(config: TrainConfig) -> list[_DynamicsStage]:
     return [
-        _DynamicsStage("dynamics", config.dynamics_steps, config.horizon, config.dynamics_lr, 2),
+        _DynamicsStage(
+            "dynamics",
+            config.dynamics_steps,
+            config.horizon,
+            config.dynamics_lr,
+            2,
+            teacher_forced=config.model.discrete,
+        ),
         _DynamicsStage(
             "rollout_finetune",
             config.finetune_steps,
@@ -308,13 +342,19 @@ class _DynamicsObjective(nn.Module):
     ``forward``; the valid transitions are counted over all ranks (see ``dynamics_loss``)."""
 
     def __init__(
-        self, model: WorldModel, context: int, pos_weight: float, dist: Distributed
+        self,
+        model: WorldModel,
+        context: int,
+        pos_weight: float,
+        dist: Distributed,
+        teacher_forced: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
         self.context = context
         self.pos_weight = pos_weight
         self.dist = dist
+        self.teacher_forced = teacher_forced
 
     def forward(
         self,
@@ -326,7 +366,14 @@ class _DynamicsObjective(nn.Module):
         valid_total = self.dist.all_reduce_sum(windows["valid"].float().sum())
         norm = valid_total.clamp(min=1.0) / self.dist.world_size
         return dynamics_loss(
-            self.model, windows, pixels, self.context, self.pos_weight, norm, generator
+            self.model,
+            windows,
+            pixels,
+            self.context,
+            self.pos_weight,
+            norm,
+            generator,
+            self.teacher_forced,
         )
 
 
@@ -358,7 +405,9 @@ def _train_dynamics(
     pixel_sampler = WindowSampler(train, config.model.context, stage.horizon)
     writer = SummaryWriter(str(run_dir / "tb" / stage.name)) if dist.is_main else None
     module.train()
-    objective = dist.wrap(_DynamicsObjective(model, config.model.context, pos_weight, dist))
+    objective = dist.wrap(
+        _DynamicsObjective(model, config.model.context, pos_weight, dist, stage.teacher_forced)
+    )
     bar = tqdm(
         range(start, stage.steps),
         desc=stage.name,
