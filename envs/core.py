@@ -74,12 +74,12 @@ def padding_action_tensor(
 def token_uniforms(
     config: WorldModelConfig, rngs: list[np.random.Generator | None]
 ) -> torch.Tensor | None:
-    """The uniforms (B, decode_rounds, h, w) a discrete model draws member i's next tokens
+    """The uniforms (B, decode_rounds, 2, h, w) a discrete model draws member i's next tokens
     with, taken from ``rngs[i]`` (zeros for a member given None: one that does not step); None
     for a continuous model, which draws nothing."""
     if not config.discrete:
         return None
-    shape = (config.decode_rounds, config.latent_size, config.latent_size)
+    shape = (config.decode_rounds, 2, config.latent_size, config.latent_size)
     draws = [rng.random(shape) if rng is not None else np.zeros(shape) for rng in rngs]
     return torch.from_numpy(np.stack(draws)).float()
 
@@ -143,7 +143,7 @@ class WorldModelCore:
     def advance(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None) -> ImaginedStep:
         """Apply actions ((B,) int64 or (B, A) float) and roll the buffers; the imagined step,
         frames not decoded (for callers that need only the heads, such as a planner scoring
-        many sequences). ``uniforms`` (B, decode_rounds, h, w) draw a discrete model's tokens
+        many sequences). ``uniforms`` (B, decode_rounds, 2, h, w) draw a discrete model's tokens
         (``token_uniforms``); without them it takes the most likely ones."""
         self.actions[:, -1] = actions.to(self.device, self.actions.dtype)
         imagined = self.model.imagine(

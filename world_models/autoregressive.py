@@ -41,7 +41,6 @@ tokens as the next window's context.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,16 +48,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from wfm_sim.curation.embed import TEXT_DIM
-from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.tokenizer.config import VideoTokenizerConfig
-from world_models.model import CheckpointMismatchError
+from world_models.checkpoint_folder import (
+    load_weights,
+    read_checkpoint,
+    refuse_other_config,
+    write_checkpoint,
+)
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 FORMAT = "wfm_sim.autoregressive/1"
 
 
@@ -441,42 +441,17 @@ class AutoregressiveWorldModel(nn.Module):
     ) -> Path:
         """Write weights and config into ``folder`` atomically; the tokenizer config whose
         tokens the model reads and free-form ``info`` go in config.json."""
-        folder = Path(folder)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(folder / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp), metadata={"format": FORMAT})
-        write_json_atomic(
-            folder / CONFIG_FILE,
-            {
-                "format": FORMAT,
-                "autoregressive": self.config.to_dict(),
-                "tokenizer": tokenizer.to_dict() if tokenizer is not None else None,
-                "info": info or {},
-            },
+        return write_checkpoint(
+            folder, self, FORMAT, "autoregressive", self.config.to_dict(), tokenizer, info
         )
-        return folder
 
 
 def read_autoregressive_checkpoint(
     folder: str | Path,
 ) -> tuple[AutoregressiveConfig, VideoTokenizerConfig | None, dict[str, Any]]:
     """(model config, tokenizer config or None, info) stored in a checkpoint folder."""
-    path = Path(folder) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: is {folder} an autoregressive checkpoint folder?"
-        )
-    payload: dict[str, Any] = json.loads(path.read_text())
-    if payload.get("format") != FORMAT:
-        raise CheckpointMismatchError(
-            f"{path} has format {payload.get('format')!r}; this code reads {FORMAT!r}"
-        )
-    tokenizer = payload.get("tokenizer")
-    return (
-        AutoregressiveConfig.from_dict(payload["autoregressive"]),
-        VideoTokenizerConfig.from_dict(tokenizer) if tokenizer else None,
-        payload.get("info", {}),
-    )
+    config, tokenizer, info = read_checkpoint(folder, FORMAT, "autoregressive", "an autoregressive")
+    return AutoregressiveConfig.from_dict(config), tokenizer, info
 
 
 def load_autoregressive(
@@ -488,21 +463,10 @@ def load_autoregressive(
     other than ``expected``, or whose weights do not fit its config, with
     ``CheckpointMismatchError``."""
     config, _, _ = read_autoregressive_checkpoint(folder)
-    if expected is not None and config != expected:
-        saved, wanted = config.to_dict(), expected.to_dict()
-        diff = {k: (v, wanted[k]) for k, v in saved.items() if wanted[k] != v}
-        raise CheckpointMismatchError(
-            f"checkpoint {folder} was saved with another config: (saved, expected) {diff}"
-        )
-    model = AutoregressiveWorldModel(config)
-    state = load_file(str(Path(folder) / WEIGHTS_FILE))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise CheckpointMismatchError(
-            f"weights in {folder} do not fit its config.json: {error}"
-        ) from error
-    return model.to(device).eval()
+    refuse_other_config(folder, config, expected)
+    model = load_weights(folder, AutoregressiveWorldModel(config), device)
+    assert isinstance(model, AutoregressiveWorldModel)
+    return model
 
 
 def _expanded(

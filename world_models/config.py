@@ -45,6 +45,11 @@ class WorldModelConfig:
     decode_rounds: int = 4
     """Rounds in which a discrete model draws a next frame's tokens, the most confident first,
     each round seeing the tokens fixed before it (1 = every token drawn on its own at once)."""
+    selection_noise: float = 0.0
+    """Gumbel noise on the log-confidence that picks which draws a round keeps, scaled by
+    selection_noise * (1 - (r + 1) / rounds) in round r (MaskGIT's choice temperature): without
+    it, a car whose next position is uncertain loses every position to the surer road and
+    vanishes."""
 
     def __post_init__(self) -> None:
         if self.frame_size % 4:
@@ -67,6 +72,8 @@ class WorldModelConfig:
                 f"a discrete tokenizer needs latent_channels == len(fsq_levels), got "
                 f"{self.latent_channels} channels for fsq_levels {self.fsq_levels}"
             )
+        if self.selection_noise < 0:
+            raise ValueError(f"selection_noise must be >= 0, got {self.selection_noise}")
         if self.decode_rounds < 1:
             raise ValueError(f"decode_rounds must be >= 1, got {self.decode_rounds}")
         if self.dynamics_levels not in (2, 3):

@@ -82,7 +82,7 @@ class WorldModel(nn.Module):
 
         latents: (B, K, C, h, w) the last K latents; actions: (B, K) the actions taken from
         them, the last being the action to imagine now. A discrete model draws the next frame's
-        tokens with ``draw_next_tokens`` from ``uniforms`` (B, decode_rounds, h, w) in [0, 1),
+        tokens with ``draw_next_tokens`` from ``uniforms`` (B, decode_rounds, 2, h, w) in [0, 1),
         so the caller owns the randomness; without them it takes the most likely tokens. A
         continuous model ignores both.
         """
@@ -103,15 +103,17 @@ class WorldModel(nn.Module):
     ) -> torch.Tensor:
         """The next frame's tokens (B, h, w) int64, drawn in ``decode_rounds`` rounds
         (MaskGIT): each round draws every undecided position (inverse transform of
-        ``uniforms[:, round]``, or the most likely token without uniforms) and keeps the most
-        confident draws, so that after round r a fraction 1 - cos(pi/2 (r+1)/R) of the frame is
-        decided and every later draw sees it. Drawing all positions at once instead
-        (``decode_rounds=1``) makes an uncertain car come out as scattered fragments."""
+        ``uniforms[:, round, 0]``, or the most likely token without uniforms) and keeps the
+        most confident draws (their log-probability plus ``selection_noise``-scaled Gumbel
+        noise from ``uniforms[:, round, 1]``), so that after round r a fraction
+        1 - cos(pi/2 (r+1)/R) of the frame is decided and every later draw sees it. Drawing
+        all positions at once instead (``decode_rounds=1``) makes an uncertain car come out as
+        scattered fragments."""
         rounds = self.config.decode_rounds
         b, _, _, h, w = latents.shape
-        if uniforms is not None and uniforms.shape != (b, rounds, h, w):
+        if uniforms is not None and uniforms.shape != (b, rounds, 2, h, w):
             raise ValueError(
-                f"uniforms must be (B, decode_rounds, h, w) = {(b, rounds, h, w)}, got "
+                f"uniforms must be (B, decode_rounds, 2, h, w) = {(b, rounds, 2, h, w)}, got "
                 f"{tuple(uniforms.shape)}"
             )
         tokens = torch.zeros((b, h, w), dtype=torch.long, device=latents.device)
@@ -120,13 +122,19 @@ class WorldModel(nn.Module):
         for r in range(rounds):
             planes = known_planes(self.tokenizer.from_indices(tokens).to(latents.dtype), known)
             logits = self.dynamics(latents, actions, planes).float()
-            drawn = sample_tokens(logits, None if uniforms is None else uniforms[:, r], temperature)
+            drawn = sample_tokens(
+                logits, None if uniforms is None else uniforms[:, r, 0], temperature
+            )
             tokens = torch.where(known, tokens, drawn)
             if r == rounds - 1:
                 break
             scale = temperature if temperature > 0 else 1.0
-            confidence = torch.softmax(logits / scale, dim=1).gather(1, drawn[:, None])[:, 0]
-            confidence = confidence.masked_fill(known, 2.0).flatten(1)
+            confidence = torch.log_softmax(logits / scale, dim=1).gather(1, drawn[:, None])[:, 0]
+            noise = self.config.selection_noise * (1 - (r + 1) / rounds)
+            if uniforms is not None and noise > 0:
+                gumbel = -torch.log(-torch.log(uniforms[:, r, 1].clamp(1e-9, 1 - 1e-9)))
+                confidence = confidence + noise * gumbel
+            confidence = confidence.masked_fill(known, float("inf")).flatten(1)
             decided = math.ceil(positions * (1 - math.cos(math.pi / 2 * (r + 1) / rounds)))
             order = confidence.argsort(dim=1, descending=True, stable=True)[:, :decided]
             known = torch.zeros_like(known).flatten(1).scatter_(1, order, True).view(b, h, w)

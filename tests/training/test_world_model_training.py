@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -242,3 +243,26 @@ def test_footage_without_actions_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(training, "read_episodes", lambda folder, columns: [unlabelled])
     with pytest.raises(ValueError, match="episode 7 of synthetic/t2w has transitions without"):
         training.load_episodes("synthetic/t2w", "", 64)
+
+
+def test_a_run_can_start_from_an_exported_checkpoint(
+    tmp_path: Path, tiny_checkpoint: Path, make_train_config: Callable[..., TrainConfig]
+) -> None:
+    # No steps at all: the export must give back the checkpoint it started from, end-head
+    # calibration included (undone on loading, applied again on export).
+    config = make_train_config(
+        tmp_path / "again",
+        init_checkpoint=str(tiny_checkpoint),
+        tokenizer_steps=0,
+        dynamics_steps=0,
+        finetune_steps=0,
+    )
+    exported = train_world_model(config)
+    before, after = _weights(tiny_checkpoint), _weights(exported)
+    assert before.keys() == after.keys()
+    for name, tensor in before.items():
+        torch.testing.assert_close(after[name], tensor, msg=name)
+
+    other = dataclasses.replace(config.model, dynamics_width=8)
+    with pytest.raises(world_models.CheckpointMismatchError, match="dynamics_width"):
+        train_world_model(dataclasses.replace(config, run_dir=str(tmp_path / "other"), model=other))

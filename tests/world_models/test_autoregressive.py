@@ -13,7 +13,6 @@ import torch
 
 from wfm_sim.tokenizer import VideoTokenizerConfig
 from world_models.autoregressive import (
-    CONFIG_FILE,
     AutoregressiveConfig,
     AutoregressiveWorldModel,
     SamplingConfig,
@@ -24,6 +23,7 @@ from world_models.autoregressive import (
     with_frame_conditioning,
     with_text_conditioning,
 )
+from world_models.checkpoint_folder import CONFIG_FILE
 from world_models.model import CheckpointMismatchError
 
 CONFIG = AutoregressiveConfig(vocab_size=40, latent_size=4, frames=3, width=32, depth=2, heads=2)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from wfm_sim.tokenizer import VideoTokenizerConfig
+from world_models.checkpoint_folder import CONFIG_FILE
 from world_models.diffusion import (
-    CONFIG_FILE,
     DiffusionConfig,
     DiffusionWorldModel,
     SamplerConfig,

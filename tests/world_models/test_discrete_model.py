@@ -47,7 +47,7 @@ def _context(model: WorldModel, batch: int, seed: int = 0) -> tuple[torch.Tensor
 
 
 def _uniforms(batch: int, seed: int) -> torch.Tensor:
-    shape = (batch, CONFIG.decode_rounds, SIDE, SIDE)
+    shape = (batch, CONFIG.decode_rounds, 2, SIDE, SIDE)
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
@@ -95,7 +95,7 @@ def test_one_round_draws_every_token_at_once_from_the_unconditioned_logits() -> 
     single = WorldModel(dataclasses.replace(CONFIG, decode_rounds=1)).eval()
     single.load_state_dict(model.state_dict())
     uniforms = _uniforms(3, seed=9)[:, :1]
-    expected = sample_tokens(model.dynamics(latents, actions), uniforms[:, 0])
+    expected = sample_tokens(model.dynamics(latents, actions), uniforms[:, 0, 0])
     assert torch.equal(single.draw_next_tokens(latents, actions, uniforms), expected)
 
 

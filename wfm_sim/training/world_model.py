@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,9 @@ class TrainConfig:
     """dtype of the exported weights: float16 halves a checkpoint committed to the zoo."""
     checkpoint_every: int = 250
     max_start_contexts: int = 64
+    init_checkpoint: str = ""
+    """An exported checkpoint of the same model config to start from instead of random
+    weights (train further; set tokenizer_steps=0 to keep its tokenizer as it is)."""
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def __post_init__(self) -> None:
@@ -279,7 +283,7 @@ def _token_step(
         return per_sample, target
     with torch.no_grad():
         rounds = model.config.decode_rounds
-        uniforms = torch.rand((b, rounds, h, w), generator=generator).to(tokens.device)
+        uniforms = torch.rand((b, rounds, 2, h, w), generator=generator).to(tokens.device)
         drawn = model.draw_next_tokens(ctx, actions, uniforms)
     return per_sample, model.tokenizer.from_indices(drawn).to(target.dtype)
 
@@ -506,6 +510,16 @@ def _require_actions(episodes: Sequence[Episode], source: str) -> None:
             )
 
 
+def _start_from_checkpoint(model: WorldModel, folder: str) -> None:
+    """Load an exported checkpoint of the same config into ``model`` to train it further,
+    undoing the end head's calibration (``calibrate_end_head``) that its export applied."""
+    exported = WorldModel.load(folder, expected_config=model.config)
+    model.load_state_dict(exported.state_dict())
+    report = json.loads((Path(folder) / "training.json").read_text())
+    with torch.no_grad():
+        model.heads.out.bias[1] += float(np.log(report["end_pos_weight"]))
+
+
 def train_world_model(config: TrainConfig) -> Path:
     """Train (or resume) both stages and export the checkpoint folder; returns its path.
 
@@ -533,6 +547,8 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
             {"train": [e.episode_id for e in train], "held_out": [e.episode_id for e in held_out]},
         )
     model = WorldModel(config.model).to(device)
+    if config.init_checkpoint:
+        _start_from_checkpoint(model, config.init_checkpoint)
     started = time.perf_counter()
     _train_tokenizer(model, train, config, dist)
     model.tokenizer.requires_grad_(False)
