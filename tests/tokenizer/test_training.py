@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import wfm_sim.tokenizer.training as training
+import wfm_sim.stage_loop as stage_loop
 from wfm_sim.tokenizer import VideoTokenizerConfig, load_tokenizer
 from wfm_sim.tokenizer.data import tokenizer_clips
 from wfm_sim.tokenizer.training import TokenizerTrainConfig, train_tokenizer
@@ -72,18 +72,18 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(
     finished_run: Path,
     make_config: Callable[..., TokenizerTrainConfig],
 ) -> None:
-    save = training.save_training_state
+    save = stage_loop.save_training_state
 
     def save_then_die(*args: object, **kwargs: object) -> None:
         save(*args, **kwargs)  # type: ignore[arg-type]
         if args[3] == 2:
             raise _Killed
 
-    monkeypatch.setattr(training, "save_training_state", save_then_die)
+    monkeypatch.setattr(stage_loop, "save_training_state", save_then_die)
     with pytest.raises(_Killed):
         train_tokenizer(make_config(tmp_path))
     assert not (tmp_path / "checkpoint").exists()
-    monkeypatch.setattr(training, "save_training_state", save)
+    monkeypatch.setattr(stage_loop, "save_training_state", save)
     resumed = load_tokenizer(train_tokenizer(make_config(tmp_path))).state_dict()
     # per-step batch seeds + restored AdamW moments: bit-identical on one thread
     for name, tensor in load_tokenizer(finished_run).state_dict().items():

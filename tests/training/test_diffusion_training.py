@@ -23,6 +23,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import wfm_sim.stage_loop as stage_loop
 import wfm_sim.training.diffusion as training
 from wfm_sim.data.shards import ShardSample, shard_group, write_shard
 from wfm_sim.tokenizer import VideoTokenizer, VideoTokenizerConfig, load_tokenizer, save_tokenizer
@@ -300,17 +301,17 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = make_run("killed")
-    save = training.save_training_state
+    save = stage_loop.save_training_state
 
     def save_then_die(path: Path, *args: object, **kwargs: object) -> None:
         save(path, *args, **kwargs)  # type: ignore[arg-type]
         if "video2world" in str(path) and args[2] == 2:
             raise _Killed
 
-    monkeypatch.setattr(training, "save_training_state", save_then_die)
+    monkeypatch.setattr(stage_loop, "save_training_state", save_then_die)
     with pytest.raises(_Killed):
         train_diffusion(config)
-    monkeypatch.setattr(training, "save_training_state", save)
+    monkeypatch.setattr(stage_loop, "save_training_state", save)
     draw = training._draw_batch
     drawn: list[int] = []
 

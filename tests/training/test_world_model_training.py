@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import wfm_sim.stage_loop as stage_loop
 import wfm_sim.training.world_model as training
 import world_models
 from wfm_sim.checkpoints import load_training_state, save_training_state
@@ -114,7 +115,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(
 ) -> None:
     # tiny_checkpoint is the same 4 + 4-step run, never interrupted.
     config = make_train_config(tmp_path)
-    save = training.save_training_state
+    save = stage_loop.save_training_state
 
     def save_then_die(
         path: Path, module: torch.nn.Module, optimizer, step: int, schedule: dict
@@ -123,11 +124,11 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(
         if Path(path).name.startswith(stage) and step == 2:
             raise _Killed
 
-    monkeypatch.setattr(training, "save_training_state", save_then_die)
+    monkeypatch.setattr(stage_loop, "save_training_state", save_then_die)
     with pytest.raises(_Killed):
         train_world_model(config)
     assert not (tmp_path / "checkpoint").exists()
-    monkeypatch.setattr(training, "save_training_state", save)
+    monkeypatch.setattr(stage_loop, "save_training_state", save)
 
     resumed = _weights(train_world_model(config))
     uninterrupted = _weights(tiny_checkpoint)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
-from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.distributed import Distributed, distributed
 from wfm_sim.io import write_json_atomic
-from wfm_sim.schedules import warmup_cosine_lr
+from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.tokenizer.checkpoint import save_tokenizer
 from wfm_sim.tokenizer.config import VideoTokenizerConfig
 from wfm_sim.tokenizer.data import tokenizer_clips
@@ -206,62 +202,43 @@ def _train_tokenizer(config: TokenizerTrainConfig, dist: Distributed) -> Path:
     if discriminator is not None:
         modules["discriminator"] = discriminator
     optimizer = torch.optim.AdamW(modules.parameters(), lr=config.lr)
-    schedule = {"steps": config.steps, "batch": config.batch, "clip_frames": config.clip_frames}
-    state_path = run_dir / "state.safetensors"
-    start = 0
-    if state_path.exists():
-        start = load_training_state(state_path, modules, optimizer, schedule)
     size = config.tokenizer.frame_size
     train, held_out = tokenizer_clips(
         config.shards_dir, f"{size}x{size}", config.held_out_fraction, config.seed
     )
     windows = _Windows(train, config.clip_frames)
-    writer = SummaryWriter(str(run_dir / "tb")) if dist.is_main else None
     tokenizer.train()
     # the critic is idle until adversarial_start: DDP must expect parameters without gradients
     objective = dist.wrap(
         _Objective(tokenizer, discriminator, config),
         find_unused_parameters=discriminator is not None,
     )
-    step_seconds: list[float] = []
-    bar = tqdm(
-        range(start, config.steps),
-        desc=config.tokenizer.name,
-        initial=start,
-        total=config.steps,
-        disable=not dist.is_main,
-    )
-    for step in bar:
-        began = time.perf_counter()
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         picks = windows.pick(np.random.default_rng([config.seed, step]), config.batch)
-        loss, logged = objective(windows.stack(dist.shard(picks)), step)
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_lr(step, config.steps, config.lr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tokenizer.parameters(), 1.0)
-        optimizer.step()
-        step_seconds.append(time.perf_counter() - began)
-        if step % 25 == 0:
-            logged = dist.all_reduce_mean(logged)
-            if writer is not None:
-                for name, value in logged.items():
-                    writer.add_scalar(f"loss/{name}", value, step)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in logged.items()})
-        done = step + 1
-        if writer is not None and (done % config.eval_every == 0 or done == config.steps):
-            for name, value in evaluate_tokenizer(tokenizer, held_out).items():
-                writer.add_scalar(f"held_out/{name}", value, done)
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            if dist.is_main:
-                save_training_state(state_path, modules, optimizer, done, schedule)
-            dist.barrier()
-    if writer is not None:
-        writer.close()
+        return objective(windows.stack(dist.shard(picks)), step)
+
+    stage = Stage(
+        name=config.tokenizer.name,
+        steps=config.steps,
+        lr=config.lr,
+        state_path=run_dir / "state.safetensors",
+        tensorboard_dir=run_dir / "tb",
+        schedule={"steps": config.steps, "batch": config.batch, "clip_frames": config.clip_frames},
+        checkpoint_every=config.checkpoint_every,
+        eval_every=config.eval_every,
+    )
+    result = run_stage(
+        stage,
+        modules,
+        optimizer,
+        step_loss,
+        dist,
+        clipped=tokenizer.parameters(),
+        evaluate=lambda: evaluate_tokenizer(tokenizer, held_out),
+    )
     if not dist.is_main:
         return run_dir / "checkpoint"
-    if start >= config.steps:
-        tqdm.write(f"{config.tokenizer.name} already trained ({start} steps) in {state_path}")
     export_dir = save_tokenizer(tokenizer.eval(), run_dir / "checkpoint")
     write_json_atomic(
         export_dir / "training.json",
@@ -273,7 +250,7 @@ def _train_tokenizer(config: TokenizerTrainConfig, dist: Distributed) -> Path:
             "held_out": evaluate_tokenizer(tokenizer, held_out),
             "processes": dist.world_size,
             "seconds_per_step_this_run": (
-                round(float(np.median(step_seconds)), 4) if step_seconds else None
+                round(result.seconds_per_step, 4) if result.seconds_per_step else None
             ),
             "train_config": dataclasses.asdict(config),
         },

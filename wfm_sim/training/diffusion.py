@@ -35,15 +35,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
-from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.curation.embed import TextEmbedder
 from wfm_sim.data.shards import decode_mp4_bytes, iter_shard_samples, shard_paths
 from wfm_sim.distributed import Distributed, distributed
 from wfm_sim.io import atomic_path, write_json_atomic
-from wfm_sim.schedules import warmup_cosine_lr
+from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.tokenizer import VideoTokenizer, load_tokenizer
 from wfm_sim.tokenizer.data import held_out_clip_ids
 from world_models.diffusion import (
@@ -480,55 +478,32 @@ def _train_stage(
     builds on, so a resume under another one is refused; ``held`` are the windows of the
     periodic held-out measurement."""
     run_dir = Path(config.run_dir)
-    state_path = run_dir / f"{stage.name}_state.safetensors"
     optimizer = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=config.weight_decay)
-    start = 0
-    if state_path.exists():
-        start = load_training_state(state_path, model, optimizer, schedule)
-    if start >= stage.steps:
-        if dist.is_main:
-            tqdm.write(f"{stage.name} already trained ({start} steps) in {state_path}")
-        return
     eval_context = min(stage.context_choices, default=0)
-    writer = SummaryWriter(str(run_dir / "tb" / stage.name)) if dist.is_main else None
     model.train()
     objective = dist.wrap(_Objective(model, config.bf16))
-    bar = tqdm(
-        range(start, stage.steps),
-        desc=stage.name,
-        initial=start,
-        total=stage.steps,
-        disable=not dist.is_main,
-    )
-    for step in bar:
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rng = np.random.default_rng([config.seed, stage.seed_tag, step])
         index = rng.integers(0, len(train), size=config.batch)
         batch = _draw_batch(model, train, index, rng, config, stage.context_choices, dist.device)
-        local = {name: dist.shard(value) for name, value in batch.items()}
-        total, count = objective(local)
-        norm = dist.all_reduce_sum(count).clamp(min=1.0) / dist.world_size
-        loss = total / norm
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_lr(step, stage.steps, stage.lr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        done = step + 1
-        if step % 25 == 0:
-            logged = dist.all_reduce_mean({"edm": loss})
-            if writer is not None:
-                writer.add_scalar("loss/edm", logged["edm"], step)
-            bar.set_postfix(loss=f"{logged['edm']:.4f}")
-        if writer is not None and len(held) and (done % config.eval_every == 0 or done == 1):
-            for name, value in evaluate_denoising(model, held, eval_context, config.seed).items():
-                writer.add_scalar(f"held_out/{name}", value, done)
-        if done % config.checkpoint_every == 0 or done == stage.steps:
-            if dist.is_main:
-                save_training_state(state_path, model, optimizer, done, schedule)
-            dist.barrier()
-    if writer is not None:
-        writer.close()
+        total, count = objective({name: dist.shard(value) for name, value in batch.items()})
+        loss = total / (dist.all_reduce_sum(count).clamp(min=1.0) / dist.world_size)
+        return loss, {"edm": loss}
+
+    every = {
+        "checkpoint_every": config.checkpoint_every,
+        "eval_every": config.eval_every * bool(held),
+    }
+    loop = Stage.in_run(run_dir, stage, schedule, **every)
+    run_stage(
+        loop,
+        model,
+        optimizer,
+        step_loss,
+        dist,
+        evaluate=lambda: evaluate_denoising(model, held, eval_context, config.seed),
+    )
 
 
 def _check_run_config(run_dir: Path, config: DiffusionTrainConfig) -> None:

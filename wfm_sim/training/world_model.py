@@ -26,15 +26,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.data import Episode, WindowSampler, read_episodes, split_episodes
 from wfm_sim.data.shards import read_shard_episodes
 from wfm_sim.distributed import Distributed, distributed
 from wfm_sim.io import write_json_atomic
-from wfm_sim.schedules import warmup_cosine_lr
+from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.tokenizer.losses import (
     salient_pixel_weights,
     ssim_loss,
@@ -128,49 +126,35 @@ def _train_tokenizer(
     model: WorldModel, train: list[Episode], config: TrainConfig, dist: Distributed
 ) -> None:
     run_dir = Path(config.run_dir)
-    state_path = run_dir / "tokenizer_state.safetensors"
-    optimizer = torch.optim.AdamW(model.tokenizer.parameters(), lr=config.tokenizer_lr)
-    schedule = {"tokenizer_steps": config.tokenizer_steps}
-    start = 0
-    if state_path.exists():
-        start = load_training_state(state_path, model.tokenizer, optimizer, schedule)
     frames = np.concatenate([e.frames for e in train])
-    writer = SummaryWriter(str(run_dir / "tb" / "tokenizer")) if dist.is_main else None
     model.tokenizer.train()
     objective = dist.wrap(
         _FrameReconstruction(
             model.tokenizer, config.tokenizer_mse_weight, config.tokenizer_ssim_weight
         )
     )
-    bar = tqdm(
-        range(start, config.tokenizer_steps),
-        desc="tokenizer",
-        initial=start,
-        total=config.tokenizer_steps,
-        disable=not dist.is_main,
-    )
-    for step in bar:
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rng = np.random.default_rng([config.seed, 1, step])
         index = dist.shard(rng.integers(0, len(frames), config.tokenizer_batch))
         loss = objective(torch.from_numpy(frames[index]).to(dist.device))
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_lr(step, config.tokenizer_steps, config.tokenizer_lr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % 25 == 0:
-            logged = dist.all_reduce_mean({"reconstruction": loss})
-            if writer is not None:
-                writer.add_scalar("loss/reconstruction", logged["reconstruction"], step)
-            bar.set_postfix(loss=f"{logged['reconstruction']:.4f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.tokenizer_steps:
-            if dist.is_main:
-                save_training_state(state_path, model.tokenizer, optimizer, step + 1, schedule)
-            dist.barrier()
-    if writer is not None:
-        writer.close()
-    if start >= config.tokenizer_steps and dist.is_main:
-        tqdm.write(f"tokenizer already trained ({start} steps) in {state_path}")
+        return loss, {"reconstruction": loss}
+
+    state_path, tensorboard_dir = (
+        run_dir / "tokenizer_state.safetensors",
+        run_dir / "tb" / "tokenizer",
+    )
+    schedule = {"tokenizer_steps": config.tokenizer_steps}
+    stage = Stage(
+        "tokenizer", config.tokenizer_steps, config.tokenizer_lr, state_path, tensorboard_dir
+    )
+    stage.schedule, stage.checkpoint_every, stage.clip_norm = (
+        schedule,
+        config.checkpoint_every,
+        None,
+    )
+    optimizer = torch.optim.AdamW(model.tokenizer.parameters(), lr=config.tokenizer_lr)
+    run_stage(stage, model.tokenizer, optimizer, step_loss, dist)
 
 
 @torch.no_grad()
@@ -196,7 +180,7 @@ def dynamics_loss(
     context: int,
     end_pos_weight: float,
     norm: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    draws: dict[str, torch.Tensor] | None = None,
     teacher_forced: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Unrolled loss over a window batch (tensors as in ``WindowBatch``, latents as frames).
@@ -206,7 +190,7 @@ def dynamics_loss(
     the true latent and, through the frozen decoder, its frame with the true frame (cars
     weighted up); a discrete model's hidden tokens are scored by cross-entropy given the rest
     (``_token_step``), and the next step continues from the frame it draws (with
-    ``generator``), as imagination does. The heads always see the prediction the model would
+    ``draws``, from ``token_draws``), as imagination does. The heads always see the prediction the model would
     imagine. Each term
     is a sum over valid transitions divided by ``norm``: by default their count in this batch;
     a rank of a data-parallel group passes the global count over the world size, so that the
@@ -215,6 +199,8 @@ def dynamics_loss(
     latents, actions = windows["frames"], windows["actions"]
     valid = windows["valid"].float()
     horizon = valid.shape[1]
+    if model.config.discrete and draws is None:
+        draws = token_draws(len(latents), horizon, model.config)
     ctx = latents[:, :context]
     zero = torch.zeros((), device=latents.device)
     totals = {"latent": zero, "pixel": zero, "reward": zero, "end": zero}
@@ -224,8 +210,10 @@ def dynamics_loss(
         step_actions = actions[:, h : h + context]
         target = latents[:, context + h]
         if model.config.discrete:
+            assert draws is not None
+            step_draws = {name: value[:, h].to(latents.device) for name, value in draws.items()}
             per_sample, predicted = _token_step(
-                model, ctx, step_actions, target, generator, draw=not teacher_forced
+                model, ctx, step_actions, target, step_draws, draw=not teacher_forced
             )
         else:
             predicted = model.dynamics(ctx, step_actions)
@@ -253,16 +241,38 @@ def dynamics_loss(
     return totals
 
 
+def token_draws(
+    batch: int,
+    horizon: int,
+    config: WorldModelConfig,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """The random numbers a discrete model's unrolled loss uses, per window and step:
+    ``hide`` (B, H) the fraction of the next frame hidden, ``order`` (B, H, h*w) which
+    positions, ``uniforms`` (B, H, rounds, 2, h, w) the drawing of the imagined frame.
+
+    Drawn for the whole global batch from one generator and then sliced per rank, so a
+    data-parallel run sees the numbers a single process would."""
+    side = config.latent_size
+    return {
+        "hide": torch.rand((batch, horizon), generator=generator),
+        "order": torch.rand((batch, horizon, side * side), generator=generator),
+        "uniforms": torch.rand(
+            (batch, horizon, config.decode_rounds, 2, side, side), generator=generator
+        ),
+    }
+
+
 def _token_step(
     model: WorldModel,
     ctx: torch.Tensor,
     actions: torch.Tensor,
     target: torch.Tensor,
-    generator: torch.Generator | None,
+    draws: dict[str, torch.Tensor],
     draw: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One discrete step: (per-sample loss (B,), the next latent the model draws (B, C, h, w),
-    or the true one when not ``draw``).
+    or the true one when not ``draw``); ``draws`` are this step's slice of ``token_draws``.
 
     The loss is MaskGIT's: a random part of the true next frame's tokens is shown (between
     none and all but one, the hidden fraction cos(pi/2 u) for u ~ U(0, 1)) and the hidden
@@ -271,10 +281,9 @@ def _token_step(
     """
     tokens = model.tokenizer.to_indices(target)
     b, h, w = tokens.shape
-    u = torch.rand((b, 1), generator=generator)
-    hidden_count = (torch.cos(torch.pi / 2 * u) * h * w).ceil().clamp(min=1)
-    rank = torch.rand((b, h * w), generator=generator).argsort(dim=1).argsort(dim=1)
-    known = (rank >= hidden_count).view(b, h, w).to(tokens.device)
+    hidden_count = (torch.cos(torch.pi / 2 * draws["hide"][:, None]) * h * w).ceil().clamp(min=1)
+    rank = draws["order"].argsort(dim=1).argsort(dim=1)
+    known = (rank >= hidden_count).view(b, h, w)
     logits = model.dynamics(ctx, actions, known_planes(target, known))
     hidden = (~known).float()
     ce = F.cross_entropy(logits.float(), tokens, reduction="none")
@@ -282,9 +291,7 @@ def _token_step(
     if not draw:
         return per_sample, target
     with torch.no_grad():
-        rounds = model.config.decode_rounds
-        uniforms = torch.rand((b, rounds, 2, h, w), generator=generator).to(tokens.device)
-        drawn = model.draw_next_tokens(ctx, actions, uniforms)
+        drawn = model.draw_next_tokens(ctx, actions, draws["uniforms"])
     return per_sample, model.tokenizer.from_indices(drawn).to(target.dtype)
 
 
@@ -364,7 +371,7 @@ class _DynamicsObjective(nn.Module):
         self,
         windows: dict[str, torch.Tensor],
         pixels: torch.Tensor,
-        generator: torch.Generator | None = None,
+        draws: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """The loss terms of ``dynamics_loss`` on this rank's slice of the global batch."""
         valid_total = self.dist.all_reduce_sum(windows["valid"].float().sum())
@@ -376,7 +383,7 @@ class _DynamicsObjective(nn.Module):
             self.context,
             self.pos_weight,
             norm,
-            generator,
+            draws,
             self.teacher_forced,
         )
 
@@ -394,67 +401,44 @@ def _train_dynamics(
     """Train (or resume) one stage; ``schedule`` names every step count it builds on, so a
     resume under another one is refused. ``train_latents`` codes ``train`` on first use."""
     run_dir = Path(config.run_dir)
-    state_path = run_dir / f"{stage.name}_state.safetensors"
-    params = list(model.dynamics.parameters()) + list(model.heads.parameters())
     module = torch.nn.ModuleDict({"dynamics": model.dynamics, "heads": model.heads})
-    optimizer = torch.optim.AdamW(params, lr=stage.lr)
-    start = 0
-    if state_path.exists():
-        start = load_training_state(state_path, module, optimizer, schedule)
-    if start >= stage.steps:
-        if dist.is_main:
-            tqdm.write(f"{stage.name} already trained ({start} steps) in {state_path}")
-        return
-    sampler = WindowSampler(train_latents(), config.model.context, stage.horizon)
-    pixel_sampler = WindowSampler(train, config.model.context, stage.horizon)
-    writer = SummaryWriter(str(run_dir / "tb" / stage.name)) if dist.is_main else None
-    module.train()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=stage.lr)
+    loop = Stage.in_run(run_dir, stage, schedule, checkpoint_every=config.checkpoint_every)
+    samplers: list[WindowSampler] = []
     objective = dist.wrap(
         _DynamicsObjective(model, config.model.context, pos_weight, dist, stage.teacher_forced)
     )
-    bar = tqdm(
-        range(start, stage.steps),
-        desc=stage.name,
-        initial=start,
-        total=stage.steps,
-        disable=not dist.is_main,
-    )
-    for step in bar:
+    module.train()
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if not samplers:  # code the footage only when this stage has steps left
+            samplers.append(WindowSampler(train_latents(), config.model.context, stage.horizon))
+            samplers.append(WindowSampler(train, config.model.context, stage.horizon))
+        sampler, pixel_sampler = samplers
         rng = np.random.default_rng([config.seed, stage.seed_tag, step])
         index = dist.shard(rng.integers(0, len(sampler), size=config.dynamics_batch))
         windows = {
             k: torch.from_numpy(v).to(dist.device) for k, v in vars(sampler.batch(index)).items()
         }
         pixels = torch.from_numpy(pixel_sampler.batch(index).frames).to(dist.device)
-        generator = torch.Generator().manual_seed(
-            int(rng.integers(2**62)) + dist.rank
-        )  # the token draws of an unroll: fixed per step and rank, so a resume repeats them
+        draws = None
+        if config.model.discrete:  # fixed per step, so a resume repeats them
+            generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            global_draws = token_draws(
+                config.dynamics_batch, stage.horizon, config.model, generator
+            )
+            draws = {name: dist.shard(value) for name, value in global_draws.items()}
         with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=config.bf16):
-            losses = objective(windows, pixels, generator)
+            losses = objective(windows, pixels, draws)
         loss = (
             losses["latent"]
             + losses["pixel"]
             + losses["reward"]
             + config.end_loss_weight * losses["end"]
         )
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_lr(step, stage.steps, stage.lr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        if step % 25 == 0:
-            logged = dist.all_reduce_mean(losses)
-            if writer is not None:
-                for name, value in logged.items():
-                    writer.add_scalar(f"loss/{name}", value, step)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in logged.items()})
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == stage.steps:
-            if dist.is_main:
-                save_training_state(state_path, module, optimizer, step + 1, schedule)
-            dist.barrier()
-    if writer is not None:
-        writer.close()
+        return loss, losses
+
+    run_stage(loop, module, optimizer, step_loss, dist)
 
 
 def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, torch.Tensor]:
