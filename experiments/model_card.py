@@ -70,6 +70,39 @@ def _parts(config: world_models.WorldModelConfig) -> str:
     )
 
 
+def _commands(training: dict, config_name: str) -> str:
+    """The training commands that made a checkpoint, oldest first: a run that started from
+    another checkpoint (``init_checkpoint``) is preceded by the commands that made that one."""
+    cfg = training["train_config"]
+    overrides = [
+        f"run_dir={cfg['run_dir']}",
+        f"export_dir={cfg['export_dir']}",
+        f"tokenizer_steps={cfg['tokenizer_steps']}",
+        f"dynamics_steps={cfg['dynamics_steps']}",
+        f"finetune_steps={cfg['finetune_steps']}",
+        f"model.decode_rounds={cfg['model']['decode_rounds']}",
+    ]
+    if cfg.get("init_checkpoint"):
+        overrides.append(f"init_checkpoint={cfg['init_checkpoint']}")
+    command = f"python -m experiments.train_world_model --config-name {config_name} " + " ".join(
+        overrides
+    )
+    earlier = training.get("started_from")
+    return f"{_commands(earlier, config_name)}\n{command}" if earlier else command
+
+
+def _schedule(cfg: dict) -> str:
+    """One sentence on the last run's stages."""
+    teacher_forced = cfg["model"].get("fsq_levels")
+    dynamics = "teacher-forced" if teacher_forced else f"unrolled {cfg['horizon']} steps"
+    return (
+        f"Last run: tokenizer {cfg['tokenizer_steps']} steps (batch {cfg['tokenizer_batch']}), "
+        f"dynamics {cfg['dynamics_steps']} steps (batch {cfg['dynamics_batch']}, {dynamics}), "
+        f"then {cfg['finetune_steps']} steps unrolled {cfg['finetune_horizon']} steps on its own "
+        "drawn frames."
+    )
+
+
 def write_model_card(
     checkpoint: str | Path, footage_dir: str, config_name: str = "train_world_model"
 ) -> Path:
@@ -108,12 +141,11 @@ def write_model_card(
 
 ## How it was made
 ```
-python -m experiments.record episodes=... out_dir={footage_dir}
-python -m experiments.train_world_model --config-name {config_name} footage_dir={footage_dir} export_dir={checkpoint}
+python -m experiments.record episodes={training["episodes"]["train"] + training["episodes"]["held_out"]} out_dir={footage_dir}
+{_commands(training, config_name)}
 ```
-Config: `experiments/conf/{config_name}.yaml` (the exact values are in `training.json`).
-Tokenizer {cfg["tokenizer_steps"]} steps (batch {cfg["tokenizer_batch"]}), dynamics
-{cfg["dynamics_steps"]} steps (batch {cfg["dynamics_batch"]}, unrolled {cfg["horizon"]} steps on its own predictions).
+Other values as in `experiments/conf/{config_name}.yaml` (the exact ones are in `training.json`).
+{_schedule(cfg)}
 
 ## Data
 {training["episodes"]["train"]} training episodes ({training["frames"]["train"]} frames) and

@@ -1,6 +1,6 @@
 """Record footage: a simulator driven by a mix of good and bad behaviour policies.
 
-    python -m experiments.record episodes=480 out_dir=data/footage/driving
+    python -m experiments.record episodes=3000 out_dir=data/footage/driving
     python -m experiments.record --config-name record_robot     # MuJoCo Pusher
 
 For driving, the mix cycles episode by episode through the policy zoo and a few biased random

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from world_models.config import WorldModelConfig
@@ -130,14 +131,37 @@ class LatentDynamics(nn.Module):
         """latents (B, K, C, h, w), actions (B, K) -> the next latent (B, C, h, w) in [-1, 1]
         (continuous), or its tokens' logits (B, N, h, w) over the N codes (discrete), given
         ``known`` (B, C + 1, h, w) from ``known_planes`` (default: nothing known yet)."""
-        if self.discrete and known is None:
+        if self.discrete:
+            return self.out[-1](self._features(latents, actions, known))
+        return (latents[:, -1] + self.out(self._trunk(latents, actions, None))).clamp(-1.0, 1.0)
+
+    def token_features(
+        self, latents: torch.Tensor, actions: torch.Tensor, known: torch.Tensor
+    ) -> torch.Tensor:
+        """A discrete model's per-position features (B, h, w, F), token-last, that
+        ``token_logits`` turns into logits: drawing computes logits only where a frame is
+        still undecided."""
+        return self._features(latents, actions, known).movedim(1, -1)
+
+    def token_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (..., N) over the N codes from ``token_features`` rows (..., F)."""
+        projection = self.out[-1]
+        assert isinstance(projection, nn.Conv2d)  # the 1x1 token projection
+        return F.linear(features, projection.weight.flatten(1), projection.bias)
+
+    def _features(
+        self, latents: torch.Tensor, actions: torch.Tensor, known: torch.Tensor | None
+    ) -> torch.Tensor:
+        if known is None:
             b, _, c, h, w = latents.shape
             known = latents.new_zeros((b, c + 1, h, w))
+        return self.out[:-1](self._trunk(latents, actions, known))
+
+    def _trunk(
+        self, latents: torch.Tensor, actions: torch.Tensor, known: torch.Tensor | None
+    ) -> torch.Tensor:
         x = self.high(self.context(latents, actions, known))
         low = self.down(x)
         if self.lowest is not None:
             low = low + self.lowest(low)
-        x = x + self.up(self.low(low))
-        if self.discrete:
-            return self.out(x)
-        return (latents[:, -1] + self.out(x)).clamp(-1.0, 1.0)
+        return x + self.up(self.low(low))

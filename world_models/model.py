@@ -42,6 +42,29 @@ class ImaginedStep:
     end_probability: torch.Tensor
 
 
+def token_log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Log-probabilities (..., N) of a token under softmax(logits / temperature), from
+    token-last logits (..., N); temperature 0 keeps the logits' scale."""
+    logits = logits.float()
+    if temperature not in (0.0, 1.0):
+        logits = logits / temperature
+    return torch.log_softmax(logits, dim=-1)
+
+
+def draw_tokens(log_probs: torch.Tensor, uniforms: torch.Tensor | None) -> torch.Tensor:
+    """Tokens (...) int64 from ``token_log_probs`` output (..., N): by inverse transform of
+    ``uniforms`` (...) in [0, 1), or the most likely token when ``uniforms`` is None."""
+    if uniforms is None:
+        return log_probs.argmax(dim=-1)
+    if uniforms.shape != log_probs.shape[:-1]:
+        raise ValueError(
+            f"uniforms must be {tuple(log_probs.shape[:-1])}, got {tuple(uniforms.shape)}"
+        )
+    cdf = log_probs.exp().cumsum(dim=-1)
+    u = (uniforms.to(cdf.device, cdf.dtype) * cdf[..., -1]).unsqueeze(-1)
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp(max=log_probs.shape[-1] - 1)
+
+
 def sample_tokens(
     logits: torch.Tensor, uniforms: torch.Tensor | None, temperature: float = 1.0
 ) -> torch.Tensor:
@@ -49,16 +72,14 @@ def sample_tokens(
     ``uniforms`` (B, h, w) in [0, 1) through softmax(logits / temperature), or the most likely
     token when ``uniforms`` is None or ``temperature`` is 0. One uniform per position makes a
     member's draw independent of the rest of the batch."""
-    if uniforms is None or temperature == 0:
-        return logits.argmax(dim=1)
-    if uniforms.shape != (logits.shape[0], *logits.shape[2:]):
+    if uniforms is not None and uniforms.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(
             f"uniforms must be (B, h, w) = {(logits.shape[0], *logits.shape[2:])}, got "
             f"{tuple(uniforms.shape)}"
         )
-    cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(dim=1).movedim(1, -1)
-    u = (uniforms.to(cdf.device, cdf.dtype) * cdf[..., -1]).unsqueeze(-1)
-    return torch.searchsorted(cdf.contiguous(), u).squeeze(-1).clamp(max=logits.shape[1] - 1)
+    greedy = uniforms is None or temperature == 0
+    log_probs = token_log_probs(logits.movedim(1, -1), temperature)
+    return draw_tokens(log_probs, None if greedy else uniforms)
 
 
 class WorldModel(nn.Module):
@@ -119,17 +140,22 @@ class WorldModel(nn.Module):
         tokens = torch.zeros((b, h, w), dtype=torch.long, device=latents.device)
         known = torch.zeros((b, h, w), dtype=torch.bool, device=latents.device)
         positions = h * w
+        greedy = uniforms is None or temperature == 0
         for r in range(rounds):
             planes = known_planes(self.tokenizer.from_indices(tokens).to(latents.dtype), known)
-            logits = self.dynamics(latents, actions, planes).float()
-            drawn = sample_tokens(
-                logits, None if uniforms is None else uniforms[:, r, 0], temperature
+            features = self.dynamics.token_features(latents, actions, planes)
+            undecided = ~known  # logits only where the frame is still open
+            log_probs = token_log_probs(
+                self.dynamics.token_logits(features[undecided]), temperature
             )
-            tokens = torch.where(known, tokens, drawn)
+            draws = None if uniforms is None or greedy else uniforms[:, r, 0][undecided]
+            drawn = draw_tokens(log_probs, draws)
+            tokens = tokens.masked_scatter(undecided, drawn)
             if r == rounds - 1:
                 break
-            scale = temperature if temperature > 0 else 1.0
-            confidence = torch.log_softmax(logits / scale, dim=1).gather(1, drawn[:, None])[:, 0]
+            confidence = torch.full((b, h, w), float("inf"), device=latents.device)
+            chosen = log_probs.gather(-1, drawn[:, None])[:, 0]
+            confidence = confidence.masked_scatter(undecided, chosen)
             noise = self.config.selection_noise * (1 - (r + 1) / rounds)
             if uniforms is not None and noise > 0:
                 gumbel = -torch.log(-torch.log(uniforms[:, r, 1].clamp(1e-9, 1 - 1e-9)))

@@ -267,3 +267,19 @@ def test_a_run_can_start_from_an_exported_checkpoint(
     other = dataclasses.replace(config.model, dynamics_width=8)
     with pytest.raises(world_models.CheckpointMismatchError, match="dynamics_width"):
         train_world_model(dataclasses.replace(config, run_dir=str(tmp_path / "other"), model=other))
+
+
+def test_a_run_may_draw_in_other_rounds_than_its_start_checkpoint(
+    tmp_path: Path, tiny_checkpoint: Path, make_train_config: Callable[..., TrainConfig]
+) -> None:
+    config = make_train_config(
+        tmp_path / "rounds",
+        init_checkpoint=str(tiny_checkpoint),
+        tokenizer_steps=0,
+        dynamics_steps=0,
+        finetune_steps=0,
+    )
+    saved_rounds = world_models.load(tiny_checkpoint, device="cpu").config.decode_rounds
+    more = dataclasses.replace(config.model, decode_rounds=saved_rounds + 3)
+    exported = train_world_model(dataclasses.replace(config, model=more))
+    assert world_models.load(exported, device="cpu").config.decode_rounds == saved_rounds + 3

@@ -151,3 +151,15 @@ def test_continuous_tokenizer_has_no_tokens() -> None:
     )
     with pytest.raises(ValueError, match="continuous"):
         model.tokenizer.to_indices(torch.zeros(1, 8, 8, 8))
+
+
+def test_token_logits_from_features_equal_the_dynamics_logits() -> None:
+    # drawing computes logits only at undecided positions, from token-last features
+    model = _model()
+    latents, actions = _context(model, 2)
+    known = torch.rand(2, SIDE, SIDE, generator=torch.Generator().manual_seed(3)) < 0.5
+    planes = known_planes(latents[:, -1], known)
+    with torch.no_grad():
+        logits = model.dynamics(latents, actions, planes).movedim(1, -1)
+        features = model.dynamics.token_features(latents, actions, planes)
+        torch.testing.assert_close(model.dynamics.token_logits(features[~known]), logits[~known])

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -496,12 +497,24 @@ def _require_actions(episodes: Sequence[Episode], source: str) -> None:
 
 def _start_from_checkpoint(model: WorldModel, folder: str) -> None:
     """Load an exported checkpoint of the same config into ``model`` to train it further,
-    undoing the end head's calibration (``calibrate_end_head``) that its export applied."""
-    exported = WorldModel.load(folder, expected_config=model.config)
+    undoing the end head's calibration (``calibrate_end_head``) that its export applied. The
+    drawing options (``decode_rounds``, ...) may differ: training goes on under ``model``'s."""
+    saved = WorldModel.load(folder).config
+    exported = WorldModel.load(folder, expected_config=model.config.with_drawing_of(saved))
     model.load_state_dict(exported.state_dict())
     report = json.loads((Path(folder) / "training.json").read_text())
     with torch.no_grad():
         model.heads.out.bias[1] += float(np.log(report["end_pos_weight"]))
+
+
+def _lineage(init_checkpoint: str) -> dict[str, Any] | None:
+    """The training report of the checkpoint a run started from (itself carrying the one
+    before it), without its held-out episode list; None for a run from random weights."""
+    if not init_checkpoint:
+        return None
+    report = json.loads((Path(init_checkpoint) / "training.json").read_text())
+    report.pop("held_out_episode_ids", None)
+    return report
 
 
 def train_world_model(config: TrainConfig) -> Path:
@@ -568,6 +581,7 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
                 **{s.name: s.steps for s in _dynamics_stages(config)},
             },
             "train_config": dataclasses.asdict(config),
+            "started_from": _lineage(config.init_checkpoint),
             "end_pos_weight": pos_weight,
             "processes": dist.world_size,
             "wall_seconds_this_run": round(time.perf_counter() - started, 1),

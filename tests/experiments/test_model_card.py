@@ -1,0 +1,34 @@
+"""The model card's reproduction commands follow a checkpoint's lineage."""
+
+from __future__ import annotations
+
+from experiments.model_card import _commands
+
+
+def _report(run: str, init: str = "", started_from: dict | None = None) -> dict:
+    config = {
+        "run_dir": f"runs/{run}",
+        "export_dir": f"runs/{run}/checkpoint",
+        "tokenizer_steps": 0 if init else 3000,
+        "dynamics_steps": 6000,
+        "finetune_steps": 800,
+        "init_checkpoint": init,
+        "model": {"decode_rounds": 8 if init else 4},
+    }
+    return {"train_config": config, "started_from": started_from}
+
+
+def test_a_checkpoint_trained_further_lists_the_commands_of_its_start_first() -> None:
+    first = _report("v2")
+    commands = _commands(_report("v4", "runs/v2/checkpoint", first), "train_world_model").split(
+        "\n"
+    )
+    assert len(commands) == 2
+    assert "run_dir=runs/v2 " in commands[0] and "init_checkpoint" not in commands[0]
+    assert "model.decode_rounds=4" in commands[0]
+    assert commands[1].endswith("model.decode_rounds=8 init_checkpoint=runs/v2/checkpoint")
+    assert "tokenizer_steps=0" in commands[1]
+
+
+def test_a_checkpoint_from_random_weights_has_one_command() -> None:
+    assert len(_commands(_report("v1"), "train_world_model").splitlines()) == 1
