@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -63,17 +63,13 @@ class Stage:
 
     @classmethod
     def in_run(
-        cls, run_dir: Path, plan: StagePlan, schedule: dict[str, int], **options: int
+        cls, run_dir: Path, plan: StagePlan, schedule: dict[str, int], **options: Any
     ) -> Stage:
         """``plan``'s stage keeping its state in ``run_dir/<name>_state.safetensors`` and its
         logs in ``run_dir/tb/<name>`` (the layout of the multi-stage trainers)."""
         state_path = run_dir / f"{plan.name}_state.safetensors"
-        stage = cls(
-            plan.name, plan.steps, plan.lr, state_path, run_dir / "tb" / plan.name, schedule
-        )
-        for option, value in options.items():
-            setattr(stage, option, value)
-        return stage
+        tensorboard_dir = run_dir / "tb" / plan.name
+        return cls(plan.name, plan.steps, plan.lr, state_path, tensorboard_dir, schedule, **options)
 
 
 @dataclass

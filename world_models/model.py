@@ -72,11 +72,6 @@ def sample_tokens(
     ``uniforms`` (B, h, w) in [0, 1) through softmax(logits / temperature), or the most likely
     token when ``uniforms`` is None or ``temperature`` is 0. One uniform per position makes a
     member's draw independent of the rest of the batch."""
-    if uniforms is not None and uniforms.shape != (logits.shape[0], *logits.shape[2:]):
-        raise ValueError(
-            f"uniforms must be (B, h, w) = {(logits.shape[0], *logits.shape[2:])}, got "
-            f"{tuple(uniforms.shape)}"
-        )
     greedy = uniforms is None or temperature == 0
     log_probs = token_log_probs(logits.movedim(1, -1), temperature)
     return draw_tokens(log_probs, None if greedy else uniforms)
@@ -140,7 +135,6 @@ class WorldModel(nn.Module):
         tokens = torch.zeros((b, h, w), dtype=torch.long, device=latents.device)
         known = torch.zeros((b, h, w), dtype=torch.bool, device=latents.device)
         positions = h * w
-        greedy = uniforms is None or temperature == 0
         for r in range(rounds):
             planes = known_planes(self.tokenizer.from_indices(tokens).to(latents.dtype), known)
             features = self.dynamics.token_features(latents, actions, planes)
@@ -148,7 +142,9 @@ class WorldModel(nn.Module):
             log_probs = token_log_probs(
                 self.dynamics.token_logits(features[undecided]), temperature
             )
-            draws = None if uniforms is None or greedy else uniforms[:, r, 0][undecided]
+            draws = None
+            if uniforms is not None and temperature != 0:
+                draws = uniforms[:, r, 0][undecided]
             drawn = draw_tokens(log_probs, draws)
             tokens = tokens.masked_scatter(undecided, drawn)
             if r == rounds - 1:
@@ -160,7 +156,7 @@ class WorldModel(nn.Module):
             if uniforms is not None and noise > 0:
                 gumbel = -torch.log(-torch.log(uniforms[:, r, 1].clamp(1e-9, 1 - 1e-9)))
                 confidence = confidence + noise * gumbel
-            confidence = confidence.masked_fill(known, float("inf")).flatten(1)
+            confidence = confidence.flatten(1)  # decided positions stay first (inf)
             decided = math.ceil(positions * (1 - math.cos(math.pi / 2 * (r + 1) / rounds)))
             order = confidence.argsort(dim=1, descending=True, stable=True)[:, :decided]
             known = torch.zeros_like(known).flatten(1).scatter_(1, order, True).view(b, h, w)

@@ -41,7 +41,7 @@ from wfm_sim.tokenizer.losses import (
     weighted_l1,
     weighted_mse,
 )
-from world_models import WorldModel, WorldModelConfig
+from world_models import WorldModel, WorldModelConfig, read_config
 from world_models.dynamics import known_planes
 from world_models.tokenizer import FrameTokenizer
 
@@ -141,18 +141,15 @@ def _train_tokenizer(
         loss = objective(torch.from_numpy(frames[index]).to(dist.device))
         return loss, {"reconstruction": loss}
 
-    state_path, tensorboard_dir = (
+    stage = Stage(
+        "tokenizer",
+        config.tokenizer_steps,
+        config.tokenizer_lr,
         run_dir / "tokenizer_state.safetensors",
         run_dir / "tb" / "tokenizer",
-    )
-    schedule = {"tokenizer_steps": config.tokenizer_steps}
-    stage = Stage(
-        "tokenizer", config.tokenizer_steps, config.tokenizer_lr, state_path, tensorboard_dir
-    )
-    stage.schedule, stage.checkpoint_every, stage.clip_norm = (
-        schedule,
-        config.checkpoint_every,
-        None,
+        schedule={"tokenizer_steps": config.tokenizer_steps},
+        checkpoint_every=config.checkpoint_every,
+        clip_norm=None,
     )
     optimizer = torch.optim.AdamW(model.tokenizer.parameters(), lr=config.tokenizer_lr)
     run_stage(stage, model.tokenizer, optimizer, step_loss, dist)
@@ -499,8 +496,8 @@ def _start_from_checkpoint(model: WorldModel, folder: str) -> None:
     """Load an exported checkpoint of the same config into ``model`` to train it further,
     undoing the end head's calibration (``calibrate_end_head``) that its export applied. The
     drawing options (``decode_rounds``, ...) may differ: training goes on under ``model``'s."""
-    saved = WorldModel.load(folder).config
-    exported = WorldModel.load(folder, expected_config=model.config.with_drawing_of(saved))
+    drawn_as_saved = model.config.with_drawing_of(read_config(folder))
+    exported = WorldModel.load(folder, expected_config=drawn_as_saved)
     model.load_state_dict(exported.state_dict())
     report = json.loads((Path(folder) / "training.json").read_text())
     with torch.no_grad():
