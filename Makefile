@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot train-diffusion train-autoregressive guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -117,6 +117,24 @@ train-diffusion: $(STAMP)
 # text-conditioned Video2World through cross-attention.
 train-autoregressive: $(STAMP)
 	$(PY) -m experiments.train_autoregressive
+
+# Action post-training of both pre-trained WFMs, and of the same networks from scratch on the
+# same data (what pre-training buys): the backends of gym.make("WFM-Driving-v0", backend=...).
+post-train: $(STAMP)
+	$(PY) -m experiments.post_train
+	$(PY) -m experiments.post_train init=scratch run_dir=runs/post_train/driving_diffusion_scratch
+	$(PY) -m experiments.post_train --config-name post_train_autoregressive
+	$(PY) -m experiments.post_train --config-name post_train_autoregressive init=scratch run_dir=runs/post_train/driving_autoregressive_scratch
+
+# The WFM backends from footage (after `make record curate`): the two tokenizers they read,
+# pre-training, post-training, then the side-by-side measurement and the ranking on each.
+wfm-pipeline: tokenizer-cv_4x8x8 tokenizer-dv_4x8x8 train-diffusion train-autoregressive post-train bench-backends
+
+bench-backends: $(STAMP)
+	$(PY) -m experiments.bench.wfm_backends
+	$(PY) -m experiments.rank_policies backend=diffusion out_dir=experiments/results/ranking_diffusion
+	$(PY) -m experiments.rank_policies backend=autoregressive out_dir=experiments/results/ranking_autoregressive
+	$(PY) -m experiments.bench.summarize
 
 # Guardrails: retrain the prompt classifier (deterministic) and re-calibrate the video guard
 # on the driving footage (needed after the driving world model's tokenizer is retrained).

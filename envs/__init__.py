@@ -7,6 +7,7 @@ Importing this package registers them (Gymnasium 1.x loads no plugins, as with
     import envs  # noqa: F401
     env = gym.make("WFM-Driving-v0")                       # the committed driving model
     env = gym.make("WFM-Driving-v0", checkpoint="path/")   # another checkpoint folder
+    env = gym.make("WFM-Driving-v0", backend="diffusion")  # a post-trained diffusion WFM
     envs = gym.make_vec("WFM-Driving-v0", num_envs=64)     # one batched model, not 64 copies
 
 ``gym.make("envs:WFM-Driving-v0")`` imports the package itself.

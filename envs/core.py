@@ -7,6 +7,8 @@ from real start frames.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -14,11 +16,21 @@ import torch
 import world_models
 from wfm_sim.data import PAD_ACTION
 from wfm_sim.devices import resolve_device
-from world_models import CheckpointMismatchError, WorldModel, WorldModelConfig, load_start_contexts
+from world_models import (
+    ActionModel,
+    ActionModelConfig,
+    CheckpointMismatchError,
+    EnvModel,
+    WorldModelConfig,
+    load_start_contexts,
+)
+from world_models.action_model import is_action_model
 from world_models.model import ImaginedStep
 
 
-def action_space_of(config: WorldModelConfig) -> gym.spaces.Discrete | gym.spaces.Box:
+def action_space_of(
+    config: WorldModelConfig | ActionModelConfig,
+) -> gym.spaces.Discrete | gym.spaces.Box:
     """The action space a world model was trained on: ``Discrete(n_actions)``, or the box
     [action_low, action_high] of ``action_dim`` floats."""
     if config.continuous_actions:
@@ -34,19 +46,55 @@ def _describe_actions(n_actions: int | None, action_dim: int | None) -> str:
     return f"{n_actions} discrete actions"
 
 
+ENV_BACKENDS = ("maskgit", "diffusion", "autoregressive")
+"""What a world-model env can run on: the committed MaskGIT world model (the default, the best
+measured: BENCHMARKS.md), or a pre-trained diffusion or autoregressive WFM post-trained on
+actions (``make post-train``)."""
+
+POST_TRAIN_DIR = Path("runs/post_train")
+
+
+def backend_checkpoint(checkpoint: str, backend: str) -> Path:
+    """The checkpoint folder an env of ``backend`` loads: ``checkpoint`` itself (a zoo name or
+    folder) for ``"maskgit"``; for the others, the post-trained WFM of the checkpoint's task,
+    ``runs/post_train/<checkpoint>_<backend>/checkpoint``, or ``checkpoint`` when it is already
+    such a folder."""
+    if backend not in ENV_BACKENDS:
+        raise ValueError(f"backend must be one of {ENV_BACKENDS}, got {backend!r}")
+    if backend == "maskgit" or is_action_model(checkpoint):
+        return world_models.checkpoint_path(checkpoint)
+    folder = POST_TRAIN_DIR / f"{checkpoint}_{backend}" / "checkpoint"
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(
+            f"no post-trained {backend} backend for {checkpoint!r} at {folder}: make it with "
+            f"`make post-train` (tokenizers, pre-training and post-training, about 1 h on 2 "
+            f"cores), or pass checkpoint=FOLDER"
+        )
+    return folder
+
+
 def load_env_model(
     checkpoint: str,
     frame_size: int,
     device: str,
     n_actions: int | None = None,
     action_dim: int | None = None,
-) -> tuple[WorldModel, torch.Tensor, torch.Tensor]:
-    """The world model of ``checkpoint`` (a zoo name or folder) and its real start contexts
-    (frames (N, K, H, W, 3) uint8, actions (N, K-1) or (N, K-1, A)); refused with
-    ``CheckpointMismatchError`` when its frame size, or the action count (``n_actions``) or
-    action vector size (``action_dim``) the env asks for, is not the checkpoint's."""
-    folder = world_models.checkpoint_path(checkpoint)
-    config = world_models.read_config(folder)
+    backend: str = "maskgit",
+) -> tuple[EnvModel, torch.Tensor, torch.Tensor]:
+    """The world model of ``checkpoint`` (a zoo name or folder) on ``backend``
+    (``backend_checkpoint``) and its real start contexts (frames (N, K, H, W, 3) uint8,
+    actions (N, K-1) or (N, K-1, A)); refused with ``CheckpointMismatchError`` when the model
+    is not of that backend, or its frame size, or the action count (``n_actions``) or action
+    vector size (``action_dim``) the env asks for, is not the checkpoint's."""
+    folder = backend_checkpoint(checkpoint, backend)
+    model = world_models.load(folder, device=resolve_device(device))
+    has_backend = model.config.backend if isinstance(model, ActionModel) else "maskgit"
+    if has_backend != backend:
+        raise CheckpointMismatchError(
+            f"checkpoint {folder} is a {has_backend} world model, not the {backend} backend "
+            "asked for"
+        )
+    config = model.config
     has = (None, config.action_dim) if config.continuous_actions else (config.n_actions, None)
     wanted = (n_actions, action_dim)
     if config.frame_size != frame_size or any(
@@ -56,13 +104,12 @@ def load_env_model(
             f"checkpoint {folder} has {_describe_actions(*has)} and {config.frame_size}px "
             f"frames; this env needs {_describe_actions(*wanted)} and {frame_size}px frames"
         )
-    model = WorldModel.load(folder, device=resolve_device(device))
     start_frames, start_actions = load_start_contexts(folder)
     return model, start_frames, start_actions
 
 
 def padding_action_tensor(
-    config: WorldModelConfig, shape: tuple[int, ...], device: torch.device | str
+    config: WorldModelConfig | ActionModelConfig, shape: tuple[int, ...], device: torch.device | str
 ) -> torch.Tensor:
     """Padding actions of batch shape ``shape``: PAD_ACTION (int64) for discrete actions, NaN
     vectors (shape + (A,), float32) for continuous ones."""
@@ -71,15 +118,13 @@ def padding_action_tensor(
     return torch.full(shape, PAD_ACTION, dtype=torch.long, device=device)
 
 
-def token_uniforms(
-    config: WorldModelConfig, rngs: list[np.random.Generator | None]
-) -> torch.Tensor | None:
-    """The uniforms (B, decode_rounds, 2, h, w) a discrete model draws member i's next tokens
-    with, taken from ``rngs[i]`` (zeros for a member given None: one that does not step); None
-    for a continuous model, which draws nothing."""
-    if not config.discrete:
+def token_uniforms(model: EnvModel, rngs: list[np.random.Generator | None]) -> torch.Tensor | None:
+    """The uniforms (B, *model.draw_shape) a model draws member i's next frame with, taken
+    from ``rngs[i]`` (zeros for a member given None: one that does not step); None for a
+    model that draws nothing (a continuous MaskGIT-free world model)."""
+    shape = model.draw_shape
+    if shape is None:
         return None
-    shape = (config.decode_rounds, 2, config.latent_size, config.latent_size)
     draws = [rng.random(shape) if rng is not None else np.zeros(shape) for rng in rngs]
     return torch.from_numpy(np.stack(draws)).float()
 
@@ -91,7 +136,7 @@ class WorldModelCore:
     0 takes the most likely tokens.
     """
 
-    def __init__(self, model: WorldModel, batch_size: int, temperature: float = 1.0) -> None:
+    def __init__(self, model: EnvModel, batch_size: int, temperature: float = 1.0) -> None:
         config = model.config
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -99,13 +144,7 @@ class WorldModelCore:
         self.temperature = temperature
         self.device = next(model.parameters()).device
         self.batch_size = batch_size
-        shape = (
-            batch_size,
-            config.context,
-            config.latent_channels,
-            config.latent_size,
-            config.latent_size,
-        )
+        shape = (batch_size, config.context, *model.latent_shape)
         self.latents = torch.zeros(shape, device=self.device)
         self.actions = padding_action_tensor(config, (batch_size, config.context), self.device)
 
@@ -143,8 +182,8 @@ class WorldModelCore:
     def advance(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None) -> ImaginedStep:
         """Apply actions ((B,) int64 or (B, A) float) and roll the buffers; the imagined step,
         frames not decoded (for callers that need only the heads, such as a planner scoring
-        many sequences). ``uniforms`` (B, decode_rounds, 2, h, w) draw a discrete model's tokens
-        (``token_uniforms``); without them it takes the most likely ones."""
+        many sequences). ``uniforms`` (B, *model.draw_shape) draw the next frames
+        (``token_uniforms``); without them the model takes its most likely ones."""
         self.actions[:, -1] = actions.to(self.device, self.actions.dtype)
         imagined = self.model.imagine(
             self.latents,

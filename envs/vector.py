@@ -61,6 +61,7 @@ class WFMVectorEnv(VectorEnv):
         autoreset_mode: str = "next_step",
         action_dim: int | None = None,
         temperature: float = 1.0,
+        backend: str = "maskgit",
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -76,7 +77,12 @@ class WFMVectorEnv(VectorEnv):
         mode = AutoresetMode.SAME_STEP if autoreset_mode == "same_step" else AutoresetMode.NEXT_STEP
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.model, self.start_frames, self.start_actions = load_env_model(
-            checkpoint, frame_size, device, n_actions=n_actions, action_dim=action_dim
+            checkpoint,
+            frame_size,
+            device,
+            n_actions=n_actions,
+            action_dim=action_dim,
+            backend=backend,
         )
         self.num_envs = num_envs
         self.core = WorldModelCore(self.model, batch_size=num_envs, temperature=temperature)
@@ -138,7 +144,7 @@ class WFMVectorEnv(VectorEnv):
                 np.asarray(validate_action(raw[member], self.single_action_space))
             )
         uniforms = token_uniforms(
-            self.model.config, [rng if stepping[i] else None for i, rng in enumerate(self._rngs)]
+            self.model, [rng if stepping[i] else None for i, rng in enumerate(self._rngs)]
         )
         frames, rewards, end_probs = self.core.step(checked, uniforms)
         frames_np = frames.cpu().numpy()

@@ -147,7 +147,8 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
     | frame_size | 64 | the frame side the checkpoint must have (refused otherwise) |
     | termination | `"sample"` | `"sample"` or `"threshold"` |
     | device | `"auto"` | `"cpu"`, `"cuda"` or `"auto"` |
-    | temperature | 1.0 | a discrete model's token sampling temperature (0: most likely tokens) |
+    | temperature | 1.0 | how freely the next frame is drawn: token temperature, or the diffusion noise scale (0: the most likely frame) |
+    | backend | `"maskgit"` | `"maskgit"` (the committed model), `"diffusion"` or `"autoregressive"`: a pre-trained WFM post-trained on actions (`make post-train`; see `envs.core.backend_checkpoint`) |
     | render_mode | `None` | `"rgb_array"` returns the imagined frame |
 
     ## Info
@@ -166,12 +167,18 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         render_mode: str | None = None,
         action_dim: int | None = None,
         temperature: float = 1.0,
+        backend: str = "maskgit",
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
         check_termination_rule(termination)
         self.model, self.start_frames, self.start_actions = load_env_model(
-            checkpoint, frame_size, device, n_actions=n_actions, action_dim=action_dim
+            checkpoint,
+            frame_size,
+            device,
+            n_actions=n_actions,
+            action_dim=action_dim,
+            backend=backend,
         )
         self.core = WorldModelCore(self.model, batch_size=1, temperature=temperature)
         self.termination = termination
@@ -206,7 +213,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         if self._frame is None:
             raise RuntimeError("call reset() before step()")
         checked = validate_action(action, self.action_space)
-        uniforms = token_uniforms(self.model.config, [self.np_random])
+        uniforms = token_uniforms(self.model, [self.np_random])
         frames, rewards, end_probs = self.core.step(
             torch.as_tensor(np.asarray(checked))[None], uniforms
         )

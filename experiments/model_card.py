@@ -22,7 +22,7 @@ def held_out_episodes(checkpoint: Path, footage_dir: str) -> list:
     episodes = load_episodes(
         footage_dir,
         training.get("shards_dir", ""),
-        train_config["model"]["frame_size"],
+        training.get("frame_size") or train_config["model"]["frame_size"],
         train_config.get("condition_columns", []),
     )
     return [e for e in episodes if e.episode_id in held]

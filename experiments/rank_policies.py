@@ -42,6 +42,9 @@ class RankConfig:
 
     task: str = "driving"
     checkpoint: str = "driving"
+    backend: str = "maskgit"
+    """The env's world model: ``maskgit`` (``checkpoint``), ``diffusion`` or
+    ``autoregressive`` (a post-trained WFM, see ``envs.core.backend_checkpoint``)."""
     episodes: int = 16
     seed: int = 10_000
     out_dir: str = "experiments/results/ranking"
@@ -167,6 +170,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
     real_env = task.make_real_env()
     env_kwargs: dict[str, Any] = {
         "checkpoint": config.checkpoint,
+        "backend": config.backend,
         "termination": config.termination,
         "device": config.device,
         "temperature": config.temperature,
@@ -216,6 +220,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
     extra = {
         "task": config.task,
         "checkpoint": config.checkpoint,
+        "backend": config.backend,
         "episodes_per_policy": config.episodes,
         "seeds": [s.seed for s in starts],
         "warmup_steps": config.warmup_steps,

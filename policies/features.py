@@ -31,7 +31,7 @@ class WorldModelEncoder(BaseFeaturesExtractor):
         frozen: bool = True,
     ) -> None:
         super().__init__(observation_space, features_dim)
-        model = world_models.load(checkpoint)
+        model = world_models.load_world_model(checkpoint)
         if tuple(observation_space.shape) != (3, model.config.frame_size, model.config.frame_size):
             raise ValueError(
                 f"observations {tuple(observation_space.shape)} do not match world model "

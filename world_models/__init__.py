@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from world_models.action_model import ActionModel, ActionModelConfig, is_action_model
 from world_models.config import WorldModelConfig
 from world_models.model import (
     CheckpointMismatchError,
@@ -34,18 +35,42 @@ def checkpoint_path(name_or_path: str | Path) -> Path:
     raise FileNotFoundError(f"no world model named or at {name_or_path!r}; the zoo has {zoo}")
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
-    """Load a world model from the zoo by name or from a checkpoint folder."""
-    return WorldModel.load(checkpoint_path(name_or_path), device=device)
+EnvModel = WorldModel | ActionModel
+"""A model a world-model env steps: the MaskGIT world model or a post-trained WFM backend."""
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> EnvModel:
+    """Load a world model from the zoo by name or from a checkpoint folder: a MaskGIT
+    ``WorldModel``, or an ``ActionModel`` (a post-trained diffusion or autoregressive WFM)."""
+    folder = checkpoint_path(name_or_path)
+    if is_action_model(folder):
+        return ActionModel.load(folder, device=device)
+    return WorldModel.load(folder, device=device)
+
+
+def load_world_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
+    """Load a MaskGIT ``WorldModel`` (zoo name or folder), for code that reads its frame
+    tokenizer or networks; a post-trained WFM backend folder is refused with a clear error."""
+    folder = checkpoint_path(name_or_path)
+    if is_action_model(folder):
+        raise CheckpointMismatchError(
+            f"{folder} holds a post-trained WFM backend (an ActionModel); this needs a MaskGIT "
+            "world model such as 'driving'"
+        )
+    return WorldModel.load(folder, device=device)
 
 
 __all__ = [
+    "ActionModel",
+    "ActionModelConfig",
+    "EnvModel",
     "CheckpointMismatchError",
     "ImaginedStep",
     "WorldModel",
     "WorldModelConfig",
     "checkpoint_path",
     "load",
+    "load_world_model",
     "load_start_contexts",
     "read_config",
 ]

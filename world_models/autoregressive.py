@@ -509,10 +509,15 @@ def with_frame_conditioning(model: AutoregressiveWorldModel, dim: int) -> Autore
 
 
 def draw_tokens(
-    logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    sampling: SamplingConfig,
+    generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One id (B,) int64 per row of logits (B, V), drawn on the CPU from ``generator`` after
-    temperature and top-k (argmax at temperature 0)."""
+    """One id (B,) int64 per row of logits (B, V), drawn on the CPU after temperature and
+    top-k (argmax at temperature 0): from ``generator``, or, given ``uniforms`` (B,) in
+    [0, 1), by inverse transform of them (the caller then owns the randomness, as a
+    world-model env does with its per-episode generator)."""
     logits = logits.detach().float().cpu()
     if sampling.temperature == 0:
         return logits.argmax(dim=-1)
@@ -521,6 +526,13 @@ def draw_tokens(
         kth = logits.topk(sampling.top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
+    if uniforms is not None:
+        cumulative = probs.double().cumsum(dim=-1)
+        targets = uniforms.detach().double().cpu()[:, None] * cumulative[:, -1:]
+        drawn = torch.searchsorted(cumulative, targets, right=True).squeeze(1)
+        # a uniform rounded up to 1 must still land on an id that can be drawn
+        last_possible = logits.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(dim=-1)
+        return torch.minimum(drawn, last_possible)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
@@ -534,6 +546,7 @@ def sample(
     text: torch.Tensor | None = None,
     frame_cond: torch.Tensor | None = None,
     use_cache: bool = True,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generate ``batch`` token clips (B, T, s, s) int64 on the CPU.
 
@@ -542,6 +555,8 @@ def sample(
     caption); frame_cond: (B, T, frame_cond_dim). Every draw comes from ``generator`` in the
     same order, so a seed gives the same clips, with or without the cache (which only saves
     recomputing the prefix: ``use_cache=False`` runs the whole prefix for every token).
+    ``uniforms`` (B, generated tokens) in [0, 1) draw the tokens instead of ``generator``
+    (``draw_tokens``).
     """
     cfg = model.config
     s, length, device = cfg.latent_size, cfg.sequence_length, model.device
@@ -556,6 +571,11 @@ def sample(
             )
         given = k * cfg.tokens_per_frame
         tokens[:, :given] = context.reshape(batch, -1).long().cpu()
+    if uniforms is not None and tuple(uniforms.shape) != (batch, length - given):
+        raise ValueError(
+            f"uniforms must be ({batch}, {length - given}), one per generated token, got "
+            f"{tuple(uniforms.shape)}"
+        )
     guided = text is not None and sampling.guidance != 1.0
     rows = 2 * batch if guided else batch
 
@@ -583,7 +603,8 @@ def sample(
         if guided:
             conditional, unconditional = logits.chunk(2)
             logits = unconditional + sampling.guidance * (conditional - unconditional)
-        tokens[:, position] = draw_tokens(logits, sampling, generator)
+        drawn_by = None if uniforms is None else uniforms[:, position - given]
+        tokens[:, position] = draw_tokens(logits, sampling, generator, drawn_by)
         if position + 1 < length:
             inputs[:, position + 1] = tokens[:, position]
     return tokens.view(batch, cfg.frames, s, s)

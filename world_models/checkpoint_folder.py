@@ -4,7 +4,6 @@ config the model reads latents of, and free-form info. Loading runs no code from
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,12 @@ from torch import nn
 
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.tokenizer.config import VideoTokenizerConfig
-from world_models.model import CheckpointMismatchError
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+from world_models.model import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointMismatchError,
+    read_config_payload,
+)
 
 
 def write_checkpoint(
@@ -53,10 +54,7 @@ def read_checkpoint(
     """(the model config as stored, the tokenizer config or None, info) of a folder written
     by ``write_checkpoint``; refuses a missing config.json or another format, naming ``kind``
     (e.g. "a diffusion")."""
-    path = Path(folder) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {folder} {kind} checkpoint folder?")
-    payload: dict[str, Any] = json.loads(path.read_text())
+    path, payload = read_config_payload(folder, kind)
     if payload.get("format") != fmt:
         raise CheckpointMismatchError(
             f"{path} has format {payload.get('format')!r}; this code reads {fmt!r}"

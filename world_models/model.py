@@ -87,6 +87,20 @@ class WorldModel(nn.Module):
         self.dynamics = LatentDynamics(config)
         self.heads = RewardEndHead(config)
 
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """One frame's latent (C, h, w)."""
+        size = self.config.latent_size
+        return (self.config.latent_channels, size, size)
+
+    @property
+    def draw_shape(self) -> tuple[int, ...] | None:
+        """Uniforms one imagined step draws its tokens from, (decode_rounds, 2, h, w); None
+        for a continuous model, which draws nothing."""
+        if not self.config.discrete:
+            return None
+        return (self.config.decode_rounds, 2, *self.latent_shape[1:])
+
     def imagine(
         self,
         latents: torch.Tensor,
@@ -223,12 +237,19 @@ class WorldModel(nn.Module):
         return model.to(device).eval()
 
 
-def read_config(folder: str | Path) -> WorldModelConfig:
-    """The ``WorldModelConfig`` of a checkpoint folder."""
+def read_config_payload(folder: str | Path, kind: str) -> tuple[Path, dict[str, Any]]:
+    """(path, parsed content) of a checkpoint folder's config.json, every checkpoint kind's;
+    a missing one raises ``FileNotFoundError`` naming ``kind`` (e.g. "a world-model")."""
     path = Path(folder) / CONFIG_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {folder} a world-model checkpoint folder?")
+        raise FileNotFoundError(f"{path} not found: is {folder} {kind} checkpoint folder?")
     payload: dict[str, Any] = json.loads(path.read_text())
+    return path, payload
+
+
+def read_config(folder: str | Path) -> WorldModelConfig:
+    """The ``WorldModelConfig`` of a checkpoint folder."""
+    path, payload = read_config_payload(folder, "a world-model")
     if payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointMismatchError(
             f"{path} has format_version {payload.get('format_version')}, "

@@ -630,6 +630,85 @@ def _robot_section() -> list[str]:
     ]
 
 
+_BACKEND_NAMES = {
+    "maskgit": "MaskGIT world model (the committed default)",
+    "diffusion": "diffusion WFM, post-trained from pre-training",
+    "diffusion_scratch": "diffusion WFM, post-training only (scratch)",
+    "autoregressive": "autoregressive WFM, post-trained from pre-training",
+    "autoregressive_scratch": "autoregressive WFM, post-training only (scratch)",
+}
+
+
+def _backends_section() -> list[str]:
+    r = _load("wfm_backends.json")
+    if r is None:
+        return ["Not measured yet: run `python -m experiments.bench.wfm_backends`."]
+    backends = {k: v for k, v in r["backends"].items() if v.get("trained")}
+    missing = [k for k, v in r["backends"].items() if not v.get("trained")]
+    first = next(iter(backends.values()))
+    lines = [
+        f"{r['held_out_episodes']} held-out episodes of the committed driving model (4 real "
+        "frames of context, then the true actions); next frame over every held-out transition, "
+        "16-step rollouts from each episode's start (`python -m experiments.bench.wfm_backends`"
+        "). Ego error: the road's per-step image shift (speed, lane change) in imagined against "
+        "real frames, in pixels. FD: Fréchet distance of 16-frame clips in the curation's "
+        "video-embedding space. Frames/s: imagined and decoded, batch 1 / batch 64.",
+        "",
+        "| backend | next-frame PSNR / SSIM | 16-step PSNR / SSIM (mean) | ego error (px) | FD | "
+        "reward MAE | crash recall / precision | frames/s | parameters |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in backends.items():
+        lines.append(
+            f"| {_BACKEND_NAMES.get(name, name)} | {m['next_frame_psnr']:.2f} / "
+            f"{m['next_frame_ssim']:.3f} | {m['rollout16_psnr_mean']:.2f} / "
+            f"{m['rollout16_ssim_mean']:.3f} | {m['ego_shift_error_px']:.2f} | "
+            f"{m['frechet_distance']:.3f} | {m['reward_mae']:.3f} | {m['end_recall']:.2f} / "
+            f"{m['end_precision']:.2f} | {m['frames_per_second_batch1']:.1f} / "
+            f"{m['frames_per_second_batch64']:.1f} | {m['parameters'] / 1e6:.2f} M |"
+        )
+    lines.append(
+        f"| copy the last real frame | {first['next_frame_psnr_copy_last']:.2f} / "
+        f"{first['next_frame_ssim_copy_last']:.3f} | {first['rollout16_psnr_mean_copy_last']:.2f}"
+        f" / {first['rollout16_ssim_mean_copy_last']:.3f} | – | "
+        f"{first['frechet_distance_copy_last']:.3f} | – | – | – | – |"
+    )
+    lines += [
+        "",
+        "Tokenizer reconstruction PSNR (each backend's ceiling): "
+        + ", ".join(f"{name} {m['tokenizer_psnr']:.2f}" for name, m in backends.items())
+        + ".",
+    ]
+    if missing:
+        lines += ["", f"Not trained when measured: {', '.join(missing)} (`make post-train`)."]
+    rankings = {
+        name: _load(f"ranking_{name}/metrics.json") for name in ("diffusion", "autoregressive")
+    }
+    main_ranking = _load("ranking/metrics.json")
+    rows = [("maskgit", main_ranking)] + [(k, v) for k, v in rankings.items() if v]
+    if len(rows) > 1:
+        lines += [
+            "",
+            "The policy ranking of the spine re-run on each backend (`python -m "
+            "experiments.rank_policies backend=<backend> out_dir=experiments/results/"
+            "ranking_<backend>`):",
+            "",
+            "| backend | Spearman ρ | Kendall τ | MMRV | regret@1 | WFM evaluation time |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, res in rows:
+            if res is None:
+                continue
+            m = res["metrics"]
+            lines.append(
+                f"| {name} | {m['spearman']['value']:.3f} | {m['kendall']['value']:.3f} | "
+                f"{m['mmrv']['value']:.3f} | {m['regret_at_1']['value']:.3f} | "
+                f"{res['extra']['evaluation_seconds']['wfm']} s |"
+            )
+    lines += ["", _machine(r)]
+    return lines
+
+
 def _guardrail_section() -> list[str]:
     package = Path(__file__).resolve().parents[2] / "wfm_sim" / "guardrail"
     classifier = json.loads((package / "prompt_classifier.json").read_text())
@@ -703,6 +782,10 @@ def render() -> str:
         "## Video tokenizers",
         "",
         *_tokenizer_section(),
+        "",
+        "## World foundation model backends",
+        "",
+        *_backends_section(),
         "",
         "## Guardrails",
         "",

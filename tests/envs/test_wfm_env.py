@@ -97,7 +97,7 @@ def test_seeds_draw_different_start_frames(env: WFMEnv) -> None:
 def _first_token_draws(env: WFMEnv) -> torch.Tensor | None:
     """The uniforms the env seeded 0 draws its first imagined tokens with (a reset with start
     options draws nothing before them)."""
-    return token_uniforms(env.model.config, [seeding.np_random(0)[0]])
+    return token_uniforms(env.model, [seeding.np_random(0)[0]])
 
 
 @torch.no_grad()

@@ -63,7 +63,7 @@ def _held_out_ids(world_model: str) -> list[int]:
 
 
 def _calibrate_video_guard(args: argparse.Namespace) -> None:
-    model = world_models.load(args.world_model)
+    model = world_models.load_world_model(args.world_model)
     held_out = _held_out_ids(args.world_model)
     _, clips = footage_clips(args.footage, exclude=held_out)
     config = VideoCalibrationConfig(args.percentile, args.margin, args.max_shift)

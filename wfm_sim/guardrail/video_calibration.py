@@ -80,7 +80,7 @@ def calibrate_video_guard(
     config = config or VideoCalibrationConfig()
     if not clips:
         raise ValueError("calibration needs real clips")
-    model = model if model is not None else world_models.load(world_model)
+    model = model if model is not None else world_models.load_world_model(world_model)
     tokenizer = model.tokenizer.eval()
     reconstruction, temporal = [], []
     for clip in tqdm(clips, desc="scoring real footage", disable=not progress):

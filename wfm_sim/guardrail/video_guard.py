@@ -201,7 +201,11 @@ class VideoGuard:
         thresholds: VideoGuardThresholds | None = None,
     ) -> None:
         self.config = config = config or VideoGuardConfig()
-        model = model if model is not None else world_models.load(config.world_model, config.device)
+        model = (
+            model
+            if model is not None
+            else world_models.load_world_model(config.world_model, config.device)
+        )
         self.tokenizer = model.tokenizer.eval()
         self.frame_size = model.config.frame_size
         if thresholds is None:

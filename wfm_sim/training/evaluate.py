@@ -10,7 +10,7 @@ import torch
 
 from wfm_sim.data import Episode, WindowSampler
 from wfm_sim.training.world_model import encode_episodes
-from world_models import WorldModel
+from world_models import EnvModel
 
 
 def psnr(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -26,7 +26,7 @@ def _mean(values: np.ndarray) -> float:
 
 @torch.no_grad()
 def open_loop_rollouts(
-    model: WorldModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
+    model: EnvModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Open-loop rollouts under the true actions from each episode's first K real frames (as
     the env starts), for the episodes long enough: (imagined (N, steps, H, W, 3) uint8, the
@@ -54,7 +54,7 @@ def open_loop_rollouts(
 
 
 def rollout_psnr(
-    model: WorldModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
+    model: EnvModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """PSNR (N, steps) of ``open_loop_rollouts``, and of repeating the last context frame
     instead."""
@@ -65,7 +65,7 @@ def rollout_psnr(
 
 @torch.no_grad()
 def evaluate_world_model(
-    model: WorldModel, episodes: Sequence[Episode], rollout_steps: int = 16, batch: int = 256
+    model: EnvModel, episodes: Sequence[Episode], rollout_steps: int = 16, batch: int = 256
 ) -> dict[str, float]:
     """Measure ``model`` (on CPU) on held-out ``episodes`` of pixel footage.
 

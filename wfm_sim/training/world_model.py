@@ -41,8 +41,9 @@ from wfm_sim.tokenizer.losses import (
     weighted_l1,
     weighted_mse,
 )
-from world_models import WorldModel, WorldModelConfig, read_config
+from world_models import EnvModel, WorldModel, WorldModelConfig, read_config
 from world_models.dynamics import known_planes
+from world_models.heads import RewardEndHead
 from world_models.tokenizer import FrameTokenizer
 
 
@@ -157,7 +158,7 @@ def _train_tokenizer(
 
 @torch.no_grad()
 def encode_episodes(
-    model: WorldModel, episodes: list[Episode], device: torch.device, batch: int = 256
+    model: EnvModel, episodes: list[Episode], device: torch.device, batch: int = 256
 ) -> list[Episode]:
     """The same episodes with frames replaced by their latents (T+1, C, h, w) float32."""
     model.tokenizer.eval()
@@ -304,13 +305,13 @@ def end_pos_weight(episodes: list[Episode]) -> float:
 
 
 @torch.no_grad()
-def calibrate_end_head(model: WorldModel, pos_weight: float) -> None:
+def calibrate_end_head(heads: RewardEndHead, pos_weight: float) -> None:
     """Undo the class weighting in the end head's output bias.
 
     Weighting positives by w in the BCE moves the optimal logit by log(w); subtracting it makes
     the head's probability an estimate of the true end probability, which the env samples.
     """
-    model.heads.out.bias[1] -= float(np.log(pos_weight))
+    heads.out.bias[1] -= float(np.log(pos_weight))
 
 
 @dataclass(frozen=True)
@@ -440,15 +441,23 @@ def _train_dynamics(
 
 
 def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, torch.Tensor]:
-    """The first K frames (N, K, H, W, 3) and K-1 actions (N, K-1) of held-out episodes long
-    enough not to end inside them: the real starts of the world-model env."""
-    k = config.model.context
-    usable = [e for e in held_out if e.length >= k][: config.max_start_contexts]
+    """The world-model env's real starts for a run's held-out episodes
+    (``start_context_tensors``)."""
+    return start_context_tensors(held_out, config.model.context, config.max_start_contexts)
+
+
+def start_context_tensors(
+    held_out: list[Episode], context: int, max_starts: int
+) -> dict[str, torch.Tensor]:
+    """The first K frames (N, K, H, W, 3) and K-1 actions (N, K-1) of up to ``max_starts``
+    held-out episodes long enough not to end inside them: the real starts of a world-model
+    env."""
+    usable = [e for e in held_out if e.length >= context][:max_starts]
     if not usable:
-        raise ValueError(f"no held-out episode lasts {k} steps; record more footage")
+        raise ValueError(f"no held-out episode lasts {context} steps; record more footage")
     return {
-        "frames": torch.from_numpy(np.stack([e.frames[:k] for e in usable])),
-        "actions": torch.from_numpy(np.stack([e.actions[: k - 1] for e in usable])),
+        "frames": torch.from_numpy(np.stack([e.frames[:context] for e in usable])),
+        "actions": torch.from_numpy(np.stack([e.actions[: context - 1] for e in usable])),
     }
 
 
@@ -553,7 +562,7 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
     for stage in _dynamics_stages(config):
         schedule = {**schedule, f"{stage.name}_steps": stage.steps}
         _train_dynamics(model, train, train_latents, config, dist, pos_weight, stage, schedule)
-    calibrate_end_head(model, pos_weight)
+    calibrate_end_head(model.heads, pos_weight)
     export_dir = Path(config.export_dir)
     if not dist.is_main:
         return export_dir

@@ -1,0 +1,298 @@
+"""Action post-training: a pre-trained diffusion or autoregressive WFM becomes an
+action-conditioned next-frame model with a reward and termination head (an ``ActionModel``),
+the backend a world-model env can step.
+
+Data: the raw footage's episodes (with actions, rewards and crashes), every frame coded on its
+own by the frozen tokenizer the WFM was pre-trained over, cut into windows of the K = T - 1
+frames before a transition plus the frame it leads to (``WindowSampler``, padding before an
+episode's start as the MaskGIT world model sees it). The held-out episodes are those of a
+reference checkpoint (``split_from``, the committed driving model by default), so every
+backend is measured on the same footage.
+
+One stage of ``steps`` optimizer steps trains the backbone (conditioned on the actions through
+``with_frame_conditioning``'s zero-initialised projection, so a pre-trained model starts from
+its own Video2World predictions) and the head together:
+
+- diffusion: EDM's denoising error on the last frame, the K before it given clean;
+- autoregressive: cross-entropy of the last frame's tokens given every earlier one;
+- head: squared reward error plus the class-weighted crash BCE (calibrated at export).
+
+``init="scratch"`` trains the same network from random weights on the same data, which is
+what the pre-training is measured against. The stage resumes from its saved state; the export
+is an ``ActionModel`` checkpoint folder with start contexts and a ``training.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wfm_sim.data import Episode, WindowBatch, WindowSampler, read_episodes, split_episodes
+from wfm_sim.distributed import Distributed, distributed
+from wfm_sim.io import write_json_atomic
+from wfm_sim.stage_loop import Stage, run_stage
+from wfm_sim.tokenizer import load_tokenizer
+from wfm_sim.training.diffusion import denoising_error, fit_latent_statistics
+from wfm_sim.training.world_model import (
+    calibrate_end_head,
+    encode_episodes,
+    end_pos_weight,
+    start_context_tensors,
+)
+from world_models import autoregressive, diffusion
+from world_models.action_model import (
+    BACKENDS,
+    ActionModel,
+    ActionModelConfig,
+    action_features,
+)
+
+INITS = ("pretrained", "scratch")
+
+
+@dataclass
+class PostTrainConfig:
+    """Everything an action post-training run needs; Hydra fills it from experiments/conf.
+
+    ``batch`` is global: under ``torchrun`` each of N processes takes batch / N.
+    """
+
+    backend: str = "diffusion"
+    """``diffusion`` or ``autoregressive``."""
+    pretrained: str = "runs/diffusion/cv_4x8x8/checkpoints/video2world"
+    """The pre-trained WFM checkpoint folder: its weights (``init="pretrained"``) or only its
+    architecture (``init="scratch"``)."""
+    init: str = "pretrained"
+    tokenizer_dir: str = "runs/tokenizer/cv_4x8x8/checkpoint"
+    footage_dir: str = "data/footage/driving"
+    split_from: str = "world_models/zoo/driving"
+    """A world-model checkpoint whose held-out episodes are held out here too ('' = split by
+    ``held_out_fraction`` and ``seed``)."""
+    held_out_fraction: float = 0.1
+    run_dir: str = "runs/post_train/driving_diffusion"
+    export_dir: str = ""
+    """Where the checkpoint goes ('' = ``run_dir/checkpoint``)."""
+    n_actions: int = 5
+    """The footage's discrete actions (highway-env's DiscreteMetaAction: 5)."""
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    steps: int = 1500
+    batch: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    head_width: int = 64
+    head_weight: float = 1.0
+    p_mean: float = -1.0
+    p_std: float = 1.4
+    bf16: bool = True
+    checkpoint_every: int = 250
+    max_start_contexts: int = 256
+    sampler: dict[str, Any] = field(default_factory=dict)
+    """The backend's sampler at env time: ``SamplerConfig`` fields (diffusion) or
+    ``SamplingConfig`` fields (autoregressive); empty = its defaults."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if min(self.steps, self.batch, self.checkpoint_every) < 1:
+            raise ValueError("steps, batch and checkpoint_every must be >= 1")
+
+    @property
+    def export_folder(self) -> Path:
+        """The exported checkpoint's folder."""
+        return Path(self.export_dir) if self.export_dir else Path(self.run_dir) / "checkpoint"
+
+
+def build_model(config: PostTrainConfig, n_actions: int) -> ActionModel:
+    """The ``ActionModel`` to post-train: the pre-trained backbone (or the same network with
+    fresh weights) taking actions, the tokenizer's weights, a fresh head."""
+    tokenizer = load_tokenizer(config.tokenizer_dir)
+    backbone: diffusion.DiffusionWorldModel | autoregressive.AutoregressiveWorldModel
+    if config.backend == "diffusion":
+        backbone = diffusion.load_diffusion(config.pretrained)
+        if config.init == "scratch":  # latent statistics are fitted on the post-training data
+            with torch.random.fork_rng():
+                torch.manual_seed(config.seed)
+                backbone = diffusion.DiffusionWorldModel(backbone.config)
+        sampler = dataclasses.asdict(diffusion.SamplerConfig(**config.sampler))
+    else:
+        backbone = autoregressive.load_autoregressive(config.pretrained)
+        if config.init == "scratch":
+            with torch.random.fork_rng():
+                torch.manual_seed(config.seed)
+                backbone = autoregressive.AutoregressiveWorldModel(backbone.config)
+        sampler = dataclasses.asdict(autoregressive.SamplingConfig(**config.sampler))
+    features = n_actions + 1
+    conditioned: diffusion.DiffusionWorldModel | autoregressive.AutoregressiveWorldModel
+    if isinstance(backbone, diffusion.DiffusionWorldModel):
+        conditioned = diffusion.with_frame_conditioning(backbone, features)
+    else:
+        conditioned = autoregressive.with_frame_conditioning(backbone, features)
+    model_config = ActionModelConfig(
+        backend=config.backend,
+        backbone=conditioned.config.to_dict(),
+        tokenizer=tokenizer.config.to_dict(),
+        sampler=sampler,
+        n_actions=n_actions,
+        head_width=config.head_width,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed + 1)
+        model = ActionModel(model_config)
+    model.tokenizer.video.load_state_dict(tokenizer.state_dict())
+    model.backbone.load_state_dict(conditioned.state_dict())
+    return model
+
+
+def _split(config: PostTrainConfig, episodes: list[Episode]) -> tuple[list[Episode], list[Episode]]:
+    """(train, held_out): the reference checkpoint's held-out episodes, or a seeded split."""
+    if not config.split_from:
+        return split_episodes(episodes, config.held_out_fraction, config.seed)
+    report = json.loads((Path(config.split_from) / "training.json").read_text())
+    held = set(report["held_out_episode_ids"])
+    train = [e for e in episodes if e.episode_id not in held]
+    held_out = [e for e in episodes if e.episode_id in held]
+    if not held_out or not train:
+        raise ValueError(
+            f"the footage in {config.footage_dir} holds {len(held_out)} of the held-out "
+            f"episodes of {config.split_from} and {len(train)} others: record the footage it "
+            "was trained on (make record)"
+        )
+    return train, held_out
+
+
+def _backbone_loss(
+    model: ActionModel, batch: WindowBatch, rng: np.random.Generator, config: PostTrainConfig
+) -> torch.Tensor:
+    """The backbone's loss on the last frame of each window, the K before it given."""
+    frames = torch.from_numpy(batch.frames)
+    cond = action_features(torch.from_numpy(batch.actions), model.config)
+    k = frames.shape[1] - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        if isinstance(model.backbone, diffusion.DiffusionWorldModel):
+            clean = model.backbone.normalize(frames)
+            b = len(clean)
+            sigma = torch.from_numpy(np.exp(config.p_mean + config.p_std * rng.standard_normal(b)))
+            noise = torch.from_numpy(rng.standard_normal(clean.shape))
+            mask = torch.zeros(b, k + 1, dtype=torch.bool)
+            mask[:, :k] = True
+            total, count = denoising_error(
+                model.backbone, clean, sigma.float(), noise.float(), None, None, mask, cond
+            )
+            return total / count
+        tokens = model.tokenizer.to_indices(frames).flatten(1)
+        logits = model.backbone(tokens, frame_cond=cond)
+        n = model.backbone.config.tokens_per_frame
+        return F.cross_entropy(
+            logits[:, k * n :].float().flatten(0, 1), tokens[:, k * n :].flatten()
+        )
+
+
+def _head_loss(model: ActionModel, batch: WindowBatch, pos_weight: float) -> torch.Tensor:
+    """Squared reward error plus class-weighted crash BCE, on the true next latent."""
+    frames = torch.from_numpy(batch.frames)
+    actions = torch.from_numpy(batch.actions)
+    reward, end_logit = model.heads(frames[:, :-1], actions, frames[:, -1])
+    valid = torch.from_numpy(batch.valid[:, 0]).float()
+    reward_error = (reward - torch.from_numpy(batch.rewards[:, 0])).square()
+    crash = F.binary_cross_entropy_with_logits(
+        end_logit,
+        torch.from_numpy(batch.terminated[:, 0]).float(),
+        pos_weight=torch.tensor(pos_weight),
+        reduction="none",
+    )
+    return ((reward_error + crash) * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    name: str
+    steps: int
+    lr: float
+
+
+def post_train(config: PostTrainConfig) -> Path:
+    """Post-train (or resume) and export the action model; returns the checkpoint folder.
+    Under ``torchrun`` every process runs this and rank 0 writes the files."""
+    dist = distributed(config.device)
+    export = _post_train(config, dist)
+    dist.barrier()
+    return export
+
+
+def _post_train(config: PostTrainConfig, dist: Distributed) -> Path:
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    episodes = read_episodes(config.footage_dir)
+    train, held_out = _split(config, episodes)
+    model = build_model(config, config.n_actions)
+    model.tokenizer.requires_grad_(False)
+    began = time.perf_counter()
+    train_latents = encode_episodes(model, train, torch.device("cpu"))
+    if config.init == "scratch" and isinstance(model.backbone, diffusion.DiffusionWorldModel):
+        mean, sigma_data = fit_latent_statistics(
+            torch.from_numpy(np.concatenate([e.frames for e in train_latents]))[:, None]
+        )
+        model.backbone.set_latent_statistics(mean, sigma_data)
+    windows = WindowSampler(train_latents, model.config.context, 1)
+    pos_weight = end_pos_weight(train)
+    trained = [p for name, p in model.named_parameters() if not name.startswith("tokenizer.")]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    model.train()
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        rng = np.random.default_rng([config.seed, 7, step])
+        batch = windows.sample(config.batch, rng)
+        backbone = _backbone_loss(model, batch, rng, config)
+        heads = _head_loss(model, batch, pos_weight)
+        return backbone + config.head_weight * heads, {"backbone": backbone, "heads": heads}
+
+    plan = _Plan(f"post_train_{config.backend}_{config.init}", config.steps, config.lr)
+    schedule = {"steps": config.steps, "batch": config.batch}
+    stage = Stage.in_run(run_dir, plan, schedule, checkpoint_every=config.checkpoint_every)
+    result = run_stage(stage, model, optimizer, step_loss, dist, clipped=trained)
+    calibrate_end_head(model.heads, pos_weight)
+    export = config.export_folder
+    if dist.is_main:
+        model.eval().save(
+            export,
+            extra_tensors=start_context_tensors(
+                held_out, model.config.context, config.max_start_contexts
+            ),
+            info={"backend": config.backend, "init": config.init, "pretrained": config.pretrained},
+        )
+        write_json_atomic(
+            export / "training.json",
+            {
+                "footage_dir": config.footage_dir,
+                "shards_dir": "",
+                "frame_size": model.config.frame_size,
+                "episodes": {"train": len(train), "held_out": len(held_out)},
+                "frames": {"train": int(sum(len(e.frames) for e in train))},
+                "held_out_episode_ids": [e.episode_id for e in held_out],
+                "steps": config.steps,
+                "seconds_per_step": result.seconds_per_step,
+                "parameters": sum(p.numel() for p in trained),
+                "end_pos_weight": pos_weight,
+                "train_config": dataclasses.asdict(config),
+                "processes": dist.world_size,
+                "wall_seconds_this_run": round(time.perf_counter() - began, 1),
+            },
+        )
+    return export
+
+
+__all__ = ["INITS", "PostTrainConfig", "build_model", "post_train"]
