@@ -643,7 +643,9 @@ def _backends_section() -> list[str]:
     r = _load("wfm_backends.json")
     if r is None:
         return ["Not measured yet: run `python -m experiments.bench.wfm_backends`."]
-    backends = {k: v for k, v in r["backends"].items() if v.get("trained")}
+    order = [k for k in _BACKEND_NAMES if k in r["backends"]]
+    order += sorted(set(r["backends"]) - set(order))
+    backends = {k: r["backends"][k] for k in order if r["backends"][k].get("trained")}
     missing = [k for k, v in r["backends"].items() if not v.get("trained")]
     first = next(iter(backends.values()))
     lines = [
@@ -681,6 +683,8 @@ def _backends_section() -> list[str]:
     ]
     if missing:
         lines += ["", f"Not trained when measured: {', '.join(missing)} (`make post-train`)."]
+    if r.get("note"):
+        lines += ["", f"Note: {r['note']}."]
     rankings = {
         name: _load(f"ranking_{name}/metrics.json") for name in ("diffusion", "autoregressive")
     }

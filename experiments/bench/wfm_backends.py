@@ -16,6 +16,7 @@ them).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from scipy import linalg
 
 import world_models
 from envs.core import WorldModelCore
-from experiments.bench.common import write_result
+from experiments.bench.common import RESULTS_DIR, write_result
 from experiments.model_card import held_out_episodes
 from wfm_sim.curation.embed import embed_videos, load_video_encoder
 from wfm_sim.data import Episode
@@ -152,10 +153,16 @@ def main() -> None:
     parser.add_argument("--encoder", default="data/curated/driving/encoder/video_encoder")
     parser.add_argument("--split-from", default="driving", help="whose held-out episodes")
     parser.add_argument("--rollout-steps", type=int, default=16)
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other backends of the last result file"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     episodes = held_out_episodes(world_models.checkpoint_path(args.split_from), args.footage)
+    last = RESULTS_DIR / "wfm_backends.json"
     results: dict[str, Any] = {}
+    if args.merge and last.exists():
+        results = json.loads(last.read_text())["backends"]
     for entry in args.backends:
         name, _, checkpoint = entry.partition("=")
         try:
@@ -170,8 +177,13 @@ def main() -> None:
             results[name] = {"checkpoint": str(folder), "trained": True}
             results[name].update(measure(model, folder, episodes, args.encoder, args.rollout_steps))
         print({k: v for k, v in results[name].items() if not isinstance(v, list)})
-    payload = {"held_out_episodes": len(episodes), "backends": results}
-    print(write_result("wfm_backends", payload))
+        _write(results, len(episodes))  # after each backend: a stopped run keeps the rest
+
+
+def _write(results: dict[str, Any], episodes: int) -> None:
+    order = [name for name in DEFAULT_BACKENDS if name in results]
+    ordered = {name: results[name] for name in order + sorted(set(results) - set(order))}
+    print(write_result("wfm_backends", {"held_out_episodes": episodes, "backends": ordered}))
 
 
 if __name__ == "__main__":
