@@ -127,11 +127,14 @@ post-train: $(STAMP)
 	$(PY) -m experiments.post_train --config-name post_train_autoregressive init=scratch run_dir=runs/post_train/driving_autoregressive_scratch
 
 # The WFM backends from footage (after `make record curate`): the two tokenizers they read,
-# pre-training, post-training, then the side-by-side measurement and the ranking on each.
+# pre-training, post-training, then the side-by-side measurement (frames drawn as the env
+# draws them, and most likely frames), the ranking on each and the synthetic-data yield.
 wfm-pipeline: tokenizer-cv_4x8x8 tokenizer-dv_4x8x8 train-diffusion train-autoregressive post-train bench-backends
 
 bench-backends: $(STAMP)
 	$(PY) -m experiments.bench.wfm_backends
+	$(PY) -m experiments.bench.wfm_backends --draws greedy
+	$(PY) -m experiments.bench.synthetic_yield
 	$(PY) -m experiments.rank_policies backend=diffusion out_dir=experiments/results/ranking_diffusion
 	$(PY) -m experiments.rank_policies backend=autoregressive out_dir=experiments/results/ranking_autoregressive
 	$(PY) -m experiments.bench.summarize

@@ -17,7 +17,7 @@ def held_out_episodes(checkpoint: Path, footage_dir: str) -> list:
     """The held-out episodes recorded in the checkpoint's training.json (curated shard clips
     when the model was trained on shards)."""
     training = json.loads((checkpoint / "training.json").read_text())
-    held = set(training["held_out_episode_ids"])
+    held = world_models.held_out_episode_ids(checkpoint)
     train_config = training["train_config"]
     episodes = load_episodes(
         footage_dir,

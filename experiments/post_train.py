@@ -4,6 +4,7 @@ WFM-Driving-v0, with its reward and termination head.
     python -m experiments.post_train                                   # diffusion, pre-trained
     python -m experiments.post_train --config-name post_train_autoregressive
     python -m experiments.post_train init=scratch run_dir=runs/post_train/driving_diffusion_scratch
+    torchrun --standalone --nproc_per_node=2 -m experiments.post_train   # data-parallel (DDP)
 
 Needs the pre-trained checkpoint (``make train-diffusion`` / ``make train-autoregressive``;
 ``pretrained``), its tokenizer (``tokenizer_dir``) and the raw footage (``make record``).

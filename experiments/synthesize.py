@@ -319,6 +319,7 @@ def _summary(
         "checkpoint": config.diffusion.checkpoint
         if config.generator == "diffusion"
         else config.world_model.checkpoint,
+        "backend": "diffusion" if config.generator == "diffusion" else config.world_model.backend,
         "out_dir": str(out_dir),
         "n_clips": config.n_clips,
         "prompts": prompts,

@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 import torch
 
 import world_models
-from envs.core import WorldModelCore
+from envs.core import ENV_BACKENDS, WorldModelCore, backend_checkpoint, token_uniforms
 from envs.wfm_env import check_termination_rule, decide_termination
 from policies import Policy
 from wfm_sim.curation.embed import TextEmbedder
@@ -61,7 +61,7 @@ from wfm_sim.sources.recorder import FOOTAGE_COLUMNS, NO_ACTION, part_paths
 from wfm_sim.tokenizer import VideoTokenizer, load_tokenizer
 from wfm_sim.tokenizer.data import held_out_clip_ids
 from wfm_sim.video import write_mp4
-from world_models import WorldModel, load_start_contexts
+from world_models import EnvModel, load_start_contexts
 from world_models.diffusion import (
     DiffusionWorldModel,
     SamplerConfig,
@@ -126,11 +126,14 @@ class DiffusionSynthesisConfig:
 @dataclass
 class WorldModelSynthesisConfig:
     """The action-conditioned generator: a checkpoint (zoo name or folder) with real start
-    contexts from held-out footage, the zoo policies that drive it (names; empty for the whole
+    contexts from held-out footage and the backend that steps it, as ``WFM-Driving-v0`` takes
+    them (``envs.core.backend_checkpoint``: ``maskgit``, or the post-trained ``diffusion`` or
+    ``autoregressive`` WFM), the zoo policies that drive it (names; empty for the whole
     zoo; clip i is driven by policy i mod their number), the episode length and the
     termination rule (``"sample"`` the head's probability, or ``"threshold"`` it at 0.5)."""
 
     checkpoint: str = "driving"
+    backend: str = "maskgit"
     policies: list[str] = field(default_factory=list)
     max_steps: int = 30
     termination: str = "sample"
@@ -138,6 +141,8 @@ class WorldModelSynthesisConfig:
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.backend not in ENV_BACKENDS:
+            raise ValueError(f"backend must be one of {ENV_BACKENDS}, got {self.backend!r}")
         check_termination_rule(self.termination)
 
 
@@ -381,8 +386,9 @@ class WorldModelClipGenerator:
 
     Clip i starts from one of the checkpoint's real start contexts (the first K frames of
     held-out episodes: the model sees all K, the clip begins with the last), drawn with a
-    ``numpy`` generator seeded with the clip's seed, which also feeds its policy and its
-    termination draws. All clips of a batch are imagined together (``envs.core.WorldModelCore``,
+    ``numpy`` generator seeded with the clip's seed, which also feeds its policy, the model's
+    draws of each next frame (as the env's ``np_random`` does) and its termination draws, so
+    a clip is the same whatever batch it is generated in. All clips of a batch are imagined together (``envs.core.WorldModelCore``,
     the world-model env's core); a clip ends when terminated or after ``max_steps``."""
 
     name = "world_model"
@@ -395,9 +401,9 @@ class WorldModelClipGenerator:
         zoo: Sequence[Policy] | None = None,
     ) -> None:
         self.config = config
-        self.checkpoint = config.checkpoint
-        folder = world_models.checkpoint_path(config.checkpoint)
-        self.model: WorldModel = WorldModel.load(folder, device=resolve_device(device))
+        folder = backend_checkpoint(config.checkpoint, config.backend)
+        self.checkpoint = config.checkpoint if config.backend == "maskgit" else str(folder)
+        self.model: EnvModel = world_models.load(folder, device=resolve_device(device))
         if self.model.config.continuous_actions:
             raise ValueError(
                 f"{config.checkpoint} takes vector actions; the world_model generator drives "
@@ -433,7 +439,10 @@ class WorldModelClipGenerator:
             bad = [a for a in chosen if not 0 <= a < n_actions]
             if bad:
                 raise ValueError(f"a policy returned actions {bad} outside Discrete({n_actions})")
-            imagined, reward, end_probability = core.step(torch.tensor(chosen))
+            draws = token_uniforms(
+                self.model, [rng if live[i] else None for i, rng in enumerate(rngs)]
+            )
+            imagined, reward, end_probability = core.step(torch.tensor(chosen), draws)
             current = imagined.cpu().numpy()
             for member in np.flatnonzero(live).tolist():
                 end = decide_termination(

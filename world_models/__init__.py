@@ -6,6 +6,7 @@ path works too.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -60,6 +61,13 @@ def load_world_model(name_or_path: str | Path, device: str | torch.device = "cpu
     return WorldModel.load(folder, device=device)
 
 
+def held_out_episode_ids(name_or_path: str | Path) -> set[int]:
+    """The ids of the footage episodes a trained checkpoint held out (its ``training.json``):
+    the footage every model measured against it must be measured on."""
+    report = json.loads((checkpoint_path(name_or_path) / "training.json").read_text())
+    return set(report["held_out_episode_ids"])
+
+
 __all__ = [
     "ActionModel",
     "ActionModelConfig",
@@ -69,6 +77,7 @@ __all__ = [
     "WorldModel",
     "WorldModelConfig",
     "checkpoint_path",
+    "held_out_episode_ids",
     "load",
     "load_world_model",
     "load_start_contexts",

@@ -2,8 +2,9 @@
 episode boundaries of the ground truth, at tolerance 0 and 1 frame, and detection speed.
 
 Two settings are scored: the frames alone (the default ``ShotConfig``), and the frames plus
-the simulator's time limit as a prior (``max_shot_frames`` = the footage's ``duration`` + 1),
-which recovers episodes that end by truncation without any visual event.
+the shot-length prior curation runs with (``shots.max_shot_frames`` of curate.yaml: the
+simulator's time limit), which recovers episodes that end by truncation without any visual
+event.
 
     python -m experiments.bench.shot_boundaries [--footage data/footage/driving] [--parts N]
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from experiments.bench.common import write_result
@@ -35,13 +37,12 @@ from wfm_sim.data.footage import read_video
 TOLERANCES = (0, 1)
 
 
-def time_limit_frames(footage_dir: Path) -> int | None:
-    """Frames of the longest possible episode (``duration`` + 1), from the footage's metadata."""
-    meta_path = footage_dir / "footage.json"
-    if not meta_path.exists():
-        return None
-    duration = json.loads(meta_path.read_text()).get("recorder", {}).get("sim", {}).get("duration")
-    return None if duration is None else int(duration) + 1
+def curation_shot_limit() -> int | None:
+    """The shot-length prior curation runs with (``shots.max_shot_frames`` of
+    experiments/conf/curate.yaml: the source's longest episode, a known property of the
+    footage source, not its boundaries)."""
+    config = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "curate.yaml")
+    return OmegaConf.select(config, "shots.max_shot_frames")
 
 
 def _score(detected: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def main() -> None:
     if not parquets:
         raise FileNotFoundError(f"no footage parts in {footage_dir}; record some first")
     config = ShotConfig()
-    limit = time_limit_frames(footage_dir)
+    limit = curation_shot_limit()
     with_prior = dataclasses.replace(config, max_shot_frames=limit)
 
     truth, vision, prior = [], [], []

@@ -310,6 +310,7 @@ def _curation_section() -> list[str]:
     if shots is not None:
         frames_only = shots["frames_only"]["tolerance_0"]
         limited = shots["with_time_limit"]["tolerance_0"]
+        limited_frames = shots["with_time_limit"]["max_shot_frames"]
         lines += [
             "### Shot boundaries",
             "",
@@ -320,7 +321,8 @@ def _curation_section() -> list[str]:
             "|---|---|---|---|",
             f"| frames only | {frames_only['precision']:.3f} | {frames_only['recall']:.3f} | "
             f"{frames_only['f1']:.3f} |",
-            f"| frames + known 31-frame shot limit (curate.yaml) | {limited['precision']:.3f} | "
+            f"| frames + known {limited_frames}-frame shot limit (curate.yaml) | "
+            f"{limited['precision']:.3f} | "
             f"{limited['recall']:.3f} | {limited['f1']:.3f} |",
             "",
             f"Detection runs at {shots['frames_per_second']:.0f} frames/s. The misses of frames "
@@ -639,23 +641,20 @@ _BACKEND_NAMES = {
 }
 
 
-def _backends_section() -> list[str]:
-    r = _load("wfm_backends.json")
-    if r is None:
-        return ["Not measured yet: run `python -m experiments.bench.wfm_backends`."]
+def _backend_rows(r: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(the measured backends of a wfm_backends result in table order, the untrained ones)."""
     order = [k for k in _BACKEND_NAMES if k in r["backends"]]
     order += sorted(set(r["backends"]) - set(order))
     backends = {k: r["backends"][k] for k in order if r["backends"][k].get("trained")}
-    missing = [k for k, v in r["backends"].items() if not v.get("trained")]
+    missing = [k for k in order if not r["backends"][k].get("trained")]
+    return backends, missing
+
+
+def _backend_table(r: dict[str, Any]) -> list[str]:
+    """One wfm_backends result as a table, with the copy-last-frame row and its note."""
+    backends, missing = _backend_rows(r)
     first = next(iter(backends.values()))
     lines = [
-        f"{r['held_out_episodes']} held-out episodes of the committed driving model (4 real "
-        "frames of context, then the true actions); next frame over every held-out transition, "
-        "16-step rollouts from each episode's start (`python -m experiments.bench.wfm_backends`"
-        "). Ego error: the road's per-step image shift (speed, lane change) in imagined against "
-        "real frames, in pixels. FD: Fréchet distance of 16-frame clips in the curation's "
-        "video-embedding space. Frames/s: imagined and decoded, batch 1 / batch 64.",
-        "",
         "| backend | next-frame PSNR / SSIM | 16-step PSNR / SSIM (mean) | ego error (px) | FD | "
         "reward MAE | crash recall / precision | frames/s | parameters |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -675,40 +674,101 @@ def _backends_section() -> list[str]:
         f" / {first['rollout16_ssim_mean_copy_last']:.3f} | – | "
         f"{first['frechet_distance_copy_last']:.3f} | – | – | – | – |"
     )
-    lines += [
+    if missing:
+        lines += ["", f"Not trained when measured: {', '.join(missing)} (`make post-train`)."]
+    if r.get("note"):
+        lines += ["", f"Note: {r['note'].rstrip('.')}."]
+    return lines
+
+
+def _pretraining_gain(backends: dict[str, dict[str, Any]]) -> list[str]:
+    """What pre-training buys: each WFM post-trained from pre-training against the same network
+    post-trained from scratch on the same data and steps."""
+    pairs = [k for k in ("diffusion", "autoregressive") if {k, f"{k}_scratch"} <= set(backends)]
+    if not pairs:
+        return []
+    lines = [
+        "What pre-training buys (post-trained from the pre-trained WFM minus the same network "
+        "post-trained from scratch, same data and steps; FD: lower is better):",
+        "",
+        "| backend | next-frame PSNR | 16-step PSNR | 16-step SSIM | ego error (px) | FD |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in pairs:
+        a, b = backends[name], backends[f"{name}_scratch"]
+        lines.append(
+            f"| {name} | {a['next_frame_psnr'] - b['next_frame_psnr']:+.2f} dB | "
+            f"{a['rollout16_psnr_mean'] - b['rollout16_psnr_mean']:+.2f} dB | "
+            f"{a['rollout16_ssim_mean'] - b['rollout16_ssim_mean']:+.3f} | "
+            f"{a['ego_shift_error_px'] - b['ego_shift_error_px']:+.2f} | "
+            f"{a['frechet_distance'] - b['frechet_distance']:+.3f} |"
+        )
+    return lines
+
+
+def _backend_rankings() -> list[str]:
+    """The spine's policy ranking re-run on each backend."""
+    rows = [("maskgit", _load("ranking/metrics.json"))] + [
+        (name, _load(f"ranking_{name}/metrics.json")) for name in ("diffusion", "autoregressive")
+    ]
+    measured = [(name, res) for name, res in rows if res is not None]
+    if len(measured) < 2:
+        return []
+    lines = [
+        "The policy ranking of the spine re-run on each backend (`python -m "
+        "experiments.rank_policies backend=<backend> out_dir=experiments/results/"
+        "ranking_<backend>`; 95% bootstrap intervals in each report):",
+        "",
+        "| backend | Spearman ρ | Kendall τ | MMRV | regret@1 | WFM evaluation time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, res in measured:
+        m = res["metrics"]
+        lines.append(
+            f"| {name} | {m['spearman']['value']:.3f} | {m['kendall']['value']:.3f} | "
+            f"{m['mmrv']['value']:.3f} | {m['regret_at_1']['value']:.3f} | "
+            f"{res['extra']['evaluation_seconds']['wfm']} s |"
+        )
+    return lines
+
+
+def _backends_section() -> list[str]:
+    r = _load("wfm_backends.json")
+    if r is None:
+        return ["Not measured yet: run `python -m experiments.bench.wfm_backends`."]
+    backends, _ = _backend_rows(r)
+    lines = [
+        f"{r['held_out_episodes']} held-out episodes of the committed driving model (4 real "
+        "frames of context, then the true actions); next frame over every held-out transition, "
+        "16-step rollouts from each episode's start (`python -m experiments.bench.wfm_backends`"
+        "). Every imagined frame is drawn as WFM-Driving-v0 draws it (seeded uniforms: sampled "
+        "tokens, or the diffusion noise). Ego error: the road's per-step image shift (speed, "
+        "lane change) in imagined against real frames, in pixels. FD: Fréchet distance of "
+        "16-frame clips in the curation's video-embedding space. Frames/s: imagined and "
+        "decoded, batch 1 / batch 64.",
+        "",
+        *_backend_table(r),
         "",
         "Tokenizer reconstruction PSNR (each backend's ceiling): "
         + ", ".join(f"{name} {m['tokenizer_psnr']:.2f}" for name, m in backends.items())
         + ".",
     ]
-    if missing:
-        lines += ["", f"Not trained when measured: {', '.join(missing)} (`make post-train`)."]
-    if r.get("note"):
-        lines += ["", f"Note: {r['note']}."]
-    rankings = {
-        name: _load(f"ranking_{name}/metrics.json") for name in ("diffusion", "autoregressive")
-    }
-    main_ranking = _load("ranking/metrics.json")
-    rows = [("maskgit", main_ranking)] + [(k, v) for k, v in rankings.items() if v]
-    if len(rows) > 1:
+    gain = _pretraining_gain(backends)
+    if gain:
+        lines += ["", *gain]
+    greedy = _load("wfm_backends_greedy.json")
+    if greedy is not None:
         lines += [
             "",
-            "The policy ranking of the spine re-run on each backend (`python -m "
-            "experiments.rank_policies backend=<backend> out_dir=experiments/results/"
-            "ranking_<backend>`):",
+            "The same with each model's most likely frame instead of a draw (`--draws greedy`: "
+            "top tokens; for diffusion, zero initial noise, which is not a sample of its "
+            "distribution and which the pre-trained diffusion WFM handles worst):",
             "",
-            "| backend | Spearman ρ | Kendall τ | MMRV | regret@1 | WFM evaluation time |",
-            "|---|---|---|---|---|---|",
+            *_backend_table(greedy),
         ]
-        for name, res in rows:
-            if res is None:
-                continue
-            m = res["metrics"]
-            lines.append(
-                f"| {name} | {m['spearman']['value']:.3f} | {m['kendall']['value']:.3f} | "
-                f"{m['mmrv']['value']:.3f} | {m['regret_at_1']['value']:.3f} | "
-                f"{res['extra']['evaluation_seconds']['wfm']} s |"
-            )
+    rankings = _backend_rankings()
+    if rankings:
+        lines += ["", *rankings]
     lines += ["", _machine(r)]
     return lines
 
@@ -743,6 +803,44 @@ def _guardrail_section() -> list[str]:
         elif isinstance(m, dict) and "refusal_rate" in m:
             lines.append(f"| {name} (corrupted) | {_pct(m['refusal_rate'])} refused |")
     return lines
+
+
+_GENERATOR_NAMES = {
+    "text2world_diffusion": "diffusion WFM, Text2World from the shipped prompts",
+    "episodes_maskgit": "episodes of the MaskGIT world model, zoo policies driving",
+    "episodes_diffusion": "episodes of the post-trained diffusion WFM, zoo policies driving",
+    "episodes_autoregressive": "episodes of the post-trained autoregressive WFM, zoo policies "
+    "driving",
+}
+
+
+def _synthetic_section() -> list[str]:
+    r = _load("synthetic_yield.json")
+    if r is None:
+        return ["Not measured yet: run `python -m experiments.bench.synthetic_yield`."]
+    lines = [
+        f"Synthetic data through the guardrails: {r['clips_per_generator']} clips per generator "
+        "with the shipped `experiments/conf/synthesize.yaml` (`python -m "
+        "experiments.bench.synthetic_yield`); written clips are footage that curation and "
+        "training read.",
+        "",
+        "| generator | passed the video guard | rejected (check: clips) | frames written | "
+        "clips/s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in r.items():
+        if not isinstance(m, dict) or "trained" not in m:
+            continue
+        label = _GENERATOR_NAMES.get(name, name)
+        if not m["trained"]:
+            lines.append(f"| {label} | not trained | – | – | – |")
+            continue
+        rejected = ", ".join(f"{k}: {v}" for k, v in m["rejected"].items()) or "none"
+        lines.append(
+            f"| {label} | {m['written']} / {m['generated']} ({_pct(m['pass_rate'])}) | "
+            f"{rejected} | {m['frames_written']} | {m['clips_per_second']} |"
+        )
+    return [*lines, "", _machine(r)]
 
 
 def render() -> str:
@@ -794,6 +892,10 @@ def render() -> str:
         "## Guardrails",
         "",
         *_guardrail_section(),
+        "",
+        "### Synthetic data",
+        "",
+        *_synthetic_section(),
     ]
     return "\n".join(sections)
 

@@ -9,8 +9,11 @@ crash-head errors, and frames generated per second on this CPU (batch 1 and 64).
 
     python -m experiments.bench.wfm_backends [--backends maskgit=driving diffusion=PATH ...]
 
-A backend whose checkpoint is missing is listed as not trained (``make post-train`` makes
-them).
+Imagined frames are drawn as the env draws them (seeded uniforms: sampled tokens, or the
+diffusion noise); ``--draws greedy`` takes each model's most likely frame instead (top tokens,
+or zero initial noise for diffusion, which is not a sample of its distribution) and writes
+wfm_backends_greedy.json. A backend
+whose checkpoint is missing is listed as not trained (``make post-train`` makes them).
 """
 
 from __future__ import annotations
@@ -100,12 +103,17 @@ def measure(
     episodes: list[Episode],
     encoder_path: str,
     rollout_steps: int,
+    draws: torch.Generator | None,
 ) -> dict[str, Any]:
-    """Every measurement of one backend on the held-out ``episodes``."""
+    """Every measurement of one backend on the held-out ``episodes``, its frames drawn with
+    uniforms from ``draws`` (None: its most likely frames)."""
     began = time.perf_counter()
-    quality = evaluate_world_model(model, episodes, rollout_steps)
     latent_eps = encode_episodes(model, episodes, torch.device("cpu"))
-    imagined, truth, last = open_loop_rollouts(model, episodes, latent_eps, rollout_steps)
+    rollouts = open_loop_rollouts(model, episodes, latent_eps, rollout_steps, draws)
+    quality = evaluate_world_model(
+        model, episodes, rollout_steps, latent_eps=latent_eps, rollouts=rollouts, draws=draws
+    )
+    imagined, truth, last = rollouts
     copied = np.broadcast_to(last[:, None], truth.shape)
     with_start = np.concatenate([last[:, None], imagined], axis=1)
     true_with_start = np.concatenate([last[:, None], truth], axis=1)
@@ -154,15 +162,26 @@ def main() -> None:
     parser.add_argument("--split-from", default="driving", help="whose held-out episodes")
     parser.add_argument("--rollout-steps", type=int, default=16)
     parser.add_argument(
+        "--draws",
+        choices=("sampled", "greedy"),
+        default="sampled",
+        help="draw frames as the env does (seeded), or take each model's most likely frame",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled draws")
+    parser.add_argument(
         "--merge", action="store_true", help="keep the other backends of the last result file"
     )
+    parser.add_argument("--note", default="", help="how the file was made (kept by --merge)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     episodes = held_out_episodes(world_models.checkpoint_path(args.split_from), args.footage)
-    last = RESULTS_DIR / "wfm_backends.json"
+    result_name = "wfm_backends" if args.draws == "sampled" else "wfm_backends_greedy"
+    last = RESULTS_DIR / f"{result_name}.json"
     results: dict[str, Any] = {}
+    note = args.note
     if args.merge and last.exists():
-        results = json.loads(last.read_text())["backends"]
+        previous = json.loads(last.read_text())
+        results, note = previous["backends"], note or previous.get("note", "")
     for entry in args.backends:
         name, _, checkpoint = entry.partition("=")
         try:
@@ -173,17 +192,24 @@ def main() -> None:
             continue
         model = world_models.load(folder)
         print(f"measuring {name} ({folder})")
+        draws = torch.Generator().manual_seed(args.seed) if args.draws == "sampled" else None
         with torch.no_grad():
-            results[name] = {"checkpoint": str(folder), "trained": True}
-            results[name].update(measure(model, folder, episodes, args.encoder, args.rollout_steps))
+            results[name] = {"checkpoint": str(folder), "trained": True, "draws": args.draws}
+            results[name].update(
+                measure(model, folder, episodes, args.encoder, args.rollout_steps, draws)
+            )
         print({k: v for k, v in results[name].items() if not isinstance(v, list)})
-        _write(results, len(episodes))  # after each backend: a stopped run keeps the rest
+        # after each backend: a stopped run keeps the rest
+        _write(result_name, results, len(episodes), note)
 
 
-def _write(results: dict[str, Any], episodes: int) -> None:
+def _write(name: str, results: dict[str, Any], episodes: int, note: str) -> None:
     order = [name for name in DEFAULT_BACKENDS if name in results]
     ordered = {name: results[name] for name in order + sorted(set(results) - set(order))}
-    print(write_result("wfm_backends", {"held_out_episodes": episodes, "backends": ordered}))
+    payload: dict[str, Any] = {"held_out_episodes": episodes, "backends": ordered}
+    if note:
+        payload["note"] = note
+    print(write_result(name, payload))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-"""The backend bench's own measures: the ego-motion shift it reads from frame pairs, and the
-Fréchet distance between embedding sets."""
+"""The backend bench's own measures: the ego-motion shift it reads from frame pairs, the
+Fréchet distance between embedding sets, the pre-training gain table, and the synthetic-yield
+bench skipping a backend that is not trained."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+import envs.core
+from experiments.bench import summarize, synthetic_yield
 from experiments.bench.wfm_backends import ego_shifts, frechet_distance
 
 
@@ -39,3 +45,41 @@ def test_frechet_distance_is_zero_for_the_same_set_and_the_mean_gap_for_a_shifte
     offset = np.array([1.0, -2.0, 0.0, 0.5, 0.0, 0.0])
     assert np.isclose(frechet_distance(a, a + offset), float(offset @ offset), atol=1e-6)
     assert frechet_distance(a, 3 * a) > frechet_distance(a, 1.5 * a) > 0
+
+
+def _row(psnr: float, fd: float) -> dict[str, float]:
+    return {
+        "next_frame_psnr": psnr,
+        "rollout16_psnr_mean": psnr - 2,
+        "rollout16_ssim_mean": 0.5,
+        "ego_shift_error_px": 2.0,
+        "frechet_distance": fd,
+    }
+
+
+def test_pretraining_gain_is_pretrained_minus_scratch() -> None:
+    backends = {
+        "maskgit": _row(30.0, 0.0),
+        "diffusion": _row(22.0, 0.3),
+        "diffusion_scratch": _row(23.5, 0.1),
+        "autoregressive": _row(25.0, 0.2),
+    }
+    lines = summarize._pretraining_gain(backends)
+    rows = [line for line in lines if line.startswith("| diffusion")]
+    assert rows == ["| diffusion | -1.50 dB | -1.50 dB | +0.000 | +0.00 | +0.200 |"]
+    assert not any(line.startswith("| autoregressive") for line in lines)  # no scratch row
+    assert summarize._pretraining_gain({"maskgit": _row(30.0, 0.0)}) == []
+
+
+def test_synthetic_yield_lists_an_untrained_backend_without_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(envs.core, "POST_TRAIN_DIR", tmp_path / "post_train")
+    result = synthetic_yield.measure(
+        "episodes_diffusion",
+        synthetic_yield.GENERATOR_OVERRIDES["episodes_diffusion"],
+        2,
+        tmp_path / "work",
+    )
+    assert result["trained"] is False and "make post-train" in result["why"]
+    assert not (tmp_path / "work" / "episodes_diffusion").exists()

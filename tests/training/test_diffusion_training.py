@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from safetensors.torch import load_file
 
 import wfm_sim.stage_loop as stage_loop
 import wfm_sim.training.diffusion as training
+from tests.training.torchrun import RELATIVE_GAP, hydra_overrides, relative_gap, run_torchrun
 from wfm_sim.data.shards import ShardSample, shard_group, write_shard
 from wfm_sim.tokenizer import VideoTokenizer, VideoTokenizerConfig, load_tokenizer, save_tokenizer
 from wfm_sim.tokenizer.data import held_out_clip_ids, tokenizer_clips
@@ -344,43 +342,16 @@ def test_runs_refuse_another_model_schedule_or_tokenizer(
         train_diffusion(wrong_shape)
 
 
-def _overrides(config: DiffusionTrainConfig) -> list[str]:
-    """Hydra command-line overrides that rebuild ``config``."""
-
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return str(v).lower()
-        if isinstance(v, list):
-            return "[" + ",".join(map(str, v)) + "]"
-        return str(v)
-
-    flat = {k: v for k, v in dataclasses.asdict(config).items() if not isinstance(v, dict)}
-    nested = [
-        f"{group}.{k}={value(v)}"
-        for group in ("model", "sampler")
-        for k, v in dataclasses.asdict(getattr(config, group)).items()
-    ]
-    return [f"{k}={value(v)}" for k, v in flat.items()] + nested
-
-
 def test_two_torchrun_processes_train_the_weights_one_process_trains(
     finished: dict[str, Path], make_run: Callable[..., DiffusionTrainConfig]
 ) -> None:
     """The Hydra entry point under torchrun (gloo, 2 x batch 4) against one process (batch 8)."""
     config = make_run("parallel")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "experiments.train_diffusion",
-        *_overrides(config),
-        f"hydra.run.dir={Path(config.run_dir) / 'hydra'}",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    overrides = hydra_overrides(config, groups=("model", "sampler"))
+    hydra_dir = Path(config.run_dir) / "hydra"
+    result = run_torchrun(
+        "-m", "experiments.train_diffusion", *overrides, f"hydra.run.dir={hydra_dir}"
+    )
     exports = Path(config.run_dir) / "checkpoints"
     if not (exports / "video2world" / "training.json").exists():
         pytest.fail(f"the torchrun run failed:\n{result.stderr[-4000:]}")
@@ -389,10 +360,4 @@ def test_two_torchrun_processes_train_the_weights_one_process_trains(
         torch.manual_seed(config.seed)
         init = DiffusionWorldModel(MODEL).state_dict()
     single, parallel = _weights(finished["video2world"]), _weights(exports / "video2world")
-
-    def flat(weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([weights[k].double().flatten() for k in sorted(init)])
-
-    moved = (flat(single) - flat(init)).norm()
-    # summation order differs between 2 half batches and 1 whole one (see test_distributed.py)
-    assert float((flat(single) - flat(parallel)).norm() / moved) < 1e-3
+    assert relative_gap(single, parallel, init) < RELATIVE_GAP

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from experiments.config import to_dataclass
+from tests.training.torchrun import RELATIVE_GAP, relative_gap, run_torchrun
 from wfm_sim.data import read_episodes
 from wfm_sim.data.shards import ShardSample, shard_group, write_shard
 from wfm_sim.distributed import Distributed, distributed, is_main_process, launched_by_torchrun
@@ -31,19 +30,7 @@ from wfm_sim.training import TrainConfig, train_world_model
 from wfm_sim.video import write_mp4
 from world_models import WorldModel
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_worker.py")
-
-# Two ranks sum their half-batch gradients in another order than one process sums the whole
-# batch: the gradients agree to ~1e-6 relative (1e-4 for a bias summed over every pixel), not
-# bit for bit. AdamW divides each gradient by its own running size, which magnifies that
-# rounding for the few weights whose gradient is near zero (measured: up to 6e-5 after the
-# world model's 3 + 3 + 3 steps at lr 1e-3), so a per-weight tolerance would have to sit close
-# to a real step. The whole difference measured against how far training moved the weights
-# separates cleanly: measured 4e-5 (world model) and 4e-6 (tokenizer), while a world model
-# trained on half of each batch (what ranks that do not average their gradients would do) is
-# 0.2 away from the full-batch one.
-RELATIVE_GAP = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +82,6 @@ def _write_config(config: object, path: Path) -> Path:
     return path
 
 
-def _relative_gap(
-    single: dict[str, torch.Tensor],
-    parallel: dict[str, torch.Tensor],
-    init: dict[str, torch.Tensor],
-) -> float:
-    """|single - parallel| / |single - init| over all the weights of ``init``."""
-
-    def flat(weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([weights[k].double().flatten() for k in sorted(init)])
-
-    moved = (flat(single) - flat(init)).norm()
-    assert moved > 0, "training did not move the weights"
-    return float((flat(single) - flat(parallel)).norm() / moved)
-
-
 @dataclasses.dataclass
 class _Runs:
     """Both trainers run once in this process and once by two torchrun processes."""
@@ -140,18 +112,11 @@ def runs(
     train_tokenizer(configs[1])
 
     world_model, tokenizer = _configs(parallel_dir, make_train_config, episode_shards)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+    result = run_torchrun(
         str(WORKER),
         str(_write_config(world_model, parallel_dir / "world_model.json")),
         str(_write_config(tokenizer, parallel_dir / "tokenizer.json")),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    )
     return _Runs(single_dir, parallel_dir, *configs, torchrun=result)
 
 
@@ -161,7 +126,7 @@ def test_world_model_trained_by_two_processes_matches_one(runs: _Runs) -> None:
     torch.manual_seed(runs.world_model.seed)  # as the trainer draws its initial weights
     init = WorldModel(runs.world_model.model).state_dict()
     weights = "checkpoint/model.safetensors"
-    gap = _relative_gap(load_file(str(single / weights)), load_file(str(parallel / weights)), init)
+    gap = relative_gap(load_file(str(single / weights)), load_file(str(parallel / weights)), init)
     assert gap < RELATIVE_GAP, gap
 
     # rank 0 alone wrote the logs and the export, and says how many processes trained
@@ -187,7 +152,7 @@ def test_tokenizer_trained_by_two_processes_matches_one(runs: _Runs) -> None:
     }
     # the saved state holds the critic too: it must have trained identically
     state = "state.safetensors"
-    gap = _relative_gap(load_file(str(single / state)), load_file(str(parallel / state)), init)
+    gap = relative_gap(load_file(str(single / state)), load_file(str(parallel / state)), init)
     assert gap < RELATIVE_GAP, gap
     assert len(list((parallel / "tb").glob("events.out.tfevents.*"))) == 1
     assert json.loads((parallel / "checkpoint" / "training.json").read_text())["processes"] == 2

@@ -30,9 +30,13 @@ import envs
 import envs.core
 import wfm_sim.stage_loop as stage_loop
 import wfm_sim.training.post_training as post_training
-from wfm_sim.data import Episode, WindowBatch, WindowSampler, read_episodes
+from experiments.synthetic import ClipRequest, WorldModelClipGenerator, WorldModelSynthesisConfig
+from policies import load_driving_zoo
+from tests.training.torchrun import RELATIVE_GAP, hydra_overrides, relative_gap, run_torchrun
+from wfm_sim.data import Episode, WindowSampler, read_episodes
 from wfm_sim.tokenizer import VideoTokenizer, VideoTokenizerConfig, save_tokenizer
 from wfm_sim.training.diffusion import fit_latent_statistics
+from wfm_sim.training.evaluate import open_loop_rollouts
 from wfm_sim.training.post_training import PostTrainConfig, build_model, post_train
 from wfm_sim.training.world_model import encode_episodes
 from world_models import CheckpointMismatchError, load_start_contexts
@@ -153,7 +157,7 @@ def test_pretrained_init_copies_every_backbone_weight(
     tmp_path: Path,
 ) -> None:
     config = _config(backend, pretrained, tiny_footage, tmp_path)
-    model = build_model(config, n_actions=5).eval()
+    model = build_model(config).eval()
     loader = load_diffusion if backend == "diffusion" else load_autoregressive
     original = loader(pretrained[backend][0])
     state, saved = model.backbone.state_dict(), original.state_dict()
@@ -190,7 +194,7 @@ def test_scratch_init_has_fresh_backbone_weights(
     tmp_path: Path,
 ) -> None:
     config = _config(backend, pretrained, tiny_footage, tmp_path, init="scratch")
-    model = build_model(config, n_actions=5)
+    model = build_model(config)
     loader = load_diffusion if backend == "diffusion" else load_autoregressive
     saved = dict(loader(pretrained[backend][0]).named_parameters())
     fresh = dict(model.backbone.named_parameters())
@@ -201,7 +205,7 @@ def test_scratch_init_has_fresh_backbone_weights(
         **loader(pretrained[backend][0]).config.to_dict(),
         "frame_cond_dim": 6,
     }
-    again = build_model(config, n_actions=5)
+    again = build_model(config)
     for key, value in model.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), f"a seed gives one init: {key}"
 
@@ -239,27 +243,38 @@ def test_export_loads_with_its_report_and_start_contexts(
     np.testing.assert_array_equal(frames.numpy(), np.stack(held_starts))
 
 
-def _fixed_batch(model: ActionModel, episodes: list[Episode]) -> WindowBatch:
+def _fixed_batches(
+    model: ActionModel, episodes: list[Episode], config: PostTrainConfig
+) -> list[dict[str, torch.Tensor]]:
+    """Four fixed batches of 32 windows with their noise draws, as the trainer draws them."""
     latents = encode_episodes(model, episodes, torch.device("cpu"))
-    return WindowSampler(latents, model.config.context, 1).sample(32, np.random.default_rng(99))
+    sampler = WindowSampler(latents, model.config.context, 1)
+    return [
+        post_training._draw_batch(
+            model, sampler, 32, np.random.default_rng([99, s]), config, torch.device("cpu")
+        )
+        for s in range(4)
+    ]
 
 
 @torch.no_grad()
-def _mean_backbone_loss(model: ActionModel, batch: WindowBatch, config: PostTrainConfig) -> float:
-    """The trainer's backbone loss on ``batch``, averaged over four fixed noise draws."""
-    losses = [
-        float(post_training._backbone_loss(model.eval(), batch, np.random.default_rng(s), config))
-        for s in range(4)
-    ]
+def _mean_backbone_loss(
+    model: ActionModel, batches: list[dict[str, torch.Tensor]], config: PostTrainConfig
+) -> float:
+    """The trainer's backbone loss, averaged over ``batches``."""
+    losses = []
+    for batch in batches:
+        total, count = post_training._backbone_loss(model.eval(), batch, config)
+        losses.append(float(total / count))
     return float(np.mean(losses))
 
 
 def test_a_short_run_lowers_the_backbone_loss(run: tuple[PostTrainConfig, Path]) -> None:
     config, export = run
-    untrained = build_model(config, n_actions=5)
-    batch = _fixed_batch(untrained, _train_episodes(config, export))
-    before = _mean_backbone_loss(untrained, batch, config)
-    after = _mean_backbone_loss(ActionModel.load(export), batch, config)
+    untrained = build_model(config)
+    batches = _fixed_batches(untrained, _train_episodes(config, export), config)
+    before = _mean_backbone_loss(untrained, batches, config)
+    after = _mean_backbone_loss(ActionModel.load(export), batches, config)
     assert after < 0.9 * before, (before, after)
 
 
@@ -475,3 +490,65 @@ def test_env_refuses_bad_actions(run: tuple[PostTrainConfig, Path], action: Any)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.step(action)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_torchrun_processes_train_the_weights_one_process_trains(
+    backend: str, pretrained: dict[str, tuple[Path, Path]], tiny_footage: Path, tmp_path: Path
+) -> None:
+    """The Hydra entry point under torchrun (gloo, 2 x batch 4) against one process (batch 8):
+    the same global batches and noise, the gradients averaged over the two halves."""
+    short = {"steps": 4, "checkpoint_every": 2, "sampler": {}}
+    single = post_train(_config(backend, pretrained, tiny_footage, tmp_path / "single", **short))
+    config = _config(backend, pretrained, tiny_footage, tmp_path / "parallel", **short)
+    overrides = hydra_overrides(config)
+    result = run_torchrun(
+        "-m", "experiments.post_train", *overrides, f"hydra.run.dir={tmp_path / 'hydra'}"
+    )
+    report_path = config.export_folder / "training.json"
+    if not report_path.exists():
+        pytest.fail(f"the torchrun run failed:\n{result.stderr[-4000:]}")
+    assert json.loads(report_path.read_text())["processes"] == 2
+    init = build_model(config).state_dict()
+    gap = relative_gap(_weights(single), _weights(config.export_folder), init)
+    assert gap < RELATIVE_GAP, gap
+
+
+def test_synthetic_clips_of_a_post_trained_backend_depend_on_their_seed(
+    run: tuple[PostTrainConfig, Path],
+) -> None:
+    config, export = run
+    synthesis = WorldModelSynthesisConfig(
+        checkpoint=str(export), backend=config.backend, policies=["random"], max_steps=4
+    )
+    generator = WorldModelClipGenerator(synthesis, zoo=load_driving_zoo())
+    requests = [ClipRequest(i, seed=100 + i) for i in range(3)]
+    first, again = generator.generate(requests), generator.generate(requests)
+    for clip, repeat in zip(first, again, strict=True):
+        assert clip.frames.dtype == np.uint8 and clip.frames.shape[1:] == (64, 64, 3)
+        assert 2 <= len(clip.frames) <= 5 and len(clip.actions) == len(clip.frames) - 1
+        assert np.array_equal(clip.frames, repeat.frames)
+        assert np.array_equal(clip.actions, repeat.actions)
+    other = generator.generate([ClipRequest(0, seed=7)])[0]
+    assert not np.array_equal(other.frames[1:2], first[0].frames[1:2])
+    with pytest.raises(ValueError, match="backend must be one of"):
+        WorldModelSynthesisConfig(backend="gan")
+
+
+def test_rollouts_are_drawn_from_the_given_generator(run: tuple[PostTrainConfig, Path]) -> None:
+    """Measurements draw frames as the env does: the same seed gives the same frames, another
+    seed other frames, and no generator the model's most likely frames."""
+    config, export = run
+    model = ActionModel.load(export)
+    episodes = read_episodes(config.footage_dir)
+    latents = encode_episodes(model, episodes, torch.device("cpu"))
+
+    def imagined(draws: torch.Generator | None) -> np.ndarray:
+        return open_loop_rollouts(model, episodes, latents, 3, draws)[0]
+
+    seeded = imagined(torch.Generator().manual_seed(1))
+    assert len(seeded) > 0
+    assert np.array_equal(seeded, imagined(torch.Generator().manual_seed(1)))
+    assert not np.array_equal(seeded, imagined(torch.Generator().manual_seed(2)))
+    assert np.array_equal(imagined(None), imagined(None))
+    assert not np.array_equal(seeded, imagined(None))

@@ -24,13 +24,31 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
+Rollouts = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""What ``open_loop_rollouts`` returns: imagined frames, true frames, last context frames."""
+
+
+def _uniforms(model: EnvModel, batch: int, draws: torch.Generator | None) -> torch.Tensor | None:
+    """The uniforms a model draws ``batch`` next frames with, from ``draws`` (None: none, so
+    the model takes its most likely frame)."""
+    shape = model.draw_shape
+    if draws is None or shape is None:
+        return None
+    return torch.rand((batch, *shape), generator=draws)
+
+
 @torch.no_grad()
 def open_loop_rollouts(
-    model: EnvModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    model: EnvModel,
+    episodes: Sequence[Episode],
+    latent_eps: Sequence[Episode],
+    steps: int,
+    draws: torch.Generator | None = None,
+) -> Rollouts:
     """Open-loop rollouts under the true actions from each episode's first K real frames (as
     the env starts), for the episodes long enough: (imagined (N, steps, H, W, 3) uint8, the
-    true frames (N, steps, H, W, 3), the last context frames (N, H, W, 3))."""
+    true frames (N, steps, H, W, 3), the last context frames (N, H, W, 3)). Each frame is
+    drawn with uniforms from ``draws``, as the env draws it (None: the most likely frame)."""
     k = model.config.context
     chosen = [i for i, e in enumerate(episodes) if e.length >= k - 1 + steps]
     if not chosen:
@@ -41,7 +59,7 @@ def open_loop_rollouts(
     acts = torch.from_numpy(np.stack([episodes[i].actions[:k] for i in chosen]))
     imagined = []
     for h in range(steps):
-        step = model.imagine(ctx, acts)
+        step = model.imagine(ctx, acts, _uniforms(model, len(chosen), draws))
         imagined.append(model.tokenizer.decode(step.latent).numpy())
         ctx = torch.cat([ctx[:, 1:], step.latent[:, None]], dim=1)
         next_actions = torch.from_numpy(
@@ -53,19 +71,16 @@ def open_loop_rollouts(
     return np.stack(imagined, axis=1), truth, last_context
 
 
-def rollout_psnr(
-    model: EnvModel, episodes: Sequence[Episode], latent_eps: Sequence[Episode], steps: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """PSNR (N, steps) of ``open_loop_rollouts``, and of repeating the last context frame
-    instead."""
-    imagined, truth, last_context = open_loop_rollouts(model, episodes, latent_eps, steps)
-    copied = np.broadcast_to(last_context[:, None], truth.shape)
-    return psnr(imagined, truth), psnr(copied, truth)
-
-
 @torch.no_grad()
 def evaluate_world_model(
-    model: EnvModel, episodes: Sequence[Episode], rollout_steps: int = 16, batch: int = 256
+    model: EnvModel,
+    episodes: Sequence[Episode],
+    rollout_steps: int = 16,
+    batch: int = 256,
+    *,
+    latent_eps: Sequence[Episode] | None = None,
+    rollouts: Rollouts | None = None,
+    draws: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Measure ``model`` (on CPU) on held-out ``episodes`` of pixel footage.
 
@@ -75,10 +90,16 @@ def evaluate_world_model(
     - the same for the copy-last-frame baseline, and the tokenizer's reconstruction PSNR;
     - reward mean absolute error; termination accuracy, recall and precision at 0.5, and its
       calibration (mean predicted probability against the true end rate, Brier score).
+
+    Predicted frames are drawn with uniforms from ``draws`` as the env draws them (None: each
+    model's most likely frame: its top tokens, or zero noise for diffusion). A caller that
+    needs the coded episodes or the rollouts too passes them in, so they are made once
+    (``encode_episodes``, ``open_loop_rollouts``).
     """
     model = model.eval()
     k = model.config.context
-    latent_eps = encode_episodes(model, list(episodes), torch.device("cpu"))
+    if latent_eps is None:
+        latent_eps = encode_episodes(model, list(episodes), torch.device("cpu"))
     pixel_windows = WindowSampler(episodes, k, 1)
     latent_windows = WindowSampler(latent_eps, k, 1)
     next_psnr, copy_psnr, recon_psnr, reward_err, end_prob, end_true = [], [], [], [], [], []
@@ -87,7 +108,7 @@ def evaluate_world_model(
         pixels, latents = pixel_windows.batch(index), latent_windows.batch(index)
         ctx = torch.from_numpy(latents.frames[:, :k])
         actions = torch.from_numpy(latents.actions)
-        step = model.imagine(ctx, actions)
+        step = model.imagine(ctx, actions, _uniforms(model, len(index), draws))
         predicted = model.tokenizer.decode(step.latent).numpy()
         target = pixels.frames[:, k]
         next_psnr.append(psnr(predicted, target))
@@ -99,7 +120,11 @@ def evaluate_world_model(
         end_true.append(pixels.terminated[:, 0])
     ends, probabilities = np.concatenate(end_true), np.concatenate(end_prob)
     predicted_ends = probabilities > 0.5
-    rollout, rollout_copy = rollout_psnr(model, episodes, latent_eps, rollout_steps)
+    if rollouts is None:
+        rollouts = open_loop_rollouts(model, episodes, latent_eps, rollout_steps, draws)
+    imagined, truth, last_context = rollouts
+    rollout = psnr(imagined, truth)
+    rollout_copy = psnr(np.broadcast_to(last_context[:, None], truth.shape), truth)
     return {
         "next_frame_psnr": float(np.concatenate(next_psnr).mean()),
         "next_frame_psnr_copy_last": float(np.concatenate(copy_psnr).mean()),

@@ -25,7 +25,6 @@ is an ``ActionModel`` checkpoint folder with start contexts and a ``training.jso
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from wfm_sim.data import Episode, WindowBatch, WindowSampler, read_episodes, split_episodes
+from wfm_sim.data import Episode, WindowSampler, read_episodes, split_episodes
 from wfm_sim.distributed import Distributed, distributed
 from wfm_sim.io import write_json_atomic
 from wfm_sim.stage_loop import Stage, run_stage
@@ -47,7 +47,7 @@ from wfm_sim.training.world_model import (
     end_pos_weight,
     start_context_tensors,
 )
-from world_models import autoregressive, diffusion
+from world_models import autoregressive, diffusion, held_out_episode_ids
 from world_models.action_model import (
     BACKENDS,
     ActionModel,
@@ -114,7 +114,7 @@ class PostTrainConfig:
         return Path(self.export_dir) if self.export_dir else Path(self.run_dir) / "checkpoint"
 
 
-def build_model(config: PostTrainConfig, n_actions: int) -> ActionModel:
+def build_model(config: PostTrainConfig) -> ActionModel:
     """The ``ActionModel`` to post-train: the pre-trained backbone (or the same network with
     fresh weights) taking actions, the tokenizer's weights, a fresh head."""
     tokenizer = load_tokenizer(config.tokenizer_dir)
@@ -133,7 +133,7 @@ def build_model(config: PostTrainConfig, n_actions: int) -> ActionModel:
                 torch.manual_seed(config.seed)
                 backbone = autoregressive.AutoregressiveWorldModel(backbone.config)
         sampler = dataclasses.asdict(autoregressive.SamplingConfig(**config.sampler))
-    features = n_actions + 1
+    features = config.n_actions + 1
     conditioned: diffusion.DiffusionWorldModel | autoregressive.AutoregressiveWorldModel
     if isinstance(backbone, diffusion.DiffusionWorldModel):
         conditioned = diffusion.with_frame_conditioning(backbone, features)
@@ -144,7 +144,7 @@ def build_model(config: PostTrainConfig, n_actions: int) -> ActionModel:
         backbone=conditioned.config.to_dict(),
         tokenizer=tokenizer.config.to_dict(),
         sampler=sampler,
-        n_actions=n_actions,
+        n_actions=config.n_actions,
         head_width=config.head_width,
     )
     with torch.random.fork_rng():
@@ -159,8 +159,7 @@ def _split(config: PostTrainConfig, episodes: list[Episode]) -> tuple[list[Episo
     """(train, held_out): the reference checkpoint's held-out episodes, or a seeded split."""
     if not config.split_from:
         return split_episodes(episodes, config.held_out_fraction, config.seed)
-    report = json.loads((Path(config.split_from) / "training.json").read_text())
-    held = set(report["held_out_episode_ids"])
+    held = held_out_episode_ids(config.split_from)
     train = [e for e in episodes if e.episode_id not in held]
     held_out = [e for e in episodes if e.episode_id in held]
     if not held_out or not train:
@@ -172,47 +171,94 @@ def _split(config: PostTrainConfig, episodes: list[Episode]) -> tuple[list[Episo
     return train, held_out
 
 
+def _draw_batch(
+    model: ActionModel,
+    windows: WindowSampler,
+    size: int,
+    rng: np.random.Generator,
+    config: PostTrainConfig,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """A global batch of ``size`` windows drawn from ``rng`` (and the diffusion noise levels
+    and noise), on ``device``: every rank of a data-parallel group draws the same one and
+    keeps its slice."""
+    batch = windows.sample(size, rng)
+    drawn = {
+        "frames": torch.from_numpy(batch.frames),
+        "actions": torch.from_numpy(batch.actions),
+        "rewards": torch.from_numpy(batch.rewards[:, 0]),
+        "crashed": torch.from_numpy(batch.terminated[:, 0]).float(),
+        "valid": torch.from_numpy(batch.valid[:, 0]).float(),
+    }
+    if isinstance(model.backbone, diffusion.DiffusionWorldModel):
+        sigma = np.exp(config.p_mean + config.p_std * rng.standard_normal(size))
+        drawn["sigma"] = torch.from_numpy(sigma).float()
+        drawn["noise"] = torch.from_numpy(rng.standard_normal(batch.frames.shape)).float()
+    return {name: value.to(device) for name, value in drawn.items()}
+
+
 def _backbone_loss(
-    model: ActionModel, batch: WindowBatch, rng: np.random.Generator, config: PostTrainConfig
-) -> torch.Tensor:
-    """The backbone's loss on the last frame of each window, the K before it given."""
-    frames = torch.from_numpy(batch.frames)
-    cond = action_features(torch.from_numpy(batch.actions), model.config)
+    model: ActionModel, batch: dict[str, torch.Tensor], config: PostTrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum, count) of the backbone's loss on the last frame of each window, the K before it
+    given: EDM's weighted denoising error (diffusion) or the tokens' cross-entropy (AR)."""
+    frames = batch["frames"]
+    cond = action_features(batch["actions"], model.config)
     k = frames.shape[1] - 1
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+    with torch.autocast(frames.device.type, dtype=torch.bfloat16, enabled=config.bf16):
         if isinstance(model.backbone, diffusion.DiffusionWorldModel):
-            clean = model.backbone.normalize(frames)
-            b = len(clean)
-            sigma = torch.from_numpy(np.exp(config.p_mean + config.p_std * rng.standard_normal(b)))
-            noise = torch.from_numpy(rng.standard_normal(clean.shape))
-            mask = torch.zeros(b, k + 1, dtype=torch.bool)
+            mask = torch.zeros(len(frames), k + 1, dtype=torch.bool, device=frames.device)
             mask[:, :k] = True
-            total, count = denoising_error(
-                model.backbone, clean, sigma.float(), noise.float(), None, None, mask, cond
+            return denoising_error(
+                model.backbone,
+                model.backbone.normalize(frames),
+                batch["sigma"],
+                batch["noise"],
+                None,
+                None,
+                mask,
+                cond,
             )
-            return total / count
         tokens = model.tokenizer.to_indices(frames).flatten(1)
         logits = model.backbone(tokens, frame_cond=cond)
         n = model.backbone.config.tokens_per_frame
-        return F.cross_entropy(
-            logits[:, k * n :].float().flatten(0, 1), tokens[:, k * n :].flatten()
-        )
+        targets = tokens[:, k * n :].flatten()
+        total = F.cross_entropy(logits[:, k * n :].float().flatten(0, 1), targets, reduction="sum")
+        return total, torch.tensor(float(len(targets)), device=frames.device)
 
 
-def _head_loss(model: ActionModel, batch: WindowBatch, pos_weight: float) -> torch.Tensor:
-    """Squared reward error plus class-weighted crash BCE, on the true next latent."""
-    frames = torch.from_numpy(batch.frames)
-    actions = torch.from_numpy(batch.actions)
-    reward, end_logit = model.heads(frames[:, :-1], actions, frames[:, -1])
-    valid = torch.from_numpy(batch.valid[:, 0]).float()
-    reward_error = (reward - torch.from_numpy(batch.rewards[:, 0])).square()
+def _head_loss(
+    model: ActionModel, batch: dict[str, torch.Tensor], pos_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum, count) over the valid windows of the squared reward error plus the
+    class-weighted crash BCE, on the true next latent."""
+    frames, valid = batch["frames"], batch["valid"]
+    reward, end_logit = model.heads(frames[:, :-1], batch["actions"], frames[:, -1])
     crash = F.binary_cross_entropy_with_logits(
         end_logit,
-        torch.from_numpy(batch.terminated[:, 0]).float(),
-        pos_weight=torch.tensor(pos_weight),
+        batch["crashed"],
+        pos_weight=torch.tensor(pos_weight, device=frames.device),
         reduction="none",
     )
-    return ((reward_error + crash) * valid).sum() / valid.sum().clamp(min=1.0)
+    return (((reward - batch["rewards"]).square() + crash) * valid).sum(), valid.sum()
+
+
+class _Objective(nn.Module):
+    """Both losses as one module, so DDP averages the backbone's and the head's gradients
+    through ``forward``."""
+
+    def __init__(self, model: ActionModel, config: PostTrainConfig, pos_weight: float) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.pos_weight = pos_weight
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """(backbone sum, backbone count, head sum, head count) on this rank's slice."""
+        return (
+            *_backbone_loss(self.model, batch, self.config),
+            *_head_loss(self.model, batch, self.pos_weight),
+        )
 
 
 @dataclass(frozen=True)
@@ -238,26 +284,31 @@ def _post_train(config: PostTrainConfig, dist: Distributed) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     episodes = read_episodes(config.footage_dir)
     train, held_out = _split(config, episodes)
-    model = build_model(config, config.n_actions)
+    model = build_model(config).to(dist.device)
     model.tokenizer.requires_grad_(False)
     began = time.perf_counter()
-    train_latents = encode_episodes(model, train, torch.device("cpu"))
+    train_latents = encode_episodes(model, train, dist.device)
     if config.init == "scratch" and isinstance(model.backbone, diffusion.DiffusionWorldModel):
         mean, sigma_data = fit_latent_statistics(
             torch.from_numpy(np.concatenate([e.frames for e in train_latents]))[:, None]
         )
-        model.backbone.set_latent_statistics(mean, sigma_data)
+        model.backbone.set_latent_statistics(mean.to(dist.device), sigma_data)
     windows = WindowSampler(train_latents, model.config.context, 1)
     pos_weight = end_pos_weight(train)
     trained = [p for name, p in model.named_parameters() if not name.startswith("tokenizer.")]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     model.train()
+    objective = dist.wrap(_Objective(model, config, pos_weight))
+
+    def global_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        # DDP averages the ranks' gradients: each divides by the global count / world size
+        return total / (dist.all_reduce_sum(count).clamp(min=1.0) / dist.world_size)
 
     def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rng = np.random.default_rng([config.seed, 7, step])
-        batch = windows.sample(config.batch, rng)
-        backbone = _backbone_loss(model, batch, rng, config)
-        heads = _head_loss(model, batch, pos_weight)
+        batch = _draw_batch(model, windows, config.batch, rng, config, dist.device)
+        parts = objective({name: dist.shard(value) for name, value in batch.items()})
+        backbone, heads = global_mean(*parts[:2]), global_mean(*parts[2:])
         return backbone + config.head_weight * heads, {"backbone": backbone, "heads": heads}
 
     plan = _Plan(f"post_train_{config.backend}_{config.init}", config.steps, config.lr)
@@ -267,7 +318,7 @@ def _post_train(config: PostTrainConfig, dist: Distributed) -> Path:
     calibrate_end_head(model.heads, pos_weight)
     export = config.export_folder
     if dist.is_main:
-        model.eval().save(
+        model.cpu().eval().save(
             export,
             extra_tensors=start_context_tensors(
                 held_out, model.config.context, config.max_start_contexts
