@@ -828,9 +828,9 @@ def _synthetic_section() -> list[str]:
         "clips/s |",
         "|---|---|---|---|---|",
     ]
-    for name, m in r.items():
-        if not isinstance(m, dict) or "trained" not in m:
-            continue
+    measured = [k for k, v in r.items() if isinstance(v, dict) and "trained" in v]
+    for name in sorted(measured, key=[*_GENERATOR_NAMES, *measured].index):
+        m = r[name]
         label = _GENERATOR_NAMES.get(name, name)
         if not m["trained"]:
             lines.append(f"| {label} | not trained | – | – | – |")
