@@ -32,9 +32,9 @@ import wfm_sim.stage_loop as stage_loop
 import wfm_sim.training.post_training as post_training
 from experiments.synthetic import ClipRequest, WorldModelClipGenerator, WorldModelSynthesisConfig
 from policies import load_driving_zoo
+from tests.tiny_wfms import save_tiny_pretrained
 from tests.training.torchrun import RELATIVE_GAP, hydra_overrides, relative_gap, run_torchrun
 from wfm_sim.data import Episode, WindowSampler, read_episodes
-from wfm_sim.tokenizer import VideoTokenizer, VideoTokenizerConfig, save_tokenizer
 from wfm_sim.training.diffusion import fit_latent_statistics
 from wfm_sim.training.evaluate import open_loop_rollouts
 from wfm_sim.training.post_training import PostTrainConfig, build_model, post_train
@@ -42,15 +42,11 @@ from wfm_sim.training.world_model import encode_episodes
 from world_models import CheckpointMismatchError, load_start_contexts
 from world_models.action_model import ActionModel, action_features
 from world_models.autoregressive import (
-    AutoregressiveConfig,
-    AutoregressiveWorldModel,
     load_autoregressive,
 )
-from world_models.diffusion import DiffusionConfig, DiffusionWorldModel, load_diffusion
+from world_models.diffusion import DiffusionWorldModel, load_diffusion
 
 BACKENDS = ("diffusion", "autoregressive")
-CONTINUOUS = VideoTokenizerConfig(frame_size=64, latent_channels=4, width=8)
-DISCRETE = VideoTokenizerConfig(frame_size=64, kind="discrete", fsq_levels=(4, 3), width=8)
 ACTIONS = [1, 3, 0, 4, 2, 1]
 
 
@@ -61,40 +57,7 @@ class _Killed(Exception):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
     """backend -> (pre-trained checkpoint folder, tokenizer folder), random and perturbed."""
-    root = tmp_path_factory.mktemp("pretrained")
-    size = VideoTokenizer(CONTINUOUS).config.latent_size
-    out = {}
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        for backend, tokenizer_config in (("diffusion", CONTINUOUS), ("autoregressive", DISCRETE)):
-            tokenizer = save_tokenizer(
-                VideoTokenizer(tokenizer_config).eval(), root / f"tokenizer_{backend}"
-            )
-            backbone: DiffusionWorldModel | AutoregressiveWorldModel
-            if backend == "diffusion":
-                backbone = DiffusionWorldModel(
-                    DiffusionConfig(
-                        latent_channels=CONTINUOUS.channels,
-                        latent_size=size,
-                        frames=5,
-                        patch=2,
-                        width=32,
-                        depth=2,
-                        heads=2,
-                    )
-                )
-                backbone.set_latent_statistics(0.1 * torch.randn(CONTINUOUS.channels), 0.7)
-            else:
-                backbone = AutoregressiveWorldModel(
-                    AutoregressiveConfig(
-                        vocab_size=12, latent_size=size, frames=5, width=32, depth=2, heads=2
-                    )
-                )
-            with torch.no_grad():
-                for parameter in backbone.parameters():
-                    parameter.add_(0.05 * torch.randn_like(parameter))
-            out[backend] = (backbone.save(root / backend, tokenizer_config), tokenizer)
-    return out
+    return save_tiny_pretrained(tmp_path_factory.mktemp("pretrained"))
 
 
 def _config(

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 import world_models
-from wfm_sim.tokenizer import VideoTokenizer, VideoTokenizerConfig
+from tests.tiny_wfms import CONTINUOUS, DISCRETE, tiny_backbone
+from wfm_sim.tokenizer import VideoTokenizer
 from world_models import CheckpointMismatchError
 from world_models.action_model import (
     ActionModel,
@@ -34,37 +35,14 @@ from world_models.autoregressive import (
     draw_tokens,
     sample,
 )
-from world_models.diffusion import DiffusionConfig
 
 N_ACTIONS = 5
 FEATURES = N_ACTIONS + 1
-CONTINUOUS = VideoTokenizerConfig(frame_size=64, latent_channels=4, width=8)
-DISCRETE = VideoTokenizerConfig(frame_size=64, kind="discrete", fsq_levels=(4, 3), width=8)
 BACKENDS = ("diffusion", "autoregressive")
 
 
 def _backbone(backend: str, frame_cond_dim: int = FEATURES) -> dict:
-    size = VideoTokenizer(CONTINUOUS).config.latent_size
-    if backend == "diffusion":
-        return DiffusionConfig(
-            latent_channels=CONTINUOUS.channels,
-            latent_size=size,
-            frames=5,
-            patch=2,
-            width=32,
-            depth=2,
-            heads=2,
-            frame_cond_dim=frame_cond_dim,
-        ).to_dict()
-    return AutoregressiveConfig(
-        vocab_size=12,
-        latent_size=size,
-        frames=5,
-        width=32,
-        depth=2,
-        heads=2,
-        frame_cond_dim=frame_cond_dim,
-    ).to_dict()
+    return tiny_backbone(backend, frame_cond_dim).to_dict()
 
 
 def _config(backend: str, **overrides: object) -> ActionModelConfig:

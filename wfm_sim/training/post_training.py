@@ -7,7 +7,9 @@ own by the frozen tokenizer the WFM was pre-trained over, cut into windows of th
 frames before a transition plus the frame it leads to (``WindowSampler``, padding before an
 episode's start as the MaskGIT world model sees it). The held-out episodes are those of a
 reference checkpoint (``split_from``, the committed driving model by default), so every
-backend is measured on the same footage.
+backend is measured on the same footage. Actions are the footage's: discrete indices
+(driving, ``n_actions``) or vectors in a box (a robot's torques, ``action_dim``), the same code
+path.
 
 One stage of ``steps`` optimizer steps trains the backbone (conditioned on the actions through
 ``with_frame_conditioning``'s zero-initialised projection, so a pre-trained model starts from
@@ -82,6 +84,12 @@ class PostTrainConfig:
     """Where the checkpoint goes ('' = ``run_dir/checkpoint``)."""
     n_actions: int = 5
     """The footage's discrete actions (highway-env's DiscreteMetaAction: 5)."""
+    action_dim: int = 0
+    """Vector actions instead (a robot's joint torques): their size, 0 for discrete ones."""
+    action_low: list[float] = field(default_factory=list)
+    """Per-dimension lower bounds of vector actions (scaled to [-1, 1] as conditioning)."""
+    action_high: list[float] = field(default_factory=list)
+    """Per-dimension upper bounds of vector actions."""
     seed: int = 0
     device: str = "cpu"
     threads: int = 1
@@ -133,7 +141,7 @@ def build_model(config: PostTrainConfig) -> ActionModel:
                 torch.manual_seed(config.seed)
                 backbone = autoregressive.AutoregressiveWorldModel(backbone.config)
         sampler = dataclasses.asdict(autoregressive.SamplingConfig(**config.sampler))
-    features = config.n_actions + 1
+    features = (config.action_dim or config.n_actions) + 1
     conditioned: diffusion.DiffusionWorldModel | autoregressive.AutoregressiveWorldModel
     if isinstance(backbone, diffusion.DiffusionWorldModel):
         conditioned = diffusion.with_frame_conditioning(backbone, features)
@@ -145,6 +153,9 @@ def build_model(config: PostTrainConfig) -> ActionModel:
         tokenizer=tokenizer.config.to_dict(),
         sampler=sampler,
         n_actions=config.n_actions,
+        action_dim=config.action_dim,
+        action_low=list(config.action_low),
+        action_high=list(config.action_high),
         head_width=config.head_width,
     )
     with torch.random.fork_rng():
