@@ -6,7 +6,7 @@ video post-guard lets through (and why it rejects the others), and how fast clip
 Each generator runs ``experiments.synthesize`` with the shipped config (experiments/conf/
 synthesize.yaml) into a fresh folder under ``--work``: the diffusion WFM's Text2World clips
 from the shipped prompts, and action-conditioned episodes driven by the zoo policies on each
-backend of WFM-Driving-v0 (a missing post-trained backend is listed as not trained).
+backend of WFM-Driving-v0 (a generator whose checkpoint is missing is listed as not trained).
 Writes experiments/results/synthetic_yield.json.
 """
 
@@ -47,6 +47,9 @@ def measure(name: str, overrides: list[str], clips: int, work: Path) -> dict[str
             backend_checkpoint(config.world_model.checkpoint, config.world_model.backend)
         except FileNotFoundError as missing:
             return {"trained": False, "why": str(missing)}
+    elif not (Path(config.diffusion.checkpoint) / "config.json").exists():
+        why = f"no diffusion checkpoint at {config.diffusion.checkpoint} (make train-diffusion)"
+        return {"trained": False, "why": why}
     summary = synthesize(config).summary
     return {
         "trained": True,

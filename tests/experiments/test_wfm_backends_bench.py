@@ -83,3 +83,14 @@ def test_synthetic_yield_lists_an_untrained_backend_without_running_it(
     )
     assert result["trained"] is False and "make post-train" in result["why"]
     assert not (tmp_path / "work" / "episodes_diffusion").exists()
+
+
+def test_synthetic_yield_lists_a_missing_diffusion_checkpoint_as_not_trained(
+    tmp_path: Path,
+) -> None:
+    overrides = [
+        *synthetic_yield.GENERATOR_OVERRIDES["text2world_diffusion"],
+        f"diffusion.checkpoint={tmp_path / 'absent'}",
+    ]
+    result = synthetic_yield.measure("text2world_diffusion", overrides, 2, tmp_path / "work")
+    assert result["trained"] is False and "make train-diffusion" in result["why"]
