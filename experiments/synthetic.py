@@ -388,8 +388,9 @@ class WorldModelClipGenerator:
     held-out episodes: the model sees all K, the clip begins with the last), drawn with a
     ``numpy`` generator seeded with the clip's seed, which also feeds its policy, the model's
     draws of each next frame (as the env's ``np_random`` does) and its termination draws, so
-    a clip is the same whatever batch it is generated in. All clips of a batch are imagined together (``envs.core.WorldModelCore``,
-    the world-model env's core); a clip ends when terminated or after ``max_steps``."""
+    a clip is the same whatever batch it is generated in. All clips of a batch are imagined
+    together (``envs.core.WorldModelCore``, the world-model env's core); a clip ends when
+    terminated or after ``max_steps``."""
 
     name = "world_model"
     uses_prompts = False

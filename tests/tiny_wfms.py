@@ -1,14 +1,18 @@
 """Tiny random pre-trained WFMs for post-training tests: width-8 tokenizers (64x64 frames ->
 8 x 8 latents, continuous 4-channel or FSQ (4, 3) = 12 ids) and 32-wide two-block backbones
-over clips of 5 latent frames, every weight perturbed so copies are not of zeros."""
+over clips of 5 latent frames, every weight perturbed so copies are not of zeros, and the
+short post-training run config over them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from wfm_sim.tokenizer import VideoTokenizer, VideoTokenizerConfig, save_tokenizer
+from wfm_sim.training.post_training import PostTrainConfig
 from world_models.autoregressive import AutoregressiveConfig, AutoregressiveWorldModel
 from world_models.diffusion import DiffusionConfig, DiffusionWorldModel
 
@@ -63,3 +67,31 @@ def save_tiny_pretrained(root: Path) -> dict[str, tuple[Path, Path]]:
                     parameter.add_(0.05 * torch.randn_like(parameter))
             out[backend] = (backbone.save(root / backend, tokenizer_config), tokenizer)
     return out
+
+
+def tiny_post_train_config(
+    backend: str,
+    pretrained: dict[str, tuple[Path, Path]],
+    footage: Path,
+    run_dir: Path,
+    **overrides: Any,
+) -> PostTrainConfig:
+    """A 30-step fp32 post-training run of ``save_tiny_pretrained``'s ``backend`` model on
+    ``footage`` (a third held out), with ``overrides``."""
+    checkpoint, tokenizer = pretrained[backend]
+    config = PostTrainConfig(
+        backend=backend,
+        pretrained=str(checkpoint),
+        tokenizer_dir=str(tokenizer),
+        footage_dir=str(footage),
+        split_from="",
+        held_out_fraction=0.34,
+        run_dir=str(run_dir),
+        steps=30,
+        batch=8,
+        lr=3e-3,
+        checkpoint_every=10,
+        bf16=False,  # fp32: a resumed run repeats the uninterrupted one's arithmetic
+        sampler={"steps": 2} if backend == "diffusion" else {},
+    )
+    return dataclasses.replace(config, **overrides)

@@ -12,8 +12,8 @@ crash-head errors, and frames generated per second on this CPU (batch 1 and 64).
 Imagined frames are drawn as the env draws them (seeded uniforms: sampled tokens, or the
 diffusion noise); ``--draws greedy`` takes each model's most likely frame instead (top tokens,
 or zero initial noise for diffusion, which is not a sample of its distribution) and writes
-wfm_backends_greedy.json. A backend
-whose checkpoint is missing is listed as not trained (``make post-train`` makes them).
+wfm_backends_greedy.json. A backend whose checkpoint is missing is listed as not trained
+(``make post-train`` makes them).
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ from experiments.model_card import held_out_episodes
 from wfm_sim.curation.embed import embed_videos, load_video_encoder
 from wfm_sim.data import Episode
 from wfm_sim.tokenizer.metrics import ssim
-from wfm_sim.training.evaluate import evaluate_world_model, open_loop_rollouts, psnr
+from wfm_sim.training.evaluate import (
+    evaluate_world_model,
+    open_loop_rollouts,
+    psnr,
+    step_uniforms,
+)
 from wfm_sim.training.world_model import encode_episodes
 
 DEFAULT_BACKENDS = {
@@ -86,14 +91,14 @@ def frames_per_second(model: world_models.EnvModel, folder: Path, batch: int, st
     core.reset(frames[members], actions[members])
     generator = torch.Generator().manual_seed(0)
 
-    def draws() -> torch.Tensor | None:
-        shape = model.draw_shape
-        return None if shape is None else torch.rand((batch, *shape), generator=generator)
+    def step() -> None:
+        actions = torch.randint(0, 5, (batch,), generator=generator)
+        core.step(actions, step_uniforms(model, batch, generator))
 
-    core.step(torch.randint(0, 5, (batch,), generator=generator), draws())  # warm-up
+    step()  # warm-up
     started = time.perf_counter()
     for _ in range(steps):
-        core.step(torch.randint(0, 5, (batch,), generator=generator), draws())
+        step()
     return batch * steps / (time.perf_counter() - started)
 
 
@@ -203,13 +208,11 @@ def main() -> None:
         _write(result_name, results, len(episodes), note)
 
 
-def _write(name: str, results: dict[str, Any], episodes: int, note: str) -> None:
-    order = [name for name in DEFAULT_BACKENDS if name in results]
-    ordered = {name: results[name] for name in order + sorted(set(results) - set(order))}
-    payload: dict[str, Any] = {"held_out_episodes": episodes, "backends": ordered}
+def _write(result_name: str, results: dict[str, Any], episodes: int, note: str) -> None:
+    payload: dict[str, Any] = {"held_out_episodes": episodes, "backends": results}
     if note:
         payload["note"] = note
-    print(write_result(name, payload))
+    print(write_result(result_name, payload))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from tests.tiny_wfms import save_tiny_pretrained
-from wfm_sim.training.post_training import PostTrainConfig, post_train
+from tests.tiny_wfms import save_tiny_pretrained, tiny_post_train_config
+from wfm_sim.training.post_training import post_train
 from world_models.action_model import ActionModel
 
 BACKENDS = ("diffusion", "autoregressive")
@@ -36,15 +36,11 @@ def robot_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[str, Path]:
     """(backend, export folder) of a 6-step post-training run on the robot footage."""
-    checkpoint, tokenizer = pretrained[request.param]
-    config = PostTrainConfig(
-        backend=request.param,
-        pretrained=str(checkpoint),
-        tokenizer_dir=str(tokenizer),
-        footage_dir=str(robot_footage),
-        split_from="",
-        held_out_fraction=0.34,
-        run_dir=str(tmp_path_factory.mktemp(f"robot_{request.param}")),
+    config = tiny_post_train_config(
+        request.param,
+        pretrained,
+        robot_footage,
+        tmp_path_factory.mktemp(f"robot_{request.param}"),
         n_actions=0,
         action_dim=7,
         action_low=LOW,
@@ -52,8 +48,6 @@ def robot_run(
         steps=6,
         batch=4,
         checkpoint_every=3,
-        bf16=False,
-        sampler={"steps": 2} if request.param == "diffusion" else {},
     )
     return request.param, post_train(config)
 

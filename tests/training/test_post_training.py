@@ -32,7 +32,7 @@ import wfm_sim.stage_loop as stage_loop
 import wfm_sim.training.post_training as post_training
 from experiments.synthetic import ClipRequest, WorldModelClipGenerator, WorldModelSynthesisConfig
 from policies import load_driving_zoo
-from tests.tiny_wfms import save_tiny_pretrained
+from tests.tiny_wfms import save_tiny_pretrained, tiny_post_train_config
 from tests.training.torchrun import RELATIVE_GAP, hydra_overrides, relative_gap, run_torchrun
 from wfm_sim.data import Episode, WindowSampler, read_episodes
 from wfm_sim.training.diffusion import fit_latent_statistics
@@ -60,32 +60,6 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
     return save_tiny_pretrained(tmp_path_factory.mktemp("pretrained"))
 
 
-def _config(
-    backend: str,
-    pretrained: dict[str, tuple[Path, Path]],
-    footage: Path,
-    run_dir: Path,
-    **overrides: Any,
-) -> PostTrainConfig:
-    checkpoint, tokenizer = pretrained[backend]
-    config = PostTrainConfig(
-        backend=backend,
-        pretrained=str(checkpoint),
-        tokenizer_dir=str(tokenizer),
-        footage_dir=str(footage),
-        split_from="",
-        held_out_fraction=0.34,
-        run_dir=str(run_dir),
-        steps=30,
-        batch=8,
-        lr=3e-3,
-        checkpoint_every=10,
-        bf16=False,  # fp32: a resumed run repeats the uninterrupted one's arithmetic
-        sampler={"steps": 2} if backend == "diffusion" else {},
-    )
-    return dataclasses.replace(config, **overrides)
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def run(
     request: pytest.FixtureRequest,
@@ -95,7 +69,7 @@ def run(
 ) -> tuple[PostTrainConfig, Path]:
     """(config, export folder) of one 30-step post-training run of each backend."""
     run_dir = tmp_path_factory.mktemp(f"post_train_{request.param}")
-    config = _config(request.param, pretrained, tiny_footage, run_dir)
+    config = tiny_post_train_config(request.param, pretrained, tiny_footage, run_dir)
     return config, post_train(config)
 
 
@@ -119,7 +93,7 @@ def test_pretrained_init_copies_every_backbone_weight(
     tiny_footage: Path,
     tmp_path: Path,
 ) -> None:
-    config = _config(backend, pretrained, tiny_footage, tmp_path)
+    config = tiny_post_train_config(backend, pretrained, tiny_footage, tmp_path)
     model = build_model(config).eval()
     loader = load_diffusion if backend == "diffusion" else load_autoregressive
     original = loader(pretrained[backend][0])
@@ -156,7 +130,7 @@ def test_scratch_init_has_fresh_backbone_weights(
     tiny_footage: Path,
     tmp_path: Path,
 ) -> None:
-    config = _config(backend, pretrained, tiny_footage, tmp_path, init="scratch")
+    config = tiny_post_train_config(backend, pretrained, tiny_footage, tmp_path, init="scratch")
     model = build_model(config)
     loader = load_diffusion if backend == "diffusion" else load_autoregressive
     saved = dict(loader(pretrained[backend][0]).named_parameters())
@@ -294,7 +268,7 @@ def test_a_rerun_under_another_schedule_is_refused(
 def test_a_scratch_diffusion_run_fits_the_latent_statistics(
     pretrained: dict[str, tuple[Path, Path]], tiny_footage: Path, tmp_path: Path
 ) -> None:
-    config = _config(
+    config = tiny_post_train_config(
         "diffusion", pretrained, tiny_footage, tmp_path, init="scratch", steps=1, batch=2
     )
     export = post_train(config)
@@ -334,7 +308,7 @@ def test_split_from_footage_lacking_the_held_out_episodes_is_refused(
     reference = tmp_path / "reference"
     reference.mkdir()
     (reference / "training.json").write_text(json.dumps({"held_out_episode_ids": [900, 901]}))
-    config = _config(
+    config = tiny_post_train_config(
         "diffusion", pretrained, tiny_footage, tmp_path / "run", split_from=str(reference)
     )
     with pytest.raises(ValueError, match="make record"):
@@ -462,8 +436,12 @@ def test_two_torchrun_processes_train_the_weights_one_process_trains(
     """The Hydra entry point under torchrun (gloo, 2 x batch 4) against one process (batch 8):
     the same global batches and noise, the gradients averaged over the two halves."""
     short = {"steps": 4, "checkpoint_every": 2, "sampler": {}}
-    single = post_train(_config(backend, pretrained, tiny_footage, tmp_path / "single", **short))
-    config = _config(backend, pretrained, tiny_footage, tmp_path / "parallel", **short)
+    single = post_train(
+        tiny_post_train_config(backend, pretrained, tiny_footage, tmp_path / "single", **short)
+    )
+    config = tiny_post_train_config(
+        backend, pretrained, tiny_footage, tmp_path / "parallel", **short
+    )
     overrides = hydra_overrides(config)
     result = run_torchrun(
         "-m", "experiments.post_train", *overrides, f"hydra.run.dir={tmp_path / 'hydra'}"

@@ -28,7 +28,9 @@ Rollouts = tuple[np.ndarray, np.ndarray, np.ndarray]
 """What ``open_loop_rollouts`` returns: imagined frames, true frames, last context frames."""
 
 
-def _uniforms(model: EnvModel, batch: int, draws: torch.Generator | None) -> torch.Tensor | None:
+def step_uniforms(
+    model: EnvModel, batch: int, draws: torch.Generator | None
+) -> torch.Tensor | None:
     """The uniforms a model draws ``batch`` next frames with, from ``draws`` (None: none, so
     the model takes its most likely frame)."""
     shape = model.draw_shape
@@ -59,7 +61,7 @@ def open_loop_rollouts(
     acts = torch.from_numpy(np.stack([episodes[i].actions[:k] for i in chosen]))
     imagined = []
     for h in range(steps):
-        step = model.imagine(ctx, acts, _uniforms(model, len(chosen), draws))
+        step = model.imagine(ctx, acts, step_uniforms(model, len(chosen), draws))
         imagined.append(model.tokenizer.decode(step.latent).numpy())
         ctx = torch.cat([ctx[:, 1:], step.latent[:, None]], dim=1)
         next_actions = torch.from_numpy(
@@ -108,7 +110,7 @@ def evaluate_world_model(
         pixels, latents = pixel_windows.batch(index), latent_windows.batch(index)
         ctx = torch.from_numpy(latents.frames[:, :k])
         actions = torch.from_numpy(latents.actions)
-        step = model.imagine(ctx, actions, _uniforms(model, len(index), draws))
+        step = model.imagine(ctx, actions, step_uniforms(model, len(index), draws))
         predicted = model.tokenizer.decode(step.latent).numpy()
         target = pixels.frames[:, k]
         next_psnr.append(psnr(predicted, target))
