@@ -37,8 +37,9 @@ class WFMVectorEnv(VectorEnv):
     """A batch of ``num_envs`` world-model episodes (the vector form of ``WFMEnv``).
 
     Observations ``(num_envs, H, W, 3) uint8``; actions ``(num_envs,)`` ints in
-    ``Discrete(n_actions)`` or ``(num_envs, A)`` floats in the model's box; rewards from the reward head; ``terminated`` from the termination
-    head (sampled per member, or thresholded); ``truncated`` after ``max_episode_steps``.
+    ``Discrete(n_actions)`` or ``(num_envs, A)`` floats in the model's box; rewards from the
+    reward head; ``terminated`` from the termination head (sampled per member, thresholded, or
+    never: see ``decide_termination``); ``truncated`` after ``max_episode_steps``.
     Finished members restart on the next ``step`` (Gymnasium's ``NEXT_STEP`` autoreset: that
     step's action is ignored and it returns the new start frame with reward 0), or with
     ``autoreset_mode="same_step"`` in the step that ends them: it returns the new start frame

@@ -90,18 +90,26 @@ def validate_start(
     return frames, np.array(checked, dtype=np.int64)
 
 
+TERMINATION_RULES = ("sample", "threshold", "never")
+
+
 def decide_termination(end_probability: float, rule: str, rng: np.random.Generator) -> bool:
-    """End the episode with the head's probability (``"sample"``, one draw from ``rng``) or when
-    it exceeds one half (``"threshold"``, no draw)."""
+    """End the episode with the head's probability (``"sample"``, one draw from ``rng``), when
+    it exceeds one half (``"threshold"``, no draw), or not at all (``"never"``: the episode
+    runs to its time limit and ``info["end_probability"]`` carries the hazard, for callers
+    that weight each reward by the chance the episode is still running, an expected return
+    without the noise of the termination draws)."""
     if rule == "sample":
         return bool(rng.random() < end_probability)
+    if rule == "never":
+        return False
     return end_probability > 0.5
 
 
 def check_termination_rule(rule: str) -> None:
-    """Refuse a termination rule other than ``"sample"`` or ``"threshold"``."""
-    if rule not in ("sample", "threshold"):
-        raise ValueError(f"termination must be 'sample' or 'threshold', got {rule!r}")
+    """Refuse a termination rule other than those of ``TERMINATION_RULES``."""
+    if rule not in TERMINATION_RULES:
+        raise ValueError(f"termination must be one of {TERMINATION_RULES}, got {rule!r}")
 
 
 class WFMEnv(gym.Env[np.ndarray, Any]):
@@ -135,7 +143,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
     ## Episode end
     | | |
     |---|---|
-    | terminated | the termination head's crash probability, sampled (`termination="sample"`) or above 0.5 (`"threshold"`) |
+    | terminated | the termination head's crash probability, sampled (`termination="sample"`), above 0.5 (`"threshold"`), or never (`"never"`: read `info["end_probability"]`) |
     | truncated | after `max_episode_steps` (30 for WFM-Driving-v0), by `TimeLimit` |
 
     ## Arguments
@@ -145,7 +153,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
     | n_actions | `None` | the discrete action count the checkpoint must have (refused otherwise) |
     | action_dim | `None` | the action vector size the checkpoint must have (refused otherwise) |
     | frame_size | 64 | the frame side the checkpoint must have (refused otherwise) |
-    | termination | `"sample"` | `"sample"` or `"threshold"` |
+    | termination | `"sample"` | `"sample"`, `"threshold"` or `"never"` |
     | device | `"auto"` | `"cpu"`, `"cuda"` or `"auto"` |
     | temperature | 1.0 | how freely the next frame is drawn: token temperature, or the diffusion noise scale (0: the most likely frame) |
     | backend | `"maskgit"` | `"maskgit"` (the committed model), `"diffusion"` or `"autoregressive"`: a pre-trained WFM post-trained on actions (`make post-train`; see `envs.core.backend_checkpoint`) |

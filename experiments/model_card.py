@@ -10,6 +10,7 @@ import torch
 import world_models
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.training.evaluate import evaluate_world_model
+from wfm_sim.training.imagined_heads import imagine_transitions, score_heads_on_imagination
 from wfm_sim.training.world_model import load_episodes
 
 
@@ -82,6 +83,8 @@ def _commands(training: dict, config_name: str) -> str:
         f"finetune_steps={cfg['finetune_steps']}",
         f"model.decode_rounds={cfg['model']['decode_rounds']}",
     ]
+    if cfg.get("imagined_head_steps"):
+        overrides.append(f"imagined_head_steps={cfg['imagined_head_steps']}")
     if cfg.get("init_checkpoint"):
         overrides.append(f"init_checkpoint={cfg['init_checkpoint']}")
     command = f"python -m experiments.train_world_model --config-name {config_name} " + " ".join(
@@ -99,7 +102,13 @@ def _schedule(cfg: dict) -> str:
         f"Last run: tokenizer {cfg['tokenizer_steps']} steps (batch {cfg['tokenizer_batch']}), "
         f"dynamics {cfg['dynamics_steps']} steps (batch {cfg['dynamics_batch']}, {dynamics}), "
         f"then {cfg['finetune_steps']} steps unrolled {cfg['finetune_horizon']} steps on its own "
-        "drawn frames."
+        "drawn frames"
+        + (
+            f", then {cfg['imagined_head_steps']} steps of the heads alone on the training "
+            "episodes imagined whole from their real starts."
+            if cfg.get("imagined_head_steps")
+            else "."
+        )
     )
 
 
@@ -110,7 +119,12 @@ def write_model_card(
     ``config_name`` is the Hydra config it was trained with."""
     checkpoint = Path(checkpoint)
     model = world_models.load(checkpoint, device="cpu")
-    metrics = evaluate_world_model(model, held_out_episodes(checkpoint, footage_dir))
+    held_out = held_out_episodes(checkpoint, footage_dir)
+    metrics = evaluate_world_model(model, held_out)
+    if not model.config.continuous_actions:
+        # the heads on whole imagined held-out episodes: the states the env scores
+        bank = imagine_transitions(model, held_out, seed=0)
+        metrics.update(score_heads_on_imagination(model, bank))
     write_json_atomic(checkpoint / "metrics.json", metrics)
     training = json.loads((checkpoint / "training.json").read_text())
     params = sum(p.numel() for p in model.parameters())

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from envs.vector import WFMVectorEnv
 from experiments.config import to_dataclass
 from experiments.report import PolicyResult, RolloutPair, write_ranking_report
-from experiments.tasks import get_task
+from experiments.tasks import Task, get_task
 from policies import Policy
 from wfm_sim.evaluation import ranking_metrics
 
@@ -52,8 +52,15 @@ class RankConfig:
     warmup_steps: int = 3
     """Real neutral steps before hand-over: their frames are the world model's context."""
     termination: str = "sample"
+    """How imagined episodes end: ``sample`` (as the env's users see them), ``threshold``, or
+    ``never``: each WFM return is then the episode's expected return under the termination
+    head (see ``run_wfm_episodes``), the same mean without the termination draws' noise."""
     temperature: float = 1.0
     """A discrete world model's token sampling temperature (0: its most likely tokens)."""
+    wfm_samples: int = 1
+    """Imagined episodes per matched start (each drawn with its own seed, see
+    ``imagined_starts``); a policy's WFM return for a start is their mean. One real episode
+    per start is exact, one imagined one is a single draw of the model's randomness."""
     device: str = "cpu"
     threads: int = 2
     n_bootstrap: int = 1000
@@ -128,7 +135,12 @@ def run_wfm_episodes(
     """``policy`` from every start at once, one member of ``vector_env`` per start (batched
     world-model inference): (returns, policy steps taken). Member i is seeded and started as
     ``run_episode`` starts the single env, so both give the same episodes; finished members
-    are sent the ``neutral`` action, which they ignore."""
+    are sent the ``neutral`` action, which they ignore.
+
+    With a vector env that never terminates (``termination="never"``) a return is the
+    episode's expected return under the termination head: step t's reward weighted by the
+    probability that no earlier step ended it. Its expectation is the sampled return's (an
+    episode's frames do not depend on the termination draws), without their noise."""
     options = {
         "start_frames": np.stack([s.frames for s in starts]),
         "start_actions": np.array([s.actions for s in starts]),
@@ -136,6 +148,7 @@ def run_wfm_episodes(
     obs, _ = vector_env.reset(seed=[s.seed for s in starts], options=options)
     rngs = [np.random.default_rng(s.seed) for s in starts]
     totals = np.zeros(len(starts))
+    still_running = np.ones(len(starts))  # the chance no earlier step ended the episode
     live = np.ones(len(starts), dtype=bool)
     taken = 0
     for _ in range(max_steps):
@@ -144,11 +157,42 @@ def run_wfm_episodes(
         actions = np.array(
             [policy.act(obs[i], rngs[i]) if live[i] else neutral for i in range(len(starts))]
         )
-        obs, rewards, terminated, truncated, _ = vector_env.step(actions)
-        totals[live] += rewards[live]
+        obs, rewards, terminated, truncated, info = vector_env.step(actions)
+        totals[live] += (still_running * rewards)[live]
+        if vector_env.termination == "never":
+            still_running *= 1.0 - info["end_probability"]
         taken += int(live.sum())
         live &= ~(terminated | truncated)
     return totals.tolist(), taken
+
+
+def task_vector_env(task: Task, num_envs: int, max_steps: int, **env_kwargs: Any) -> WFMVectorEnv:
+    """One batched world-model env of ``num_envs`` members for ``task``: its registered env's
+    arguments (but its checkpoint), overridden by ``env_kwargs``, episodes cut at
+    ``max_steps``."""
+    registered = gym.spec(task.wfm_env_id).kwargs
+    spec_kwargs = {k: v for k, v in registered.items() if k != "checkpoint"}
+    return WFMVectorEnv(
+        num_envs=num_envs, max_episode_steps=max_steps, **{**spec_kwargs, **env_kwargs}
+    )
+
+
+def imagined_starts(starts: Sequence[MatchedStart], samples: int) -> list[MatchedStart]:
+    """``samples`` copies of every start for the world model, sample-major: copy 0 keeps the
+    start's seed (so one sample is the single-env episode), copy j > 0 takes a seed derived
+    from (seed, j), which draws other frames and, for a stochastic policy, other actions."""
+    if samples < 1:
+        raise ValueError(f"wfm_samples must be at least 1, got {samples}")
+    copies = []
+    for j in range(samples):
+        for start in starts:
+            seed = (
+                start.seed
+                if j == 0
+                else int(np.random.SeedSequence([start.seed, j]).generate_state(1)[0])
+            )
+            copies.append(MatchedStart(seed, start.frames, start.actions))
+    return copies
 
 
 def replay_actions(env: gym.Env, start: MatchedStart, actions: list[Any]) -> np.ndarray:
@@ -180,10 +224,8 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
     starts = matched_starts(real_env, config.seed, config.episodes, warmup)
     max_steps = task.episode_steps - config.warmup_steps
     results, rollouts = [], []
-    spec_kwargs = {k: v for k, v in gym.spec(task.wfm_env_id).kwargs.items() if k != "checkpoint"}
-    vector_env = WFMVectorEnv(
-        num_envs=len(starts), max_episode_steps=max_steps, **{**spec_kwargs, **env_kwargs}
-    )
+    wfm_starts = imagined_starts(starts, config.wfm_samples)
+    vector_env = task_vector_env(task, len(wfm_starts), max_steps, **env_kwargs)
     seconds = {"real": 0.0, "wfm": 0.0}
     steps = {"real": 0, "wfm": 0}
     bar = tqdm(total=len(zoo), desc="ranking policies (real + batched WFM)")
@@ -202,11 +244,12 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
                 rollouts.append(RolloutPair(policy.name, np.stack(real_frames), imagined))
         started = time.perf_counter()
         wfm_returns, wfm_steps = run_wfm_episodes(
-            vector_env, policy, starts, max_steps, task.neutral_action
+            vector_env, policy, wfm_starts, max_steps, task.neutral_action
         )
         seconds["wfm"] += time.perf_counter() - started
         steps["wfm"] += wfm_steps
-        results.append(PolicyResult(policy.name, real_returns, wfm_returns))
+        per_start = np.reshape(wfm_returns, (config.wfm_samples, len(starts))).mean(0)
+        results.append(PolicyResult(policy.name, real_returns, per_start.tolist()))
         bar.update(1)
     bar.close()
     real_env.close()
@@ -228,7 +271,8 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         "termination": config.termination,
         "temperature": config.temperature,
         "evaluation_seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "wfm_batch": len(starts),
+        "wfm_samples_per_start": config.wfm_samples,
+        "wfm_batch": len(wfm_starts),
         "steps_per_second": {k: round(steps[k] / max(seconds[k], 1e-9), 1) for k in seconds},
     }
     return write_ranking_report(Path(config.out_dir), results, metrics, rollouts, rng, extra)

@@ -108,6 +108,49 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
     return [*lines, "", _machine(r)]
 
 
+def _noise_section() -> list[str]:
+    """How much of the ranking is the world model's randomness (``ranking_noise`` results:
+    the committed checkpoint, and any tried variant written under another name)."""
+    runs = sorted(RESULTS_DIR.glob("ranking_noise*.json"))
+    if not runs:
+        return ["Not measured yet: run `python -m experiments.bench.ranking_noise`."]
+    first = json.loads(runs[0].read_text())
+    lines = [
+        "How much of that is the world model's dice (`python -m experiments.bench.ranking_noise`"
+        f"): the same {first['episodes_per_policy']} matched starts, each imagined "
+        f"{first['samples_per_start']} times with different seeds. A single draw is what one "
+        "report run measures; the mean of the draws per start is a lower-noise estimate of what "
+        "the model predicts (termination `never`: expected returns under the termination head).",
+        "",
+        "| checkpoint | termination | single draws: Spearman ρ | single draws: MMRV | mean of "
+        "draws: Spearman ρ [95% CI] | mean of draws: MMRV | WFM time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in runs:
+        r = json.loads(path.read_text())
+        single, mean = r["single_draw"], r["mean_of_draws"]
+        lines.append(
+            f"| `{r['checkpoint']}` | {r['termination']} | "
+            f"{single['spearman']['min']:.3f}–{single['spearman']['max']:.3f} | "
+            f"{single['mmrv']['min']:.3f}–{single['mmrv']['max']:.3f} | "
+            f"{mean['spearman']['value']:.3f} [{mean['spearman']['low']:.2f}, "
+            f"{mean['spearman']['high']:.2f}] | {mean['mmrv']['value']:.3f} | "
+            f"{r['seconds']['wfm']} s |"
+        )
+    lines += [
+        "",
+        "| policy | real return | "
+        + " | ".join(f"imagined (`{json.loads(p.read_text())['checkpoint']}`)" for p in runs)
+        + " |",
+        "|---|---|" + "---|" * len(runs),
+    ]
+    results = [json.loads(p.read_text())["mean_returns"] for p in runs]
+    for policy, m in sorted(results[0].items(), key=lambda kv: -kv[1]["real"]):
+        cells = " | ".join(f"{r[policy]['imagined']:.2f}" for r in results)
+        lines.append(f"| {policy} | {m['real']:.2f} | {cells} |")
+    return [*lines, "", _machine(first)]
+
+
 def _quality_section(
     name: str = "world_model_quality",
     command: str = "python -m experiments.bench.world_model_quality",
@@ -856,6 +899,8 @@ def render() -> str:
         *_ranking_section(),
         "",
         *_diagnosis_section(),
+        "",
+        *_noise_section(),
         "",
         "## World model on held-out footage",
         "",

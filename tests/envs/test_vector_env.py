@@ -23,7 +23,7 @@ def _single(tiny_checkpoint: Path, termination: str) -> gym.Env:
     )
 
 
-@pytest.mark.parametrize("termination", ["sample", "threshold"])
+@pytest.mark.parametrize("termination", ["sample", "threshold", "never"])
 def test_members_play_like_single_envs_seeded_seed_plus_i(
     tiny_checkpoint: Path, termination: str
 ) -> None:

@@ -70,6 +70,26 @@ def test_make_adds_a_30_step_time_limit(tiny_checkpoint: Path) -> None:
     assert not env.step(1)[3], "reset restarts the step count"
 
 
+def test_never_terminating_env_reports_the_hazard_it_would_have_drawn(
+    tiny_checkpoint: Path,
+) -> None:
+    sampled = WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", termination="sample")
+    never = WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", termination="never")
+    sampled.reset(seed=5)
+    never.reset(seed=5)
+    first_sampled = sampled.step(2)
+    first_never = never.step(2)
+    # same start and same first draw of the frame: the same hazard, reported but not acted on
+    assert first_never[4]["end_probability"] == first_sampled[4]["end_probability"]
+    assert first_never[4]["end_probability"] > 0
+    assert not any(never.step(2)[2] for _ in range(40))
+
+
+def test_unknown_termination_rule_is_refused(tiny_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="termination must be one of"):
+        WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", termination="sometimes")
+
+
 def test_same_seed_and_actions_give_the_same_episode(env: WFMEnv, tiny_checkpoint: Path) -> None:
     first = _rollout(env, seed=3)
     _rollout(env, seed=11)  # leftover state from another episode must not matter

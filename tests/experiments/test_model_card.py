@@ -32,3 +32,11 @@ def test_a_checkpoint_trained_further_lists_the_commands_of_its_start_first() ->
 
 def test_a_checkpoint_from_random_weights_has_one_command() -> None:
     assert len(_commands(_report("v1"), "train_world_model").splitlines()) == 1
+
+
+def test_a_heads_stage_is_part_of_the_command() -> None:
+    report = _report("v5", "runs/v4/checkpoint", _report("v4"))
+    report["train_config"]["imagined_head_steps"] = 1500
+    last = _commands(report, "train_world_model").splitlines()[-1]
+    assert "imagined_head_steps=1500 init_checkpoint=runs/v4/checkpoint" in last
+    assert "imagined_head_steps" not in _commands(_report("v1"), "train_world_model")

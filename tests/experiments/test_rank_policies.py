@@ -11,8 +11,11 @@ import pytest
 
 import envs
 from envs.vector import WFMVectorEnv
+from envs.wfm_env import WFMEnv
 from experiments.rank_policies import (
+    MatchedStart,
     RankConfig,
+    imagined_starts,
     matched_starts,
     rank_policies,
     run_episode,
@@ -68,3 +71,62 @@ def test_batched_wfm_episodes_match_single_env_episodes(tiny_checkpoint: Path) -
     one_by_one = [run_episode(single, policy, s, real=False, max_steps=8) for s in starts]
     assert batched == [pytest.approx(total, abs=1e-3) for total, _, _ in one_by_one]
     assert steps == sum(len(actions) for _, _, actions in one_by_one)
+
+
+def test_never_terminating_ranking_scores_the_expected_return(tiny_checkpoint: Path) -> None:
+    starts = matched_starts(make_driving_env(), first_seed=3, count=2, warmup=[1])
+    vector = WFMVectorEnv(
+        num_envs=2,
+        checkpoint=str(tiny_checkpoint),
+        device="cpu",
+        max_episode_steps=6,
+        termination="never",
+    )
+    policy = ConstantPolicy(3, "always_faster")
+    expected, steps = run_wfm_episodes(vector, policy, starts, max_steps=6, neutral=1)
+    assert steps == 2 * 6, "nothing ends before the time limit"
+    single = WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", termination="never")
+    for start, score in zip(starts, expected, strict=True):
+        single.reset(
+            seed=start.seed, options={"start_frames": start.frames, "start_actions": start.actions}
+        )
+        by_hand, running = 0.0, 1.0
+        for _ in range(6):
+            _, reward, _, _, info = single.step(3)
+            by_hand += running * reward
+            running *= 1.0 - info["end_probability"]
+        assert score == pytest.approx(by_hand, abs=1e-3)
+        assert running < 1.0, "the hazard must weigh the later rewards for the test to mean much"
+
+
+def test_imagined_starts_keep_the_first_copy_and_reseed_the_rest() -> None:
+    frames = np.zeros((2, 64, 64, 3), np.uint8)
+    starts = [MatchedStart(7, frames, [1]), MatchedStart(9, frames, [1])]
+    copies = imagined_starts(starts, 3)
+    assert [c.seed for c in copies[:2]] == [7, 9]
+    assert len(copies) == 6 and len({c.seed for c in copies}) == 6
+    assert [c.seed for c in imagined_starts(starts, 3)] == [c.seed for c in copies]
+    with pytest.raises(ValueError, match="wfm_samples"):
+        imagined_starts(starts, 0)
+
+
+def test_ranking_averages_several_imagined_episodes_per_start(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    config = RankConfig(
+        checkpoint=str(tiny_checkpoint),
+        episodes=2,
+        out_dir=str(tmp_path / "report"),
+        gif_policies=[],
+        warmup_steps=1,
+        threads=1,
+        n_bootstrap=20,
+        wfm_samples=3,
+        termination="never",
+    )
+    rank_policies(config, zoo=[ConstantPolicy(4, "always_slower"), RandomPolicy()])
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["extra"]["wfm_samples_per_start"] == 3
+    assert metrics["extra"]["wfm_batch"] == 6
+    for policy in metrics["policies"].values():
+        assert policy["n_real_episodes"] == policy["n_wfm_episodes"] == 2

@@ -4,9 +4,10 @@ Stage 1 fits the causal frame tokenizer on single frames. Stage 2 freezes it, co
 frame once, and trains the dynamics model and heads on latent windows, unrolling a few steps
 on its own predictions so that long imagined rollouts stay on the data. Stage 3 fine-tunes
 both on longer unrolls, so the heads learn from the blurrier states that long imagined
-episodes reach. Each stage saves its state every ``checkpoint_every`` steps and resumes from
-it; the finished model is exported as a checkpoint folder with real start contexts from
-held-out episodes.
+episodes reach. An optional stage 4 fits the heads alone to whole imagined training
+episodes (``imagined_heads``), the states the env shows them. Each stage saves its state every
+``checkpoint_every`` steps and resumes from it; the finished model is exported as a
+checkpoint folder with real start contexts from held-out episodes.
 
 Under ``torchrun`` the same loops run data-parallel (``wfm_sim.distributed``): each of N
 processes trains on its 1/N slice of every global batch, and only rank 0 writes files.
@@ -40,6 +41,11 @@ from wfm_sim.tokenizer.losses import (
     symmetric_salient_weights,
     weighted_l1,
     weighted_mse,
+)
+from wfm_sim.training.imagined_heads import (
+    ImaginedTransitions,
+    imagine_transitions,
+    imagined_heads_loss,
 )
 from world_models import EnvModel, WorldModel, WorldModelConfig, read_config
 from world_models.dynamics import known_planes
@@ -82,6 +88,11 @@ class TrainConfig:
     finetune_horizon: int = 8
     finetune_lr: float = 3e-4
     end_loss_weight: float = 0.5
+    imagined_head_steps: int = 0
+    """Steps of the last stage: the heads alone (dynamics frozen) fitted to every training
+    episode imagined from its real start under its real actions (``imagined_heads``)."""
+    imagined_head_batch: int = 256
+    imagined_head_lr: float = 3e-4
     bf16: bool = False
     """Train the dynamics stages under bf16 autocast (about 1.7x faster on CPU)."""
     weights_dtype: str = "float32"
@@ -440,6 +451,73 @@ def _train_dynamics(
     run_stage(loop, module, optimizer, step_loss, dist)
 
 
+def _train_heads_on_imagination(
+    model: WorldModel,
+    train: list[Episode],
+    config: TrainConfig,
+    dist: Distributed,
+    pos_weight: float,
+    schedule: dict[str, int],
+) -> None:
+    """Stage 4 (when ``imagined_head_steps`` > 0): the heads on the imagined training episodes,
+    kept in ``run_dir/imagined_transitions.safetensors`` (made once, atomically; every rank
+    makes the same one from the seed when it is missing)."""
+    if config.imagined_head_steps <= 0:
+        return
+    run_dir = Path(config.run_dir)
+    # horizon 0: no unroll here, the bank holds whole imagined episodes
+    plan = _DynamicsStage(
+        "imagined_heads", config.imagined_head_steps, 0, config.imagined_head_lr, 4
+    )
+    loop = Stage.in_run(run_dir, plan, schedule, checkpoint_every=config.checkpoint_every)
+    optimizer = torch.optim.AdamW(model.heads.parameters(), lr=config.imagined_head_lr)
+    banks: list[ImaginedTransitions] = []
+    model.dynamics.requires_grad_(False)  # before the DDP wrap: only the heads are reduced
+    objective = dist.wrap(_ImaginedHeadsObjective(model, pos_weight, config.end_loss_weight))
+    model.heads.train()
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if not banks:  # imagine the episodes only when this stage has steps left
+            banks.append(_imagined_bank(model, train, config, dist))
+            model.heads.train()  # imagining put the whole model in eval mode
+        rng = np.random.default_rng([config.seed, plan.seed_tag, step])
+        index = dist.shard(rng.integers(0, len(banks[0]), size=config.imagined_head_batch))
+        losses = objective(banks[0], index)
+        return losses["loss"], {"reward": losses["reward"], "end": losses["end"]}
+
+    run_stage(loop, model.heads, optimizer, step_loss, dist)
+    model.dynamics.requires_grad_(True)
+
+
+def _imagined_bank(
+    model: WorldModel, train: list[Episode], config: TrainConfig, dist: Distributed
+) -> ImaginedTransitions:
+    path = Path(config.run_dir) / "imagined_transitions.safetensors"
+    if path.exists():
+        return ImaginedTransitions.load(path)
+    bank = imagine_transitions(model, train, config.seed, device=dist.device)
+    if dist.is_main:
+        bank.save(path)
+    return bank
+
+
+class _ImaginedHeadsObjective(nn.Module):
+    """Stage 4's objective as a module, so DDP averages the heads' gradients."""
+
+    def __init__(self, model: WorldModel, pos_weight: float, end_loss_weight: float) -> None:
+        super().__init__()
+        self.model = model
+        self.pos_weight = pos_weight
+        self.end_loss_weight = end_loss_weight
+
+    def forward(self, bank: ImaginedTransitions, index: np.ndarray) -> dict[str, torch.Tensor]:
+        """``imagined_heads_loss`` on this rank's rows of the global batch."""
+        device = next(self.model.heads.parameters()).device
+        return imagined_heads_loss(
+            self.model, bank, index, self.pos_weight, self.end_loss_weight, device
+        )
+
+
 def start_contexts(held_out: list[Episode], config: TrainConfig) -> dict[str, torch.Tensor]:
     """The world-model env's real starts for a run's held-out episodes
     (``start_context_tensors``)."""
@@ -562,6 +640,8 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
     for stage in _dynamics_stages(config):
         schedule = {**schedule, f"{stage.name}_steps": stage.steps}
         _train_dynamics(model, train, train_latents, config, dist, pos_weight, stage, schedule)
+    schedule = {**schedule, "imagined_head_steps": config.imagined_head_steps}
+    _train_heads_on_imagination(model, train, config, dist, pos_weight, schedule)
     calibrate_end_head(model.heads, pos_weight)
     export_dir = Path(config.export_dir)
     if not dist.is_main:
@@ -585,6 +665,7 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
             "steps": {
                 "tokenizer": config.tokenizer_steps,
                 **{s.name: s.steps for s in _dynamics_stages(config)},
+                "imagined_heads": config.imagined_head_steps,
             },
             "train_config": dataclasses.asdict(config),
             "started_from": _lineage(config.init_checkpoint),

@@ -1,0 +1,35 @@
+"""The ranking-noise bench: each imagined draw is ranked on its own, and the mean of the draws
+is what the ranking report measures with ``wfm_samples`` set."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import experiments.bench.ranking_noise as ranking_noise
+from experiments.tasks import get_task
+from policies import ConstantPolicy, RandomPolicy
+
+
+def test_draws_are_ranked_one_by_one_and_averaged(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoo = [ConstantPolicy(4, "always_slower"), ConstantPolicy(3, "always_faster"), RandomPolicy()]
+    task = dataclasses.replace(get_task("driving"), load_zoo=lambda: zoo, episode_steps=6)
+    monkeypatch.setattr(ranking_noise, "get_task", lambda name: task)
+    result = ranking_noise.measure(
+        str(tiny_checkpoint), samples=3, termination="never", episodes=2, seed=5, warmup=1
+    )
+    assert result["samples_per_start"] == 3 and len(result["seeds"]) == 2
+    spread = result["single_draw"]["spearman"]
+    assert len(spread["per_draw"]) == 3 and spread["min"] <= spread["max"]
+    for returns in result["mean_returns"].values():
+        assert len(returns["imagined_per_draw"]) == 3
+        assert returns["imagined"] == pytest.approx(np.mean(returns["imagined_per_draw"]))
+    # the draws differ: the model's randomness changes imagined returns
+    random_draws = result["mean_returns"]["random"]["imagined_per_draw"]
+    assert len(set(np.round(random_draws, 6))) > 1
+    assert set(result["mean_of_draws"]) >= {"spearman", "mmrv"}
