@@ -7,7 +7,9 @@ Takes curated clips from the parts the video encoder never trained on, plants co
 (re-encoded at a low H.264 quality, downscaled, cropped, recoloured, shifted in time by two
 frames), embeds originals and copies with the curation's encoder and dedups them. A planted
 copy is found when it is dropped; a drop is correct when it drops a planted copy. Originals
-dropped (as duplicates of look-alike originals) count against precision.
+dropped (as duplicates of look-alike originals) count against precision. The k-means
+partition's drops are also scored against exact brute force over all pairs (one cluster),
+which no pair escapes by falling into two clusters.
 """
 
 from __future__ import annotations
@@ -77,6 +79,20 @@ def _scores(keep: np.ndarray, duplicate_of: np.ndarray, group: np.ndarray, kind:
         "originals_removed": int((removed & ~planted).sum()),
         "attributed_to_own_group": float(own_group.sum() / max(1, (removed & planted).sum())),
         "recall_per_copy": per_kind,
+    }
+
+
+def _against_all_pairs(keep: np.ndarray, all_pairs_keep: np.ndarray) -> dict[str, float]:
+    """The clustered dedup's drops scored against exact brute force over all pairs (one
+    cluster: no pair is missed for falling into two k-means clusters). Precision: the
+    fraction of its drops that the all-pairs dedup makes too; recall: the fraction of the
+    all-pairs drops it makes."""
+    dropped, reference = ~keep, ~all_pairs_keep
+    both = int((dropped & reference).sum())
+    return {
+        "precision": both / max(1, int(dropped.sum())),
+        "recall": both / max(1, int(reference.sum())),
+        "all_pairs_removed": int(reference.sum()),
     }
 
 
@@ -159,6 +175,8 @@ def main() -> None:
         config = DedupConfig(clusters=args.clusters, epsilon=epsilon, block_size=256)
         blockwise = semantic_dedup(embeddings, priority, config)
         exact = brute_force_dedup(embeddings, priority, blockwise.cluster, config)
+        one_cluster = np.zeros(len(frames), dtype=np.int64)
+        all_pairs = brute_force_dedup(embeddings, priority, one_cluster, config)
         per_epsilon[str(epsilon)] = {
             **_scores(blockwise.keep, blockwise.duplicate_of, groups, kind),
             **_natural_duplicates(blockwise, frames, kind, reencode_gap),
@@ -166,6 +184,7 @@ def main() -> None:
                 np.array_equal(blockwise.keep, exact.keep)
                 and np.array_equal(blockwise.duplicate_of, exact.duplicate_of)
             ),
+            "against_all_pairs": _against_all_pairs(blockwise.keep, all_pairs.keep),
         }
     similarity = embeddings @ embeddings.T
     originals = np.flatnonzero(np.array(kind) == "original")
