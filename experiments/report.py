@@ -60,7 +60,10 @@ _HOW_TO_READ = (
     "world model orders the other way, as a fraction of the real returns' range, and averages "
     "it over policies (0 is perfect). regret@1 is the fraction of that range lost by deploying "
     "the world model's favourite policy instead of the real best (0 is perfect). Wide "
-    "intervals mean more episodes are needed before trusting the ranking."
+    "intervals mean more episodes are needed before trusting the ranking. An imagined episode "
+    "is one draw of the world model's randomness: rerun with other seeds, or average several "
+    "imagined episodes per start (`wfm_samples`), before reading much into a small difference "
+    "(`python -m experiments.bench.ranking_noise` measures the spread)."
 )
 
 
@@ -108,7 +111,7 @@ def write_ranking_report(
         _write_rollout_gif(out_dir / gif_name, pair)
     write_json_atomic(out_dir / "metrics.json", _metrics_payload(rows, metrics, extra))
 
-    blocks = _report_blocks(rows, metrics, rollouts, gif_names)
+    blocks = _report_blocks(rows, metrics, rollouts, gif_names, extra or {})
     with atomic_path(out_dir / "report.html") as tmp:
         tmp.write_text(_to_html(blocks), encoding="utf-8")
     report = out_dir / "report.md"
@@ -328,6 +331,7 @@ def _report_blocks(
     metrics: RankingMetrics,
     rollouts: Sequence[RolloutPair],
     gif_names: Sequence[str],
+    extra: Mapping[str, Any],
 ) -> list[_Block]:
     level = f"{MEAN_CONFIDENCE:.0%} CI"
     policy_table = _Table(
@@ -379,8 +383,18 @@ def _report_blocks(
             _Image(name, f"rollout of {pair.policy}", f"{pair.policy}: {ROLLOUT_CAPTION}")
             for pair, name in zip(rollouts, gif_names, strict=True)
         ]
+    if extra:
+        settings = [[key, _setting(value)] for key, value in extra.items()]
+        blocks += [_Heading("Run settings"), _Table(header=["setting", "value"], rows=settings)]
     blocks += [_Heading("How to read this report"), _Paragraph(_HOW_TO_READ)]
     return blocks
+
+
+def _setting(value: Any) -> str:
+    """A run setting as one table cell: JSON, lists of more than 8 items shortened."""
+    if isinstance(value, list) and len(value) > 8:
+        return f"{json.dumps(value[:3])[:-1]}, … ({len(value)} values)]"
+    return json.dumps(_json_safe(value), ensure_ascii=False)
 
 
 def _to_markdown(blocks: Sequence[_Block]) -> str:

@@ -45,7 +45,12 @@ def report(tmp_path: Path) -> Path:
     )
     rollouts = [RolloutPair("expert", _frames(rng), _frames(rng))]
     return write_ranking_report(
-        tmp_path / "report", RESULTS, metrics, rollouts, rng, extra={"seed": 0}
+        tmp_path / "report",
+        RESULTS,
+        metrics,
+        rollouts,
+        rng,
+        extra={"seed": 0, "termination": "never", "seeds": list(range(16))},
     )
 
 
@@ -91,7 +96,7 @@ def test_metrics_json(report: Path) -> None:
     assert payload["metrics"]["spearman"]["value"] == pytest.approx(0.5)
     assert payload["policies"]["random"]["real"]["value"] == pytest.approx(5.0)
     assert payload["policies"]["random"]["rank_wfm"] == 3
-    assert payload["extra"] == {"seed": 0}
+    assert payload["extra"] == {"seed": 0, "termination": "never", "seeds": list(range(16))}
 
 
 def test_rejects_mismatched_rollout_frames(tmp_path: Path) -> None:
@@ -105,3 +110,11 @@ def test_rejects_mismatched_rollout_frames(tmp_path: Path) -> None:
     short = RolloutPair("expert", _frames(rng), _frames(rng)[:-1])
     with pytest.raises(ValueError, match="same non-empty shape"):
         write_ranking_report(tmp_path, RESULTS, metrics, [short], rng)
+
+
+def test_run_settings_are_listed_with_long_lists_shortened(report: Path) -> None:
+    text = report.read_text()
+    assert "## Run settings" in text
+    assert '| termination | "never" |' in text
+    assert "| seeds | [0, 1, 2, … (16 values)] |" in text
+    assert "Run settings" in (report.parent / "report.html").read_text()
