@@ -118,17 +118,6 @@ def padding_action_tensor(
     return torch.full(shape, PAD_ACTION, dtype=torch.long, device=device)
 
 
-def token_uniforms(model: EnvModel, rngs: list[np.random.Generator | None]) -> torch.Tensor | None:
-    """The uniforms (B, *model.draw_shape) a model draws member i's next frame with, taken
-    from ``rngs[i]`` (zeros for a member given None: one that does not step); None for a
-    model that draws nothing (a continuous MaskGIT-free world model)."""
-    shape = model.draw_shape
-    if shape is None:
-        return None
-    draws = [rng.random(shape) if rng is not None else np.zeros(shape) for rng in rngs]
-    return torch.from_numpy(np.stack(draws)).float()
-
-
 class WorldModelCore:
     """B imagined trajectories of one world model, stepped together under ``no_grad``.
 
@@ -183,7 +172,7 @@ class WorldModelCore:
         """Apply actions ((B,) int64 or (B, A) float) and roll the buffers; the imagined step,
         frames not decoded (for callers that need only the heads, such as a planner scoring
         many sequences). ``uniforms`` (B, *model.draw_shape) draw the next frames
-        (``token_uniforms``); without them the model takes its most likely ones."""
+        (``world_models.token_uniforms``); without them the model takes its most likely ones."""
         self.actions[:, -1] = actions.to(self.device, self.actions.dtype)
         imagined = self.model.imagine(
             self.latents,

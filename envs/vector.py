@@ -22,7 +22,6 @@ from envs.core import (
     action_space_of,
     load_env_model,
     padding_action_tensor,
-    token_uniforms,
 )
 from envs.wfm_env import (
     ActionSpace,
@@ -31,6 +30,7 @@ from envs.wfm_env import (
     validate_action,
     validate_start,
 )
+from world_models import token_uniforms
 
 
 class WFMVectorEnv(VectorEnv):

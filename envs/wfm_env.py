@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.core import WorldModelCore, action_space_of, load_env_model, token_uniforms
+from envs.core import WorldModelCore, action_space_of, load_env_model
+from world_models import token_uniforms
 
 ActionSpace = gym.spaces.Discrete | gym.spaces.Box
 

@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 import torch
 
 import world_models
-from envs.core import ENV_BACKENDS, WorldModelCore, backend_checkpoint, token_uniforms
+from envs.core import ENV_BACKENDS, WorldModelCore, backend_checkpoint
 from envs.wfm_env import check_termination_rule, decide_termination
 from policies import Policy
 from wfm_sim.curation.embed import TextEmbedder
@@ -61,7 +61,7 @@ from wfm_sim.sources.recorder import FOOTAGE_COLUMNS, NO_ACTION, part_paths
 from wfm_sim.tokenizer import VideoTokenizer, load_tokenizer
 from wfm_sim.tokenizer.data import held_out_clip_ids
 from wfm_sim.video import write_mp4
-from world_models import EnvModel, load_start_contexts
+from world_models import EnvModel, load_start_contexts, token_uniforms
 from world_models.diffusion import (
     DiffusionWorldModel,
     SamplerConfig,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from world_models.action_model import ActionModel, ActionModelConfig, is_action_model
@@ -61,6 +62,18 @@ def load_world_model(name_or_path: str | Path, device: str | torch.device = "cpu
     return WorldModel.load(folder, device=device)
 
 
+def token_uniforms(model: EnvModel, rngs: list[np.random.Generator | None]) -> torch.Tensor | None:
+    """The uniforms (B, *model.draw_shape) a model draws member i's next frame with, taken
+    from ``rngs[i]`` (zeros for a member given None: one that does not step); None for a
+    model that draws nothing (a continuous MaskGIT-free world model). The world-model envs
+    and everything that imagines as they do draw through this one function."""
+    shape = model.draw_shape
+    if shape is None:
+        return None
+    draws = [rng.random(shape) if rng is not None else np.zeros(shape) for rng in rngs]
+    return torch.from_numpy(np.stack(draws)).float()
+
+
 def held_out_episode_ids(name_or_path: str | Path) -> set[int]:
     """The ids of the footage episodes a trained checkpoint held out (its ``training.json``):
     the footage every model measured against it must be measured on."""
@@ -82,4 +95,5 @@ __all__ = [
     "load_world_model",
     "load_start_contexts",
     "read_config",
+    "token_uniforms",
 ]

@@ -111,10 +111,10 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
 def _noise_section() -> list[str]:
     """How much of the ranking is the world model's randomness (``ranking_noise`` results:
     the committed checkpoint, and any tried variant written under another name)."""
-    runs = sorted(RESULTS_DIR.glob("ranking_noise*.json"))
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("ranking_noise*.json"))]
     if not runs:
         return ["Not measured yet: run `python -m experiments.bench.ranking_noise`."]
-    first = json.loads(runs[0].read_text())
+    first = runs[0]
     lines = [
         "How much of that is the world model's dice (`python -m experiments.bench.ranking_noise`"
         f"): the same {first['episodes_per_policy']} matched starts, each imagined "
@@ -126,8 +126,7 @@ def _noise_section() -> list[str]:
         "draws: Spearman ρ [95% CI] | mean of draws: MMRV | WFM time |",
         "|---|---|---|---|---|---|---|",
     ]
-    for path in runs:
-        r = json.loads(path.read_text())
+    for r in runs:
         single, mean = r["single_draw"], r["mean_of_draws"]
         lines.append(
             f"| `{r['checkpoint']}` | {r['termination']} | "
@@ -140,11 +139,11 @@ def _noise_section() -> list[str]:
     lines += [
         "",
         "| policy | real return | "
-        + " | ".join(f"imagined (`{json.loads(p.read_text())['checkpoint']}`)" for p in runs)
+        + " | ".join(f"imagined (`{r['checkpoint']}`)" for r in runs)
         + " |",
         "|---|---|" + "---|" * len(runs),
     ]
-    results = [json.loads(p.read_text())["mean_returns"] for p in runs]
+    results = [r["mean_returns"] for r in runs]
     for policy, m in sorted(results[0].items(), key=lambda kv: -kv[1]["real"]):
         cells = " | ".join(f"{r[policy]['imagined']:.2f}" for r in results)
         lines.append(f"| {policy} | {m['real']:.2f} | {cells} |")

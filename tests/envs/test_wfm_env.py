@@ -15,10 +15,9 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from envs.core import token_uniforms
 from envs.wfm_env import WFMEnv
 from wfm_sim.data import PAD_ACTION, read_episodes
-from world_models import CheckpointMismatchError, WorldModel, WorldModelConfig
+from world_models import CheckpointMismatchError, WorldModel, WorldModelConfig, token_uniforms
 
 ACTIONS = [1, 3, 0, 4, 2, 1, 1, 3]
 

@@ -56,7 +56,7 @@ def test_bank_holds_every_imagined_step_with_its_real_labels(
 
 def test_nothing_to_imagine_is_refused(tiny_checkpoint: Path, tiny_footage: Path) -> None:
     model = world_models.load(tiny_checkpoint, device="cpu")
-    short = [e for e in read_episodes(tiny_footage)]
+    short = read_episodes(tiny_footage)
     for episode in short:
         episode.actions = episode.actions[:0]
         episode.rewards = episode.rewards[:0]

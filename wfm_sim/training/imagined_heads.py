@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from wfm_sim.data import Episode
 from wfm_sim.io import atomic_path
-from world_models import WorldModel
+from world_models import WorldModel, token_uniforms
 
 
 @dataclass
@@ -73,29 +73,24 @@ def imagine_transitions(
     usable = sorted((e for e in episodes if e.length >= k), key=lambda e: e.length)
     if not usable:
         raise ValueError(f"no episode lasts {k} steps: nothing to imagine from a real start")
-    rows: dict[str, list[torch.Tensor]] = {
-        "latents": [],
-        "actions": [],
-        "rewards": [],
-        "terminated": [],
-    }
     model = model.eval().to(device)
     bar = tqdm(total=sum(e.length - k + 1 for e in usable), desc="imagining episodes", unit="step")
+    groups = []
     for first in range(0, len(usable), batch_size):
         group = usable[first : first + batch_size]
-        for name, value in _imagine_group(model, group, seed, device).items():
-            rows[name].append(value)
+        groups.append(_imagine_group(model, group, seed, device))
         bar.update(sum(e.length - k + 1 for e in group))
     bar.close()
-    return ImaginedTransitions(**{name: torch.cat(values) for name, values in rows.items()})
+    return ImaginedTransitions(**{name: torch.cat([g[name] for g in groups]) for name in groups[0]})
 
 
 def _imagine_group(
     model: WorldModel, group: Sequence[Episode], seed: int, device: torch.device | str
 ) -> dict[str, torch.Tensor]:
     k = model.config.context
-    draw_shape = model.draw_shape
-    rngs = [np.random.default_rng([seed, e.episode_id]) for e in group]
+    rngs: list[np.random.Generator | None] = [
+        np.random.default_rng([seed, e.episode_id]) for e in group
+    ]
     start = torch.from_numpy(np.stack([e.frames[:k] for e in group])).to(device)
     window = model.tokenizer.encode(start.flatten(0, 1)).unflatten(0, (len(group), k))
     longest = max(e.length for e in group)
@@ -113,10 +108,9 @@ def _imagine_group(
     for t in range(k - 1, longest):
         live = torch.from_numpy(t < lengths)
         step_actions = torch.from_numpy(actions[:, t - k + 1 : t + 1]).to(device)
-        uniforms = None
-        if draw_shape is not None:
-            draws = np.stack([rng.random(draw_shape) for rng in rngs])
-            uniforms = torch.from_numpy(draws).float().to(device)
+        uniforms = token_uniforms(model, rngs)
+        if uniforms is not None:
+            uniforms = uniforms.to(device)
         imagined = model.imagine(window, step_actions, uniforms)
         rows["latents"].append(torch.cat([window, imagined.latent[:, None]], dim=1).cpu()[live])
         rows["actions"].append(step_actions.cpu()[live])
