@@ -10,6 +10,7 @@ the real episode beside the plan the world model imagined at each step.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ OUTCOMES: dict[str, str] = {
 @dataclass
 class MPCDemoConfig:
     """Which task and model, how many real episodes (``max_steps``: cut each one short, for
-    smoke runs), the shared planner budget, the zoo policies compared (the best one, and
+    smoke runs), the shared planner budget (and how finely the world model draws frames), the zoo policies compared (the best one, and
     optionally a floor such as a still arm that the oracle's gain is measured from), where
     results go."""
 
@@ -55,6 +56,11 @@ class MPCDemoConfig:
     planner: PlannerConfig = field(
         default_factory=lambda: PlannerConfig(horizon=4, population=32, elites=6, iterations=2)
     )
+    decode_rounds: int | None = None
+    """Rounds in which the world-model planner draws each imagined frame (a MaskGIT model's
+    ``decode_rounds``; fewer is faster and coarser); None keeps the checkpoint's."""
+    temperature: float = 1.0
+    """Token temperature of the world-model planner's imagined frames (below 1: sharper)."""
     run_oracle: bool = True
     success_distance: float = 0.1
     video_fps: int = 2
@@ -70,6 +76,10 @@ class MPCDemoConfig:
             raise ValueError(
                 f"max_steps must be >= 1 or null (whole episodes), got {self.max_steps}"
             )
+        if self.decode_rounds is not None and self.decode_rounds < 1:
+            raise ValueError(f"decode_rounds must be >= 1 or null, got {self.decode_rounds}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.success_distance <= 0:
             raise ValueError(f"success_distance must be > 0 metres, got {self.success_distance}")
 
@@ -160,8 +170,14 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     out = Path(config.out_dir)
     env = task.make_real_env()
     model = world_models.load(config.checkpoint, device="cpu")
+    if config.decode_rounds is not None:
+        if not isinstance(model, world_models.WorldModel):
+            raise ValueError(
+                f"decode_rounds applies to MaskGIT world models, not {config.checkpoint}"
+            )
+        model.config = dataclasses.replace(model.config, decode_rounds=config.decode_rounds)
     seeds = [config.seed + i for i in range(config.episodes)]
-    wfm_planner = WorldModelPlanner(model, config.planner)
+    wfm_planner = WorldModelPlanner(model, config.planner, temperature=config.temperature)
     zoo = {p.name: p for p in task.load_zoo()}
     wanted = [config.baseline_policy, *([config.floor_policy] if config.floor_policy else [])]
     missing = [name for name in wanted if name not in zoo]
@@ -197,6 +213,8 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
         "seeds": seeds,
         "max_steps": config.max_steps,
         "planner": vars(config.planner),
+        "decode_rounds": config.decode_rounds,
+        "temperature": config.temperature,
         "outcome": OUTCOMES[config.task],
         "success_distance_m": config.success_distance if config.task == "robot" else None,
         "floor_policy": config.floor_policy,

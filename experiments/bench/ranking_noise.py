@@ -4,7 +4,7 @@ imagined draw (what one report run measures) and of their mean per start (a lowe
 estimate of what the model really predicts).
 
     python -m experiments.bench.ranking_noise [--samples 4] [--termination never]
-        [--checkpoint driving] [--episodes 16] [--name ranking_noise]
+        [--checkpoint driving] [--temperature 1.0] [--episodes 16] [--name ranking_noise]
 
 With ``--termination never`` every imagined return is an expected return under the
 termination head (see ``experiments.rank_policies.run_wfm_episodes``), so the spread left is
@@ -34,17 +34,30 @@ from wfm_sim.evaluation import ranking_metrics
 
 
 def measure(
-    checkpoint: str, samples: int, termination: str, episodes: int, seed: int, warmup: int
+    checkpoint: str,
+    samples: int,
+    termination: str,
+    episodes: int,
+    seed: int,
+    warmup: int,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
-    """Real returns and ``samples`` imagined returns per matched start for every zoo policy;
-    the ranking metrics per imagined draw and of the per-start means."""
+    """Real returns and ``samples`` imagined returns per matched start for every zoo policy
+    (frames drawn at token ``temperature``); the ranking metrics per imagined draw and of the
+    per-start means."""
     task = get_task("driving")
     real_env = task.make_real_env()
     starts = matched_starts(real_env, seed, episodes, [task.neutral_action] * warmup)
     max_steps = task.episode_steps - warmup
     copies = imagined_starts(starts, samples)
     vector_env = task_vector_env(
-        task, len(copies), max_steps, checkpoint=checkpoint, termination=termination, device="cpu"
+        task,
+        len(copies),
+        max_steps,
+        checkpoint=checkpoint,
+        termination=termination,
+        temperature=temperature,
+        device="cpu",
     )
     real: dict[str, list[float]] = {}
     imagined: dict[str, np.ndarray] = {}
@@ -78,6 +91,7 @@ def measure(
     return {
         "checkpoint": checkpoint,
         "termination": termination,
+        "temperature": temperature,
         "samples_per_start": samples,
         "episodes_per_policy": len(starts),
         "seeds": [s.seed for s in starts],
@@ -101,6 +115,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="driving")
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--termination", default="never")
+    parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--seed", type=int, default=10_000)
     parser.add_argument("--warmup", type=int, default=3)
@@ -108,7 +123,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     payload = measure(
-        args.checkpoint, args.samples, args.termination, args.episodes, args.seed, args.warmup
+        args.checkpoint,
+        args.samples,
+        args.termination,
+        args.episodes,
+        args.seed,
+        args.warmup,
+        args.temperature,
     )
     print(write_result(args.name, payload))
     for name in ("spearman", "mmrv"):

@@ -110,44 +110,54 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
 
 def _noise_section() -> list[str]:
     """How much of the ranking is the world model's randomness (``ranking_noise`` results:
-    the committed checkpoint, and any tried variant written under another name)."""
+    the committed checkpoint, and any tried variant, temperature or set of starts written
+    under another name)."""
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("ranking_noise*.json"))]
     if not runs:
         return ["Not measured yet: run `python -m experiments.bench.ranking_noise`."]
     first = runs[0]
     lines = [
         "How much of that is the world model's dice (`python -m experiments.bench.ranking_noise`"
-        f"): the same {first['episodes_per_policy']} matched starts, each imagined "
+        f"): {first['episodes_per_policy']} matched starts, each imagined "
         f"{first['samples_per_start']} times with different seeds. A single draw is what one "
         "report run measures; the mean of the draws per start is a lower-noise estimate of what "
-        "the model predicts (termination `never`: expected returns under the termination head).",
+        "the model predicts (termination `never`: expected returns under the termination head). "
+        "Starts from seed 10000 are the ranking report's; other first seeds are fresh starts.",
         "",
-        "| checkpoint | termination | single draws: Spearman ρ | single draws: MMRV | mean of "
-        "draws: Spearman ρ [95% CI] | mean of draws: MMRV | WFM time |",
-        "|---|---|---|---|---|---|---|",
+        "| run | checkpoint | temperature | first seed | single draws: Spearman ρ | single "
+        "draws: MMRV | mean of draws: Spearman ρ [95% CI] | mean of draws: MMRV | WFM time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         single, mean = r["single_draw"], r["mean_of_draws"]
         lines.append(
-            f"| `{r['checkpoint']}` | {r['termination']} | "
+            f"| {_noise_run_label(r)} | `{r['checkpoint']}` | {r.get('temperature', 1.0):g} | "
+            f"{r['seeds'][0]} | "
             f"{single['spearman']['min']:.3f}–{single['spearman']['max']:.3f} | "
             f"{single['mmrv']['min']:.3f}–{single['mmrv']['max']:.3f} | "
             f"{mean['spearman']['value']:.3f} [{mean['spearman']['low']:.2f}, "
             f"{mean['spearman']['high']:.2f}] | {mean['mmrv']['value']:.3f} | "
             f"{r['seconds']['wfm']} s |"
         )
+    same_starts = [r for r in runs if r["seeds"] == first["seeds"]]
     lines += [
         "",
         "| policy | real return | "
-        + " | ".join(f"imagined (`{r['checkpoint']}`)" for r in runs)
+        + " | ".join(f"imagined ({_noise_run_label(r)})" for r in same_starts)
         + " |",
-        "|---|---|" + "---|" * len(runs),
+        "|---|---|" + "---|" * len(same_starts),
     ]
-    results = [r["mean_returns"] for r in runs]
+    results = [r["mean_returns"] for r in same_starts]
     for policy, m in sorted(results[0].items(), key=lambda kv: -kv[1]["real"]):
         cells = " | ".join(f"{r[policy]['imagined']:.2f}" for r in results)
         lines.append(f"| {policy} | {m['real']:.2f} | {cells} |")
     return [*lines, "", _machine(first)]
+
+
+def _noise_run_label(run: dict[str, Any]) -> str:
+    """A noise run's result name without the common prefix (``-`` for the default run)."""
+    label = str(run["benchmark"]).removeprefix("ranking_noise").lstrip("_")
+    return f"`{label}`" if label else "default"
 
 
 def _quality_section(
@@ -280,11 +290,18 @@ def _mpc_section(folder: str = "mpc", config_name: str = "mpc_demo") -> list[str
     p = r["planner"]
     robot = r.get("task") == "robot"
     outcome = "success rate" if robot else "crash rate"
+    extras = ""
+    if p.get("terminal_value"):
+        extras += f", terminal value {p['terminal_value']:g} for a plan still running"
+    if r.get("decode_rounds"):
+        extras += f", world-model frames drawn in {r['decode_rounds']} rounds"
+    if r.get("temperature", 1.0) != 1.0:
+        extras += f", token temperature {r['temperature']:g}"
     lines = [
         f"{len(r['seeds'])} real episodes per controller (`{command}`); planners: "
         f"{p['method'].upper()}, horizon {p['horizon']}, population {p['population']}, "
-        f"{p['elites']} elites, {p['iterations']} iterations, re-planned every step. Aim: ≥ 90% "
-        "of the oracle's return at ≤ 100 ms a decision.",
+        f"{p['elites']} elites, {p['iterations']} iterations{extras}, re-planned every step. "
+        "Aim: ≥ 90% of the oracle's return at ≤ 100 ms a decision.",
         "",
         f"| controller | mean return | {outcome} | decision latency (mean / p95) |",
         "|---|---|---|---|",
@@ -770,13 +787,15 @@ def _backend_rankings() -> list[str]:
         "experiments.rank_policies backend=<backend> out_dir=experiments/results/"
         "ranking_<backend>`; 95% bootstrap intervals in each report):",
         "",
-        "| backend | Spearman ρ | Kendall τ | MMRV | regret@1 | WFM evaluation time |",
-        "|---|---|---|---|---|---|",
+        "| backend | temperature | Spearman ρ | Kendall τ | MMRV | regret@1 | WFM evaluation "
+        "time |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, res in measured:
         m = res["metrics"]
         lines.append(
-            f"| {name} | {m['spearman']['value']:.3f} | {m['kendall']['value']:.3f} | "
+            f"| {name} | {res['extra'].get('temperature', 1.0):g} | "
+            f"{m['spearman']['value']:.3f} | {m['kendall']['value']:.3f} | "
             f"{m['mmrv']['value']:.3f} | {m['regret_at_1']['value']:.3f} | "
             f"{res['extra']['evaluation_seconds']['wfm']} s |"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass
 class PlannerConfig:
@@ -16,7 +18,12 @@ class PlannerConfig:
     possible. Continuous actions (a box): a Gaussian per step whose std starts at
     ``init_std`` and never falls below ``min_std`` (both fractions of the box's half-width);
     with ``warm_start`` each decision starts from the previous plan's mean shifted one step
-    (discrete plans always start uniform). Returns are discounted by ``discount``.
+    (discrete plans always start uniform). Returns are discounted by ``discount``; a
+    sequence still running after its ``horizon`` steps is credited ``terminal_value`` (the
+    worth of the rest of the episode, discounted as step ``horizon``), so that a short plan
+    weighs an end (a crash) by the return it forfeits and not only by the few steps it sees.
+    When ``population`` covers every discrete sequence (n_actions ** horizon), each is scored
+    once instead of searched.
     """
 
     method: str = "cem"
@@ -31,6 +38,7 @@ class PlannerConfig:
     init_std: float = 0.25
     min_std: float = 0.05
     warm_start: bool = True
+    terminal_value: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in ("cem", "mppi"):
@@ -43,6 +51,8 @@ class PlannerConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing}")
+        if not np.isfinite(self.terminal_value):
+            raise ValueError(f"terminal_value must be finite, got {self.terminal_value}")
         if not 0.0 < self.min_std <= self.init_std:
             raise ValueError(
                 f"need 0 < min_std <= init_std (fractions of the box's half-width); got "

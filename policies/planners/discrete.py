@@ -17,8 +17,13 @@ def plan(
     score: ScoreFn, n_actions: int, config: PlannerConfig, rng: np.random.Generator
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """Search for the best action sequence; returns (first action, best sequence (H,), final
-    per-step action probabilities (H, n_actions))."""
+    per-step action probabilities (H, n_actions)). A population that covers every sequence
+    scores each once (the probabilities are then the best sequence's one-hot rows)."""
     probs = np.full((config.horizon, n_actions), 1.0 / n_actions)
+    if config.population >= n_actions**config.horizon:
+        sequences = all_sequences(n_actions, config.horizon)
+        best = sequences[int(np.argmax(checked_returns(score, sequences)))]
+        return int(best[0]), best.copy(), np.eye(n_actions)[best]
     best_sequence, best_return = np.zeros(config.horizon, dtype=np.int64), -np.inf
     for _ in range(config.iterations):
         sequences = _sample(probs, config.population, rng)
@@ -31,6 +36,13 @@ def plan(
         probs = np.maximum(probs, config.min_probability)
         probs /= probs.sum(axis=1, keepdims=True)
     return int(best_sequence[0]), best_sequence, probs
+
+
+def all_sequences(n_actions: int, horizon: int) -> np.ndarray:
+    """Every sequence of ``horizon`` actions out of ``n_actions`` (n**H, H) int64, in
+    lexicographic order (the first action varies slowest)."""
+    grids = np.meshgrid(*[np.arange(n_actions)] * horizon, indexing="ij")
+    return np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
 
 
 def checked_returns(score: ScoreFn, sequences: np.ndarray) -> np.ndarray:

@@ -92,16 +92,22 @@ class OraclePlanner:
         self.search.reset()
 
     def score(self, sequences: np.ndarray) -> np.ndarray:
-        """Discounted real return of each sequence (P, H) or (P, H, A) from the env's state."""
+        """Discounted real return of each sequence (P, H) or (P, H, A) from the env's state,
+        plus the terminal value for a sequence the episode outlasts."""
         returns = np.zeros(len(sequences))
         for i, sequence in enumerate(sequences):
             clone = self._clone()
+            ended = False
             for t, action in enumerate(sequence):
                 step_action = action if self.search.continuous else int(action)
                 _, reward, terminated, truncated, _ = clone.step(step_action)
                 returns[i] += (self.config.discount**t) * float(reward)
-                if terminated or truncated:
+                ended = terminated or truncated
+                if ended:
                     break
+            if not ended:
+                horizon = len(sequence)
+                returns[i] += (self.config.discount**horizon) * self.config.terminal_value
         return returns
 
     def act(self, frame: np.ndarray, rng: np.random.Generator) -> Action:

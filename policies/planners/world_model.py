@@ -18,12 +18,21 @@ class WorldModelPlanner:
     """Plans in the world model's imagination, for discrete or vector-action models alike:
     every candidate sequence is rolled out from the last K real frames in one batched pass,
     scored by the reward head weighted by the chance of not having ended (the termination
-    head), discounted. Re-plans every step (receding horizon)."""
+    head), discounted, plus the config's ``terminal_value`` weighted by the chance of still
+    running at the horizon. Re-plans every step (receding horizon)."""
 
-    def __init__(self, model: WorldModel, config: PlannerConfig, name: str = "wfm_planner") -> None:
+    def __init__(
+        self,
+        model: WorldModel,
+        config: PlannerConfig,
+        name: str = "wfm_planner",
+        temperature: float = 1.0,
+    ) -> None:
         self.model = model.eval()
         self.config = config
         self.name = name
+        self.temperature = temperature
+        """Token temperature of the imagined frames (``WorldModelCore``'s)."""
         self.device = next(model.parameters()).device
         self.search = RecedingHorizon(action_space_of(model.config), config)
         self._action_shape: tuple[int, ...] = (
@@ -64,14 +73,14 @@ class WorldModelPlanner:
     def _rollout(self, sequences: np.ndarray, decode: bool) -> tuple[torch.Tensor, list]:
         """Imagine every sequence (P, H) or (P, H, A) from the last K real frames (one batched
         core of P, started from the shared context): discounted returns weighted by the chance
-        of not having ended, and, with ``decode``, the imagined frames of each step."""
+        of not having ended (the terminal value included), and, with ``decode``, the imagined frames of each step."""
         plan_actions = self._sequences(sequences)
         k = self.model.config.context
         frames = torch.from_numpy(np.stack(self._frames[-k:]))
         n = len(frames)
         taken = self._actions[len(self._actions) - (n - 1) :] if n > 1 else []
         context = np.asarray(taken, self._action_dtype).reshape(n - 1, *self._action_shape)
-        core = WorldModelCore(self.model, batch_size=len(plan_actions))
+        core = WorldModelCore(self.model, len(plan_actions), self.temperature)
         core.reset(frames[None], torch.from_numpy(context)[None])
         alive = torch.ones(len(plan_actions), device=self.device)
         total = torch.zeros(len(plan_actions), device=self.device)
@@ -82,6 +91,8 @@ class WorldModelPlanner:
             alive = alive * (1 - imagined.end_probability)
             if decode:
                 decoded.append(self.model.tokenizer.decode(imagined.latent).cpu().numpy())
+        horizon = plan_actions.shape[1]
+        total += alive * (self.config.discount**horizon) * self.config.terminal_value
         return total, decoded
 
     def score(self, sequences: np.ndarray) -> np.ndarray:

@@ -20,12 +20,14 @@ def test_mpc_demo_writes_results_and_a_plan_video(tiny_checkpoint: Path, tmp_pat
         checkpoint=str(tiny_checkpoint),
         episodes=1,
         planner=PlannerConfig(horizon=2, population=4, elites=2, iterations=1),
+        decode_rounds=2,
         run_oracle=True,
         out_dir=str(tmp_path / "mpc"),
         threads=1,
     )
     payload = run_mpc_demo(config)
     stored = json.loads((tmp_path / "mpc" / "metrics.json").read_text())
+    assert stored["decode_rounds"] == 2
     assert set(stored["results"]) == {"wfm_planner", "dqn_15k", "oracle_planner"}
     for result in stored["results"].values():
         assert 0 <= result["crash_rate"] <= 1 and result["latency_ms_mean"] > 0
@@ -76,12 +78,15 @@ def test_mpc_demo_configs_pick_the_task() -> None:
         driving = to_dataclass(compose("mpc_demo"), MPCDemoConfig)
         robot = to_dataclass(compose("mpc_demo_robot", ["episodes=1"]), MPCDemoConfig)
     assert driving.task == "driving" and driving.planner.horizon == 4
+    assert driving.planner.terminal_value == 16.0 and robot.planner.terminal_value == 0.0
     assert driving.out_dir == "experiments/results/mpc" and driving.floor_policy is None
     assert robot.task == "robot" and robot.checkpoint == "robot" and robot.episodes == 1
     assert robot.baseline_policy == "bc_best" and robot.floor_policy == "still"
     assert robot.out_dir == "experiments/results/mpc_robot" and robot.planner.horizon == 10
     with pytest.raises(ValueError, match="unknown task"):
         MPCDemoConfig(task="flying")
+    with pytest.raises(ValueError, match="decode_rounds"):
+        MPCDemoConfig(decode_rounds=0)
 
 
 def test_oracle_shares_are_defined_only_where_they_mean_something() -> None:

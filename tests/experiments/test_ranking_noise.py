@@ -14,12 +14,16 @@ from experiments.tasks import get_task
 from policies import ConstantPolicy, RandomPolicy
 
 
-def test_draws_are_ranked_one_by_one_and_averaged(
-    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def small_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three policies and 6-step episodes in place of the driving zoo."""
     zoo = [ConstantPolicy(4, "always_slower"), ConstantPolicy(3, "always_faster"), RandomPolicy()]
     task = dataclasses.replace(get_task("driving"), load_zoo=lambda: zoo, episode_steps=6)
     monkeypatch.setattr(ranking_noise, "get_task", lambda name: task)
+
+
+@pytest.mark.usefixtures("small_zoo")
+def test_draws_are_ranked_one_by_one_and_averaged(tiny_checkpoint: Path) -> None:
     result = ranking_noise.measure(
         str(tiny_checkpoint), samples=3, termination="never", episodes=2, seed=5, warmup=1
     )
@@ -33,3 +37,18 @@ def test_draws_are_ranked_one_by_one_and_averaged(
     random_draws = result["mean_returns"]["random"]["imagined_per_draw"]
     assert len(set(np.round(random_draws, 6))) > 1
     assert set(result["mean_of_draws"]) >= {"spearman", "mmrv"}
+
+
+@pytest.mark.usefixtures("small_zoo")
+def test_temperature_reaches_the_imagined_frames(tiny_checkpoint: Path) -> None:
+    result = ranking_noise.measure(
+        str(tiny_checkpoint), 3, "never", episodes=2, seed=5, warmup=1, temperature=0.0
+    )
+    assert result["temperature"] == 0.0
+    # At temperature 0 every draw takes the most likely frames: a constant policy's imagined
+    # episodes are the same in every draw, while the random policy still acts differently.
+    for name in ("always_slower", "always_faster"):
+        draws = result["mean_returns"][name]["imagined_per_draw"]
+        assert max(draws) - min(draws) < 1e-6
+    random_draws = result["mean_returns"]["random"]["imagined_per_draw"]
+    assert len(set(np.round(random_draws, 6))) > 1

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import world_models
+from envs.core import WorldModelCore
 from policies.planners import (
     OraclePlanner,
     PlannerConfig,
@@ -16,6 +18,7 @@ from policies.planners import (
     clone_simulator,
     plan,
 )
+from policies.planners.discrete import all_sequences
 from wfm_sim.sources import make_driving_env
 
 TARGET = np.array([3, 0, 4, 4, 1, 2])
@@ -58,6 +61,39 @@ def test_planners_stop_at_the_cliff(method: str) -> None:
     assert _chain(best[None])[0] == 15
 
 
+def test_a_population_covering_every_sequence_scores_each_once() -> None:
+    sequences = all_sequences(3, 2)
+    assert sequences.tolist() == [[a, b] for a in range(3) for b in range(3)]
+    calls: list[int] = []
+
+    def cliff(candidates: np.ndarray) -> np.ndarray:
+        calls.append(len(candidates))
+        return _chain(candidates)
+
+    config = PlannerConfig(horizon=4, population=5**4, elites=1, iterations=5)
+    first, best, probs = plan(cliff, 5, config, np.random.default_rng(0))
+    assert calls == [625], "every sequence scored once, no further iterations"
+    assert _chain(best[None])[0] == 1 + 2 + 3 + 3 and first == 3
+    np.testing.assert_array_equal(probs.argmax(axis=1), best)
+
+
+def test_terminal_value_makes_a_short_plan_avoid_an_end() -> None:
+    # One step: action 0 pays 1 and ends the episode, any other pays 0.5 and goes on, worth
+    # the terminal value after it.
+    for value, expected in ((0.0, 0), (10.0, 1)):
+        config = PlannerConfig(horizon=1, population=5, elites=1, terminal_value=value)
+        survives = 0.5 + 0.95 * value
+        first, _, _ = plan(
+            lambda c, s=survives: np.where(c[:, 0] == 0, 1.0, s),
+            5,
+            config,
+            np.random.default_rng(0),
+        )
+        assert first == expected
+    with pytest.raises(ValueError, match="terminal_value"):
+        PlannerConfig(terminal_value=float("nan"))
+
+
 def test_bad_budgets_are_refused() -> None:
     with pytest.raises(ValueError, match="'cem' or 'mppi'"):
         PlannerConfig(method="random-shooting")
@@ -85,6 +121,38 @@ def test_world_model_planner_scores_with_the_heads(tiny_checkpoint: Path) -> Non
     assert scores[0] == pytest.approx(scores[2], abs=1e-5), "same sequence, same score"
     action = planner.act(frames[0, -1].numpy(), np.random.default_rng(0))
     assert 0 <= action < 5 and planner.last_plan is not None and planner.last_latency > 0
+
+    # A terminal value is credited by the chance of still running after the horizon.
+    survival = WorldModelPlanner(
+        model, PlannerConfig(horizon=3, population=8, elites=2, terminal_value=1.0)
+    )
+    survival.begin_episode(list(frames[0].numpy()), actions[0].tolist())
+    core = WorldModelCore(model, batch_size=1)
+    core.reset(frames[:1], actions[:1])
+    alive = 1.0
+    for action_index in sequences[1]:
+        alive *= 1 - float(core.advance(torch.tensor([action_index])).end_probability[0])
+    credited = survival.score(sequences[1:2])[0] - planner.score(sequences[1:2])[0]
+    assert credited == pytest.approx(0.95**3 * alive, abs=1e-5)
+
+
+def test_oracle_credits_the_terminal_value_only_to_sequences_that_do_not_end() -> None:
+    env = make_driving_env()
+    env.reset(seed=3)
+    budget = {"horizon": 2, "population": 4, "elites": 1, "iterations": 1}
+    plain = OraclePlanner(env, PlannerConfig(**budget))
+    valued = OraclePlanner(env, PlannerConfig(**budget, terminal_value=10.0))
+    gap = valued.score(np.array([[1, 1]]))[0] - plain.score(np.array([[1, 1]]))[0]
+    assert gap == pytest.approx(0.95**2 * 10.0)
+    for _ in range(40):  # drive into the traffic until the next step ends the episode
+        clone = clone_simulator(env)
+        _, _, terminated, truncated, _ = clone.step(3)
+        if terminated or truncated:
+            break
+        env.step(3)
+    else:
+        pytest.fail("no crash within 40 faster steps from seed 3: pick a seed that crashes")
+    assert valued.score(np.array([[3, 3]]))[0] == pytest.approx(plain.score(np.array([[3, 3]]))[0])
 
 
 def test_oracle_scores_are_the_real_returns_and_leave_the_env_alone() -> None:
