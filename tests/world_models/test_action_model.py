@@ -20,6 +20,7 @@ import torch
 import world_models
 from tests.tiny_wfms import CONTINUOUS, DISCRETE, tiny_backbone
 from wfm_sim.tokenizer import VideoTokenizer
+from wfm_sim.training.evaluate import step_uniforms
 from world_models import CheckpointMismatchError
 from world_models.action_model import (
     ActionModel,
@@ -92,8 +93,9 @@ def _inputs(model: ActionModel, batch: int = 2) -> tuple[torch.Tensor, torch.Ten
 
 
 def _uniforms(model: ActionModel, batch: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.rand((batch, *model.draw_shape), generator=generator)
+    uniforms = step_uniforms(model, batch, torch.Generator().manual_seed(seed))
+    assert uniforms is not None, "a WFM backend always draws its frames"
+    return uniforms
 
 
 # --- action_features --------------------------------------------------------------------
