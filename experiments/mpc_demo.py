@@ -42,9 +42,9 @@ OUTCOMES: dict[str, str] = {
 @dataclass
 class MPCDemoConfig:
     """Which task and model, how many real episodes (``max_steps``: cut each one short, for
-    smoke runs), the shared planner budget (and how finely the world model draws frames), the zoo policies compared (the best one, and
-    optionally a floor such as a still arm that the oracle's gain is measured from), where
-    results go."""
+    smoke runs), the shared planner budget (and how finely the world model draws frames), the
+    zoo policies compared (the best one, and optionally a floor such as a still arm that the
+    oracle's gain is measured from), where results go."""
 
     task: str = "driving"
     checkpoint: str = "driving"

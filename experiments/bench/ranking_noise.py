@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from experiments.bench.common import write_result
 from experiments.rank_policies import (
+    RankConfig,
     imagined_starts,
     matched_starts,
     run_episode,
@@ -117,8 +118,8 @@ def main() -> None:
     parser.add_argument("--termination", default="never")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--episodes", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=10_000)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=RankConfig.seed)
+    parser.add_argument("--warmup", type=int, default=RankConfig.warmup_steps)
     parser.add_argument("--name", default="ranking_noise")
     args = parser.parse_args()
     torch.set_num_threads(2)

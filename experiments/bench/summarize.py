@@ -116,13 +116,20 @@ def _noise_section() -> list[str]:
     if not runs:
         return ["Not measured yet: run `python -m experiments.bench.ranking_noise`."]
     first = runs[0]
+    report = _load("ranking/metrics.json")
+    report_starts = (
+        f"Starts from seed {report['extra']['seeds'][0]} are the ranking report's; other first "
+        "seeds are fresh starts."
+        if report
+        else ""
+    )
     lines = [
         "How much of that is the world model's dice (`python -m experiments.bench.ranking_noise`"
         f"): {first['episodes_per_policy']} matched starts, each imagined "
         f"{first['samples_per_start']} times with different seeds. A single draw is what one "
         "report run measures; the mean of the draws per start is a lower-noise estimate of what "
         "the model predicts (termination `never`: expected returns under the termination head). "
-        "Starts from seed 10000 are the ranking report's; other first seeds are fresh starts.",
+        + report_starts,
         "",
         "| run | checkpoint | temperature | first seed | single draws: Spearman ρ | single "
         "draws: MMRV | mean of draws: Spearman ρ [95% CI] | mean of draws: MMRV | WFM time |",
@@ -155,7 +162,8 @@ def _noise_section() -> list[str]:
 
 
 def _noise_run_label(run: dict[str, Any]) -> str:
-    """A noise run's result name without the common prefix (``-`` for the default run)."""
+    """A noise run's result name without the common prefix ("default" for the run written
+    under the plain name)."""
     label = str(run["benchmark"]).removeprefix("ranking_noise").lstrip("_")
     return f"`{label}`" if label else "default"
 

@@ -97,17 +97,14 @@ class OraclePlanner:
         returns = np.zeros(len(sequences))
         for i, sequence in enumerate(sequences):
             clone = self._clone()
-            ended = False
             for t, action in enumerate(sequence):
                 step_action = action if self.search.continuous else int(action)
                 _, reward, terminated, truncated, _ = clone.step(step_action)
                 returns[i] += (self.config.discount**t) * float(reward)
-                ended = terminated or truncated
-                if ended:
+                if terminated or truncated:
                     break
-            if not ended:
-                horizon = len(sequence)
-                returns[i] += (self.config.discount**horizon) * self.config.terminal_value
+            else:  # the episode outlasts the plan
+                returns[i] += (self.config.discount ** len(sequence)) * self.config.terminal_value
         return returns
 
     def act(self, frame: np.ndarray, rng: np.random.Generator) -> Action:

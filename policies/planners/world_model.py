@@ -73,7 +73,8 @@ class WorldModelPlanner:
     def _rollout(self, sequences: np.ndarray, decode: bool) -> tuple[torch.Tensor, list]:
         """Imagine every sequence (P, H) or (P, H, A) from the last K real frames (one batched
         core of P, started from the shared context): discounted returns weighted by the chance
-        of not having ended (the terminal value included), and, with ``decode``, the imagined frames of each step."""
+        of not having ended (the terminal value included), and, with ``decode``, the imagined
+        frames of each step."""
         plan_actions = self._sequences(sequences)
         k = self.model.config.context
         frames = torch.from_numpy(np.stack(self._frames[-k:]))
