@@ -1,26 +1,30 @@
 """Camera control: does the camera-conditioned robot world model render the scene from the
 camera it is given?
 
-    python -m experiments.bench.camera_control [--checkpoint runs/world_model/robot_camera/checkpoint] [--footage data/footage/robot_camera]
+    python -m experiments.bench.camera_control [--checkpoint runs/world_model/robot_camera/checkpoint] [--footage data/footage/robot_camera] [--stride 20]
 
-On held-out moving-camera episodes, the model starts from K real frames and imagines 16 frames
-under the true torques and the true camera path; each imagined frame is compared (PSNR, SSIM)
-with the real render from the same pose. Two references: the same model told the camera stays
-where it was at the start (pose frozen; what ignoring the camera path costs), and copying the
-last real frame.
+On held-out moving-camera episodes, cut into windows every ``--stride`` steps, the model starts
+from K real frames and imagines 16 frames under the true torques and the true camera path; each
+imagined frame is compared (PSNR, SSIM) with the real render from the same pose. Two
+references: the same model told the camera stays where it was at the start (pose frozen; what
+ignoring the camera path costs), and copying the last real frame. The window whose camera
+sweeps furthest is drawn to experiments/results/camera_control.png: real frames, imagined on the
+true camera path, imagined with the camera frozen (every third step).
 """
 
 from __future__ import annotations
 
 import argparse
 
+import imageio.v3 as imageio
 import numpy as np
 import torch
 
 import world_models
-from experiments.bench.common import write_result
+from experiments.bench.common import RESULTS_DIR, write_result
 from experiments.model_card import held_out_episodes
 from wfm_sim.data import Episode
+from wfm_sim.io import atomic_path
 from wfm_sim.tokenizer.metrics import ssim
 from wfm_sim.training.evaluate import open_loop_rollouts, psnr
 from wfm_sim.training.world_model import encode_episodes
@@ -44,12 +48,37 @@ def frozen_camera(episode: Episode, context: int) -> Episode:
     )
 
 
+def windows(episode: Episode, length: int, stride: int) -> list[Episode]:
+    """The parts of ``episode`` that start every ``stride`` steps and hold ``length``
+    transitions (fewer at the end are dropped), each an episode of its own."""
+    return [
+        Episode(
+            episode.episode_id,
+            episode.frames[start : start + length + 1],
+            episode.actions[start : start + length],
+            episode.rewards[start : start + length],
+            episode.terminated[start : start + length],
+            episode.behaviour,
+        )
+        for start in range(0, episode.length - length + 1, stride)
+    ]
+
+
+def film_strip(rows: list[np.ndarray], every: int, zoom: int) -> np.ndarray:
+    """One image of several films (each (T, H, W, 3) uint8, one film a row), every
+    ``every``-th frame, each pixel drawn ``zoom`` times wider and taller."""
+    picked = [np.concatenate(list(film[every - 1 :: every]), axis=1) for film in rows]
+    image = np.concatenate(picked, axis=0)
+    return np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
+
+
 def main() -> None:
     """Measure and write experiments/results/camera_control.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", default="runs/world_model/robot_camera/checkpoint")
     parser.add_argument("--footage", default="data/footage/robot_camera")
     parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--stride", type=int, default=20, help="steps between window starts")
     args = parser.parse_args()
     torch.set_num_threads(2)
     folder = world_models.checkpoint_path(args.checkpoint)
@@ -59,12 +88,15 @@ def main() -> None:
             f"{folder} is not camera-conditioned (action_dim {model.config.action_dim})"
         )
     k = model.config.context
-    episodes = held_out_episodes(folder, args.footage)
+    held_out = held_out_episodes(folder, args.footage)
+    episodes = [w for e in held_out for w in windows(e, k - 1 + args.steps, args.stride)]
     frozen = [frozen_camera(e, k) for e in episodes]
     results = {}
+    films = {}
     for name, eps in (("true_camera_path", episodes), ("camera_frozen_at_start", frozen)):
         latents = encode_episodes(model, eps, torch.device("cpu"))
         imagined, truth, last_context = open_loop_rollouts(model, eps, latents, args.steps)
+        films[name] = imagined
         copied = np.broadcast_to(last_context[:, None], truth.shape)
         for label, frames in ((name, imagined), ("copy_last_frame", copied)):
             scores = psnr(frames, truth)
@@ -75,16 +107,31 @@ def main() -> None:
                     frames.reshape(-1, *frames.shape[2:]), truth.reshape(-1, *truth.shape[2:])
                 ),
             }
-    moved = [float(np.ptp(e.actions[:, -CAMERA_DIMS], axis=0)) for e in episodes]
+    # The poses of the last context frame and of each imagined frame (action i names the pose
+    # of frame i + 1): the sweep is measured from where the camera was when imagining began.
+    azimuths = np.stack([e.actions[k - 2 :, -CAMERA_DIMS] for e in episodes])
     payload = {
         "checkpoint": str(args.checkpoint),
-        "held_out_episodes": len(episodes),
+        "held_out_episodes": len(held_out),
+        "windows": len(episodes),
+        "window_stride": args.stride,
         "rollout_steps": args.steps,
-        "mean_azimuth_sweep_deg": float(np.mean(moved)),
+        "mean_azimuth_sweep_deg": float(np.ptp(azimuths, axis=1).mean()),
+        "mean_azimuth_change_per_step_deg": float(np.abs(np.diff(azimuths, axis=1)).mean()),
         **results,
     }
     print(write_result("camera_control", payload))
     print(payload)
+    widest = int(np.ptp(azimuths, axis=1).argmax())
+    figure = RESULTS_DIR / "camera_control.png"
+    rows = [
+        truth[widest],
+        films["true_camera_path"][widest],
+        films["camera_frozen_at_start"][widest],
+    ]
+    with atomic_path(figure) as tmp:
+        imageio.imwrite(tmp, film_strip(rows, every=3, zoom=2), extension=".png")
+    print(f"real / imagined on the true camera path / imagined with the camera frozen: {figure}")
 
 
 if __name__ == "__main__":

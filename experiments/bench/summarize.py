@@ -661,10 +661,13 @@ def _camera_section() -> list[str]:
         ("copy the last real frame", r["copy_last_frame"]),
     ]
     return [
-        f"{r['held_out_episodes']} held-out moving-camera episodes (the camera sweeps "
-        f"{r['mean_azimuth_sweep_deg']:.0f}° of azimuth per episode on average); "
+        f"{r['windows']} windows (one every {r['window_stride']} steps) of "
+        f"{r['held_out_episodes']} held-out moving-camera episodes; in each, "
         f"{r['rollout_steps']} frames imagined under the true torques and compared with the "
-        "real renders from the same poses (`python -m experiments.bench.camera_control`).",
+        "real renders from the same poses, while the camera sweeps "
+        f"{r['mean_azimuth_sweep_deg']:.0f}° of azimuth on average "
+        f"({r['mean_azimuth_change_per_step_deg']:.1f}° a step) "
+        "(`python -m experiments.bench.camera_control`).",
         "",
         f"| conditioning | PSNR mean (dB) | PSNR at step {r['rollout_steps']} | SSIM mean |",
         "|---|---|---|---|",

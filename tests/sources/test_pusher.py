@@ -167,3 +167,16 @@ def test_noisy_expert_is_seeded_and_clipped() -> None:
     assert np.abs(first).max() <= 2.0 and (np.abs(first) == 2.0).any()
     with pytest.raises(ValueError, match="state"):
         expert(frame, {"state": state[:7]}, np.random.default_rng(0))
+
+
+def test_faster_camera_speed_sweeps_further_and_a_bad_range_is_refused() -> None:
+    slow = RobotSimConfig(moving_camera=True, camera_speed_range=[0.01, 0.01])
+    fast = RobotSimConfig(moving_camera=True, camera_speed_range=[0.1, 0.1])
+    sweeps = []
+    for config in (slow, fast):
+        _, infos = _rollout(config, seed=4, steps=6)
+        phases = np.array([i["cam_azimuth"] for i in infos])
+        sweeps.append(np.abs(np.diff(phases)).sum())
+    assert sweeps[1] > 3 * sweeps[0]
+    with pytest.raises(ValueError, match="camera_speed_range"):
+        make_robot_env(RobotSimConfig(moving_camera=True, camera_speed_range=[0.2, 0.1]))

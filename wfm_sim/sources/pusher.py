@@ -52,7 +52,9 @@ class RobotSimConfig:
     The default camera looks down at 60 degrees from the arm's side of the table, 1.6 m from a
     point between the arm and the goal, so the arm, the object and the goal all stay in view.
     With ``moving_camera`` each episode draws a smooth camera path whose azimuth, elevation and
-    distance stay inside the ``*_range`` bounds (``lookat`` stays fixed).
+    distance stay inside the ``*_range`` bounds (``lookat`` stays fixed); each follows a sine
+    whose phase advances by a per-episode speed drawn from ``camera_speed_range`` (radians per
+    step: 0.01-0.03 is a slow pan, 0.05-0.15 sweeps tens of degrees within a second).
     """
 
     env_id: str = "Pusher-v5"
@@ -65,6 +67,7 @@ class RobotSimConfig:
     azimuth_range: list[float] = field(default_factory=lambda: [70.0, 110.0])
     elevation_range: list[float] = field(default_factory=lambda: [-78.0, -56.0])
     distance_range: list[float] = field(default_factory=lambda: [1.45, 1.8])
+    camera_speed_range: list[float] = field(default_factory=lambda: [0.01, 0.03])
 
     def camera_config(self) -> dict[str, Any]:
         """The fixed camera as Gymnasium's MuJoCo ``default_camera_config``."""
@@ -96,7 +99,7 @@ class RobotPixelObservation(gym.ObservationWrapper):
     positions (3 each). On reset the reward terms are those of the start state (no control).
 
     The camera: fixed at the config's pose, or (``moving_camera``) per episode a random start
-    pose and a slow sinusoidal drift of azimuth, elevation and distance inside their ranges,
+    pose and a sinusoidal drift of azimuth, elevation and distance inside their ranges,
     drawn from ``np_random`` after Pusher's own reset, so ``reset(seed=s)`` fixes both the scene
     and the camera path.
     """
@@ -120,6 +123,12 @@ class RobotPixelObservation(gym.ObservationWrapper):
                 "azimuth_range, elevation_range and distance_range must each be [low, high] "
                 f"with low <= high; got {self._ranges.tolist()}"
             )
+        self._speed_range = np.asarray(config.camera_speed_range, dtype=np.float64)
+        if self._speed_range.shape != (2,) or not 0 <= self._speed_range[0] <= self._speed_range[1]:
+            raise ValueError(
+                "camera_speed_range must be [low, high] radians per step with 0 <= low <= high; "
+                f"got {config.camera_speed_range}"
+            )
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -127,9 +136,11 @@ class RobotPixelObservation(gym.ObservationWrapper):
         state, info = self.env.reset(seed=seed, options=options)
         self._step = 0
         if self.config.moving_camera:
-            # One to three radians of drift per 100-step episode: a slow pan, never a jump.
+            # A smooth path, never a jump: the default 0.01-0.03 rad per step drifts one to
+            # three radians of phase over a 100-step episode.
             self._phase = self.np_random.uniform(0.0, 2 * np.pi, 3)
-            self._speed = self.np_random.uniform(0.01, 0.03, 3) * self.np_random.choice([-1, 1], 3)
+            low, high = self._speed_range
+            self._speed = self.np_random.uniform(low, high, 3) * self.np_random.choice([-1, 1], 3)
         frame = self.observation(state)
         return frame, {**info, **self.ground_truth(state, info)}
 
