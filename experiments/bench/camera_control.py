@@ -103,44 +103,44 @@ def main() -> None:
     held_out = held_out_episodes(folder, args.footage)
     episodes = [w for e in held_out for w in windows(e, k - 1 + args.steps, args.stride)]
     frozen = [frozen_camera(e, k) for e in episodes]
-    results = {}
+    # Encoding depends only on the frames, which both camera paths share.
+    latents = encode_episodes(model, episodes, torch.device("cpu"))
     films = {}
-    last_step_psnr = {}
     for name, eps in (("true_camera_path", episodes), ("camera_frozen_at_start", frozen)):
-        latents = encode_episodes(model, eps, torch.device("cpu"))
-        imagined, truth, last_context = open_loop_rollouts(model, eps, latents, args.steps)
-        films[name] = imagined
-        copied = np.broadcast_to(last_context[:, None], truth.shape)
-        for label, frames in ((name, imagined), ("copy_last_frame", copied)):
-            scores = psnr(frames, truth)
-            last_step_psnr[label] = scores[:, -1]
-            results[label] = {
-                "psnr_mean": float(scores.mean()),
-                "psnr_last": float(scores[:, -1].mean()),
-                "ssim_mean": ssim(
-                    frames.reshape(-1, *frames.shape[2:]), truth.reshape(-1, *truth.shape[2:])
-                ),
-            }
+        films[name], truth, last_context = open_loop_rollouts(model, eps, latents, args.steps)
+    films["copy_last_frame"] = np.broadcast_to(last_context[:, None], truth.shape)
+    results = {}
+    last_step_psnr = {}
+    for label, frames in films.items():
+        scores = psnr(frames, truth)
+        last_step_psnr[label] = scores[:, -1]
+        results[label] = {
+            "psnr_mean": float(scores.mean()),
+            "psnr_last": float(scores[:, -1].mean()),
+            "ssim_mean": ssim(
+                frames.reshape(-1, *frames.shape[2:]), truth.reshape(-1, *truth.shape[2:])
+            ),
+        }
     # The poses of the last context frame and of each imagined frame (action i names the pose
     # of frame i + 1): the sweep is measured from where the camera was when imagining began.
     azimuths = np.stack([e.actions[k - 2 :, -CAMERA_DIMS] for e in episodes])
+    sweeps = np.ptp(azimuths, axis=1)
     payload = {
         "checkpoint": str(args.checkpoint),
         "held_out_episodes": len(held_out),
         "windows": len(episodes),
         "window_stride": args.stride,
         "rollout_steps": args.steps,
-        "mean_azimuth_sweep_deg": float(np.ptp(azimuths, axis=1).mean()),
+        "mean_azimuth_sweep_deg": float(sweeps.mean()),
         "mean_azimuth_change_per_step_deg": float(np.abs(np.diff(azimuths, axis=1)).mean()),
         "last_step_gain_over_frozen_db": gain_by_sweep(
-            last_step_psnr["true_camera_path"] - last_step_psnr["camera_frozen_at_start"],
-            np.ptp(azimuths, axis=1),
+            last_step_psnr["true_camera_path"] - last_step_psnr["camera_frozen_at_start"], sweeps
         ),
         **results,
     }
     print(write_result("camera_control", payload))
     print(payload)
-    widest = int(np.ptp(azimuths, axis=1).argmax())
+    widest = int(sweeps.argmax())
     figure = RESULTS_DIR / "camera_control.png"
     # Each row opens with the last real context frame, then every fourth of the 16 steps.
     rows = [

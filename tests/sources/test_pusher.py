@@ -175,8 +175,8 @@ def test_faster_camera_speed_sweeps_further_and_a_bad_range_is_refused() -> None
     sweeps = []
     for config in (slow, fast):
         _, infos = _rollout(config, seed=4, steps=6)
-        phases = np.array([i["cam_azimuth"] for i in infos])
-        sweeps.append(np.abs(np.diff(phases)).sum())
+        azimuths = np.array([i["cam_azimuth"] for i in infos])
+        sweeps.append(np.abs(np.diff(azimuths)).sum())
     assert sweeps[1] > 3 * sweeps[0]
     with pytest.raises(ValueError, match="camera_speed_range"):
         make_robot_env(RobotSimConfig(moving_camera=True, camera_speed_range=[0.2, 0.1]))
