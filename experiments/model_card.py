@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -94,6 +95,35 @@ def _commands(training: dict, config_name: str) -> str:
     return f"{_commands(earlier, config_name)}\n{command}" if earlier else command
 
 
+RECORDER_KEYS = ("source", "episodes", "episodes_per_part", "seed", "fps", "crf", "copies")
+"""The recorder settings a model card's record command names (besides ``sim`` and the copies'
+parts), so that it records the same footage whatever the default config holds."""
+
+
+def _hydra_value(value: Any) -> str:
+    """``value`` as a Hydra command-line override value."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    return str(value)
+
+
+def record_command(footage_dir: str) -> str:
+    """The command that records ``footage_dir`` again, from the recorder settings in its
+    footage.json (every setting and sim field spelled out: ``++`` adds or overrides)."""
+    path = Path(footage_dir) / "footage.json"
+    if not path.exists():
+        return f"python -m experiments.record out_dir={footage_dir}"
+    recorder = json.loads(path.read_text())["recorder"]
+    settings = {key: recorder[key] for key in RECORDER_KEYS if key in recorder}
+    settings["copy_parts"] = recorder.get("copy_parts", 0)
+    overrides = [f"++{key}={_hydra_value(value)}" for key, value in settings.items()]
+    overrides += [f"++sim.{key}={_hydra_value(v)}" for key, v in recorder.get("sim", {}).items()]
+    quoted = [f"'{o}'" if any(c in o for c in "[],") else o for o in overrides]
+    return " ".join(["python -m experiments.record", *quoted, f"out_dir={footage_dir}"])
+
+
 def _schedule(cfg: dict) -> str:
     """One sentence on the last run's stages."""
     teacher_forced = cfg["model"].get("fsq_levels")
@@ -155,7 +185,7 @@ def write_model_card(
 
 ## How it was made
 ```
-python -m experiments.record episodes={training["episodes"]["train"] + training["episodes"]["held_out"]} out_dir={footage_dir}
+{record_command(footage_dir)}
 {_commands(training, config_name)}
 ```
 Other values as in `experiments/conf/{config_name}.yaml` (the exact ones are in `training.json`).

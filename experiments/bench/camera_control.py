@@ -1,7 +1,7 @@
 """Camera control: does the camera-conditioned robot world model render the scene from the
 camera it is given?
 
-    python -m experiments.bench.camera_control [--checkpoint runs/world_model/robot_camera/checkpoint] [--footage data/footage/robot_camera] [--stride 20]
+    python -m experiments.bench.camera_control [--checkpoint runs/world_model/robot_camera/checkpoint] [--footage data/footage/robot_camera] [--stride 20] [--name NAME]
 
 On held-out moving-camera episodes, cut into windows every ``--stride`` steps, the model starts
 from K real frames and imagines 16 frames under the true torques and the true camera path; each
@@ -16,6 +16,8 @@ fourth step).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
 
 import imageio.v3 as imageio
 import numpy as np
@@ -49,6 +51,12 @@ def frozen_camera(episode: Episode, context: int) -> Episode:
     )
 
 
+def window_starts(transitions: int, length: int, stride: int) -> range:
+    """The first steps of the windows of ``length`` transitions cut every ``stride`` steps
+    from an episode of ``transitions`` transitions (a shorter tail is dropped)."""
+    return range(0, transitions - length + 1, stride)
+
+
 def windows(episode: Episode, length: int, stride: int) -> list[Episode]:
     """The parts of ``episode`` that start every ``stride`` steps and hold ``length``
     transitions (fewer at the end are dropped), each an episode of its own."""
@@ -61,7 +69,7 @@ def windows(episode: Episode, length: int, stride: int) -> list[Episode]:
             episode.terminated[start : start + length],
             episode.behaviour,
         )
-        for start in range(0, episode.length - length + 1, stride)
+        for start in window_starts(episode.length, length, stride)
     ]
 
 
@@ -84,13 +92,34 @@ def gain_by_sweep(gain: np.ndarray, sweep: np.ndarray) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    """Measure and write experiments/results/camera_control.json."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def write_window_strip(
+    name: str, last_context: np.ndarray, films: Sequence[np.ndarray], rows: str
+) -> Path:
+    """Draw one window's films (each (steps, H, W, 3), one a row, each opening with the last
+    real context frame, then every fourth step) to experiments/results/<name>.png and say so,
+    naming the ``rows``."""
+    strips = [np.concatenate([last_context[None], film]) for film in films]
+    figure = RESULTS_DIR / f"{name}.png"
+    with atomic_path(figure) as tmp:
+        imageio.imwrite(tmp, film_strip(strips, every=4, zoom=2), extension=".png")
+    print(f"last context frame, then {rows}: {figure}")
+    return figure
+
+
+def camera_bench_setup(
+    description: str, name: str
+) -> tuple[argparse.Namespace, Path, world_models.EnvModel]:
+    """The command line shared by the camera benches (``name`` is the default results name),
+    the checkpoint folder it names and its camera-conditioned model (ValueError if the model
+    takes no camera pose)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--checkpoint", default="runs/world_model/robot_camera/checkpoint")
     parser.add_argument("--footage", default="data/footage/robot_camera")
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--stride", type=int, default=20, help="steps between window starts")
+    parser.add_argument(
+        "--name", default=name, help="results file experiments/results/NAME.json (+ .png)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     folder = world_models.checkpoint_path(args.checkpoint)
@@ -99,6 +128,12 @@ def main() -> None:
         raise ValueError(
             f"{folder} is not camera-conditioned (action_dim {model.config.action_dim})"
         )
+    return args, folder, model
+
+
+def main() -> None:
+    """Measure and write experiments/results/camera_control.json."""
+    args, folder, model = camera_bench_setup(__doc__ or "", "camera_control")
     k = model.config.context
     held_out = held_out_episodes(folder, args.footage)
     episodes = [w for e in held_out for w in windows(e, k - 1 + args.steps, args.stride)]
@@ -138,20 +173,15 @@ def main() -> None:
         ),
         **results,
     }
-    print(write_result("camera_control", payload))
+    print(write_result(args.name, payload))
     print(payload)
     widest = int(sweeps.argmax())
-    figure = RESULTS_DIR / "camera_control.png"
-    # Each row opens with the last real context frame, then every fourth of the 16 steps.
-    rows = [
-        np.concatenate([last_context[widest][None], film[widest]])
-        for film in (truth, films["true_camera_path"], films["camera_frozen_at_start"])
-    ]
-    with atomic_path(figure) as tmp:
-        imageio.imwrite(tmp, film_strip(rows, every=4, zoom=2), extension=".png")
-    print(
-        "last context frame, then real / imagined on the true camera path / imagined with the "
-        f"camera frozen: {figure}"
+    films_of_widest = (truth, films["true_camera_path"], films["camera_frozen_at_start"])
+    write_window_strip(
+        args.name,
+        last_context[widest],
+        [f[widest] for f in films_of_widest],
+        "real / imagined on the true camera path / imagined with the camera frozen",
     )
 
 

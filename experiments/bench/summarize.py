@@ -227,7 +227,7 @@ def _speed_section() -> list[str]:
 _RL_RUNS = {
     "wfm_ppo": "PPO in the world model (learned reward)",
     "wfm_dqn": "DQN in the world model (learned reward)",
-    "real_ppo": "PPO in the real highway-env, from scratch",
+    "real_ppo": "PPO in the real {sim}, from scratch",
     "real_ppo_from_wfm_policy": "PPO in the real env, from the world-model PPO policy",
     "real_ppo_from_wfm_encoder": "PPO in the real env, on the world model's frozen encoder",
 }
@@ -238,7 +238,7 @@ def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
     command = f"python -m experiments.train_rl --config-name {config_name}"
     if not any(runs.values()):
         return [f"Not measured yet: run `{command} env=wfm` and `env=real`."]
-    real_sim = "highway-env" if folder == "rl" else "simulator"
+    real_sim = "highway-env" if folder == "rl" else "Pusher"
     lines = [
         "SB3 on 64×64 frames, the same number of env steps in each, then evaluated zero-shot in "
         f"the real {real_sim}, deterministic (`{command} env=wfm|real "
@@ -263,7 +263,7 @@ def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
             steps = steps_to_threshold(r["curve"], threshold)
             reached = f"{steps:,} (≥ {threshold:g})" if steps else "not reached"
         lines.append(
-            f"| {_RL_RUNS[name]} | {r['total_steps']:,} | {r['real_interactions']:,} | "
+            f"| {_RL_RUNS[name].format(sim=real_sim)} | {r['total_steps']:,} | {r['real_interactions']:,} | "
             f"{reached} | {r['train_seconds']} s | "
             f"{r['real_return_mean']:.2f} over {len(r['real_returns'])} episodes |"
         )
@@ -275,14 +275,14 @@ def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
             used = run["real_interactions"] / real["real_interactions"]
             lines += [
                 "",
-                f"{_RL_RUNS[name]}: {100 * share:.0f}% of the real-trained return, with "
+                f"{_RL_RUNS[name].format(sim=real_sim)}: {100 * share:.0f}% of the real-trained return, with "
                 f"{100 * used:.0f}% of its real interactions (the world model's footage).",
             ]
         elif run and real:
             used = run["real_interactions"] / real["real_interactions"]
             lines += [
                 "",
-                f"{_RL_RUNS[name]}: real return {run['real_return_mean']:.2f} against "
+                f"{_RL_RUNS[name].format(sim=real_sim)}: real return {run['real_return_mean']:.2f} against "
                 f"{real['real_return_mean']:.2f} for the real-trained run (returns are "
                 f"negative, so no percentage), with {100 * used:.0f}% of its real interactions.",
             ]
@@ -687,6 +687,52 @@ def _camera_section() -> list[str]:
     ]
 
 
+def _camera_counterfactual_section() -> list[str]:
+    r = _load("camera_counterfactual.json")
+    if r is None:
+        return ["Not measured yet: run `python -m experiments.bench.camera_counterfactual`."]
+    steps = r["rollout_steps"]
+    lines = [
+        f"The same {r['windows']} windows, replayed in the real Pusher (same seeds, same torques; "
+        f"replayed frames {r['replay_psnr_vs_footage']:.1f} dB from the footage) and rendered "
+        "from the last context frame on along camera paths the footage never took: `stop` (the "
+        "camera stays put) and `reverse` (it turns back, mirroring the recorded path; "
+        f"{r['mean_reverse_azimuth_divergence_deg']:.0f}° of azimuth from it at most, on "
+        "average). The model imagines each path told that path, and told the recorded one "
+        "(`python -m experiments.bench.camera_counterfactual`).",
+        "",
+        f"| path | told | PSNR mean (dB) | PSNR at step {steps} | SSIM mean |",
+        "|---|---|---|---|---|",
+    ]
+    told = {
+        "told_this_path": "this path",
+        "told_recorded_path": "the recorded path",
+        "copy_last_frame": "(copy the last real frame)",
+    }
+    for path in ("stop", "reverse"):
+        for key, label in told.items():
+            v = r[path][key]
+            lines.append(
+                f"| {path} | {label} | {v['psnr_mean']:.2f} | {v['psnr_last']:.2f} | "
+                f"{v['ssim_mean']:.3f} |"
+            )
+    gains = r["gain_of_the_right_path"]
+    lines += [
+        "",
+        "Told the right path instead of the recorded one: "
+        + "; ".join(
+            f"`{path}` {g['mean_db']:+.2f} dB on average, {g['last_step_db']:+.2f} at step "
+            f"{steps}, better at step {steps} in {100 * g['windows_better']:.0f}% of windows"
+            for path, g in gains.items()
+        )
+        + ". Film strip of the widest reversal: `experiments/results/camera_counterfactual.png`"
+        " (rows: real renders, told the reversed path, told the recorded path).",
+        "",
+        _machine(r),
+    ]
+    return lines
+
+
 def _robot_section() -> list[str]:
     return [
         "### Policy ranking: WFM-Robot-v0 against the real Pusher",
@@ -707,6 +753,10 @@ def _robot_section() -> list[str]:
         "### Camera-conditioned robot world model",
         "",
         *_camera_section(),
+        "",
+        "#### Camera paths the footage never took",
+        "",
+        *_camera_counterfactual_section(),
         "",
         "### MPC planning in the real Pusher",
         "",

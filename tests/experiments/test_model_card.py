@@ -1,8 +1,18 @@
-"""The model card's reproduction commands follow a checkpoint's lineage."""
+"""The model card's reproduction commands follow a checkpoint's lineage and rebuild its
+footage's recorder settings."""
 
 from __future__ import annotations
 
-from experiments.model_card import _commands
+import dataclasses
+import shlex
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from experiments.config import to_dataclass
+from experiments.model_card import _commands, record_command
+from wfm_sim.io import write_json_atomic
+from wfm_sim.sources.recorder import RecorderConfig
 
 
 def _report(run: str, init: str = "", started_from: dict | None = None) -> dict:
@@ -40,3 +50,23 @@ def test_a_heads_stage_is_part_of_the_command() -> None:
     last = _commands(report, "train_world_model").splitlines()[-1]
     assert "imagined_head_steps=1500 init_checkpoint=runs/v4/checkpoint" in last
     assert "imagined_head_steps" not in _commands(_report("v1"), "train_world_model")
+
+
+def test_the_record_command_rebuilds_the_footages_recorder_config(tmp_path: Path) -> None:
+    recorded = RecorderConfig(
+        out_dir=str(tmp_path),
+        source="pusher",
+        sim={"moving_camera": True, "azimuth_range": [50.0, 130.0], "camera_turn_steps": [4, 12]},
+        episodes=120,
+        episodes_per_part=12,
+        seed=1,
+        fps=20,
+    )
+    write_json_atomic(tmp_path / "footage.json", {"recorder": dataclasses.asdict(recorded)})
+    command = record_command(str(tmp_path))
+    assert command.startswith("python -m experiments.record ")
+    overrides = shlex.split(command)[3:]
+    conf_dir = Path(__file__).resolve().parents[2] / "experiments" / "conf"
+    with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+        cfg = compose(config_name="record", overrides=overrides)
+    assert to_dataclass(cfg, RecorderConfig) == recorded

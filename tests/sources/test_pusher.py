@@ -9,6 +9,7 @@ import pytest
 
 from wfm_sim.sources.pusher import (
     ROBOT_GROUND_TRUTH,
+    RobotPixelObservation,
     RobotSimConfig,
     make_robot_env,
     pusher_expert,
@@ -180,3 +181,41 @@ def test_faster_camera_speed_sweeps_further_and_a_bad_range_is_refused() -> None
     assert sweeps[1] > 3 * sweeps[0]
     with pytest.raises(ValueError, match="camera_speed_range"):
         make_robot_env(RobotSimConfig(moving_camera=True, camera_speed_range=[0.2, 0.1]))
+
+
+def test_render_from_draws_other_poses_without_moving_the_episodes_camera() -> None:
+    config = RobotSimConfig(moving_camera=True)
+    plain, _ = _rollout(config, seed=5, steps=2)
+    env = make_robot_env(config)
+    try:
+        frame, info = env.reset(seed=5)
+        assert isinstance(env, RobotPixelObservation)
+        own_pose = (info["cam_azimuth"], info["cam_elevation"], info["cam_distance"])
+        np.testing.assert_array_equal(env.render_from(*own_pose), frame)
+        elsewhere = env.render_from(own_pose[0] + 30.0, own_pose[1], own_pose[2])
+        assert np.abs(elsewhere.astype(int) - frame.astype(int)).mean() > 1.0
+        frames = [frame]
+        for _ in range(2):
+            frames.append(env.step(np.zeros(7, dtype=np.float32))[0])
+    finally:
+        env.close()
+    np.testing.assert_array_equal(np.stack(frames), plain)
+
+
+def test_camera_turns_redraw_the_speed_every_few_steps_and_bad_turns_are_refused() -> None:
+    steady = RobotSimConfig(moving_camera=True, camera_speed_range=[0.05, 0.1])
+    turning = RobotSimConfig(
+        moving_camera=True, camera_speed_range=[0.05, 0.1], camera_turn_steps=[3, 3]
+    )
+    paths = []
+    for config in (steady, turning):
+        _, infos = _rollout(config, seed=6, steps=24)
+        paths.append(np.array([[i["cam_azimuth"], i["cam_elevation"]] for i in infos]))
+    np.testing.assert_allclose(paths[0][:4], paths[1][:4])  # one start, one first leg
+    assert not np.allclose(paths[0][4:], paths[1][4:])
+    bounds = np.array([turning.azimuth_range, turning.elevation_range])
+    assert ((paths[1] >= bounds[:, 0]) & (paths[1] <= bounds[:, 1])).all()
+    reversals = [int((np.diff(np.sign(np.diff(p[:, 0]))) != 0).sum()) for p in paths]
+    assert reversals[1] >= 2 and reversals[1] > reversals[0]
+    with pytest.raises(ValueError, match="camera_turn_steps"):
+        make_robot_env(RobotSimConfig(moving_camera=True, camera_turn_steps=[0, 4]))

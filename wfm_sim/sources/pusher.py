@@ -54,7 +54,10 @@ class RobotSimConfig:
     With ``moving_camera`` each episode draws a smooth camera path whose azimuth, elevation and
     distance stay inside the ``*_range`` bounds (``lookat`` stays fixed); each follows a sine
     whose phase advances by a per-episode speed drawn from ``camera_speed_range`` (radians per
-    step: 0.01-0.03 is a slow pan, 0.05-0.15 sweeps tens of degrees within a second).
+    step: 0.01-0.03 is a slow pan, 0.05-0.15 sweeps tens of degrees within a second). With
+    ``camera_turn_steps`` ``[low, high]`` the speeds (and their signs) are drawn again every
+    ``low``-``high`` steps, so the camera turns back and forth in an episode and its motion
+    in a few frames does not tell where it goes next; empty keeps one speed per episode.
     """
 
     env_id: str = "Pusher-v5"
@@ -68,6 +71,7 @@ class RobotSimConfig:
     elevation_range: list[float] = field(default_factory=lambda: [-78.0, -56.0])
     distance_range: list[float] = field(default_factory=lambda: [1.45, 1.8])
     camera_speed_range: list[float] = field(default_factory=lambda: [0.01, 0.03])
+    camera_turn_steps: list[int] = field(default_factory=list)
 
     def camera_config(self) -> dict[str, Any]:
         """The fixed camera as Gymnasium's MuJoCo ``default_camera_config``."""
@@ -115,6 +119,11 @@ class RobotPixelObservation(gym.ObservationWrapper):
         # value(t) = low + (high - low) * (1 + sin(phase + speed * t)) / 2.
         self._phase = np.zeros(3)
         self._speed = np.zeros(3)
+        # With turns, the phase run up by earlier legs, the step the current leg began at and
+        # the step the next one begins at.
+        self._leg_phase = np.zeros(3)
+        self._leg_start = 0
+        self._next_turn = -1
         self._ranges = np.array(
             [config.azimuth_range, config.elevation_range, config.distance_range], dtype=np.float64
         )
@@ -129,6 +138,13 @@ class RobotPixelObservation(gym.ObservationWrapper):
                 "camera_speed_range must be [low, high] radians per step with 0 <= low <= high; "
                 f"got {config.camera_speed_range}"
             )
+        turns = list(config.camera_turn_steps)
+        if turns and (len(turns) != 2 or not 1 <= turns[0] <= turns[1]):
+            raise ValueError(
+                "camera_turn_steps must be empty or [low, high] steps with 1 <= low <= high; "
+                f"got {config.camera_turn_steps}"
+            )
+        self._turn_steps = turns
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -139,14 +155,21 @@ class RobotPixelObservation(gym.ObservationWrapper):
             # A smooth path, never a jump: the default 0.01-0.03 rad per step drifts one to
             # three radians of phase over a 100-step episode.
             self._phase = self.np_random.uniform(0.0, 2 * np.pi, 3)
-            low, high = self._speed_range
-            self._speed = self.np_random.uniform(low, high, 3) * self.np_random.choice([-1, 1], 3)
+            self._speed = self._draw_speed()
+            self._leg_phase = np.zeros(3)
+            self._leg_start = 0
+            self._next_turn = self._draw_turn()
         frame = self.observation(state)
         return frame, {**info, **self.ground_truth(state, info)}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         state, reward, terminated, truncated, info = self.env.step(action)
         self._step += 1
+        if self._step == self._next_turn:
+            self._leg_phase += self._speed * (self._step - self._leg_start)
+            self._leg_start = self._step
+            self._speed = self._draw_speed()
+            self._next_turn = self._draw_turn()
         frame = self.observation(state)
         return (
             frame,
@@ -164,14 +187,32 @@ class RobotPixelObservation(gym.ObservationWrapper):
                 float(self.config.elevation),
                 float(self.config.distance),
             )
-        wave = 0.5 * (1.0 + np.sin(self._phase + self._speed * self._step))
+        leg = self._step - self._leg_start
+        wave = 0.5 * (1.0 + np.sin(self._phase + self._leg_phase + self._speed * leg))
         low, high = self._ranges[:, 0], self._ranges[:, 1]
         azimuth, elevation, distance = low + (high - low) * wave
         return float(azimuth), float(elevation), float(distance)
 
+    def _draw_speed(self) -> np.ndarray:
+        low, high = self._speed_range
+        return self.np_random.uniform(low, high, 3) * self.np_random.choice([-1, 1], 3)
+
+    def _draw_turn(self) -> int:
+        """The step of the next turn (-1: none)."""
+        if not self._turn_steps:
+            return -1
+        low, high = self._turn_steps
+        return self._step + int(self.np_random.integers(low, high + 1))
+
     def observation(self, observation: Any) -> np.ndarray:
+        return self.render_from(*self.camera_pose())
+
+    def render_from(self, azimuth: float, elevation: float, distance: float) -> np.ndarray:
+        """The current scene drawn from the camera pose given (degrees, degrees, metres),
+        (S, S, 3) uint8; the episode's own camera path is left as it is, so the same physics
+        can be seen from camera paths it was not recorded along."""
         camera = self._camera()
-        camera.azimuth, camera.elevation, camera.distance = self.camera_pose()
+        camera.azimuth, camera.elevation, camera.distance = azimuth, elevation, distance
         camera.lookat[:] = self._lookat
         frame = self.env.render()
         assert frame is not None, "Pusher returned no frame; render_mode must be rgb_array"
