@@ -651,6 +651,11 @@ def _tokenizer_section() -> list[str]:
     return lines
 
 
+SINGLE_SPEED_MODEL = "model trained on one camera speed per episode"
+"""How the camera tables name the camera-conditioned model trained on footage whose camera
+never turned (``*_single_speed_model.json``), scored on the same windows."""
+
+
 def _camera_section() -> list[str]:
     r = _load("camera_control.json")
     if r is None:
@@ -660,6 +665,12 @@ def _camera_section() -> list[str]:
         ("camera frozen at the start pose", r["camera_frozen_at_start"]),
         ("copy the last real frame", r["copy_last_frame"]),
     ]
+    single = _load("camera_control_single_speed_model.json")
+    if single is not None:
+        rows += [
+            (f"{SINGLE_SPEED_MODEL}: true camera path", single["true_camera_path"]),
+            (f"{SINGLE_SPEED_MODEL}: camera frozen", single["camera_frozen_at_start"]),
+        ]
     gain = r["last_step_gain_over_frozen_db"]
     return [
         f"{r['windows']} windows (one every {r['window_stride']} steps) of "
@@ -677,6 +688,17 @@ def _camera_section() -> list[str]:
             for label, v in rows
         ],
         "",
+        *(
+            [
+                f"The {SINGLE_SPEED_MODEL} is the same config trained on footage recorded "
+                "without `camera_turn_steps` (the record and train configs of commit b2abddd), "
+                f"scored on the same windows (`--checkpoint {single['checkpoint']} --name "
+                "camera_control_single_speed_model`; `camera_counterfactual` likewise).",
+                "",
+            ]
+            if single is not None
+            else []
+        ),
         f"What knowing the poses adds at step {r['rollout_steps']} (true path minus frozen, "
         f"dB): {gain['wider_half']:+.2f} on the half of the windows whose camera sweeps "
         f"furthest, {gain['narrower_half']:+.2f} on the other half. The film strip "
@@ -709,22 +731,31 @@ def _camera_counterfactual_section() -> list[str]:
         "told_recorded_path": "the recorded path",
         "copy_last_frame": "(copy the last real frame)",
     }
+    single = _load("camera_counterfactual_single_speed_model.json")
     for path in ("stop", "reverse"):
-        for key, label in told.items():
-            v = r[path][key]
+        entries = [(label, r[path][key]) for key, label in told.items()]
+        if single is not None:
+            entries += [
+                (f"{label} ({SINGLE_SPEED_MODEL})", single[path][key])
+                for key, label in list(told.items())[:2]
+            ]
+        for label, v in entries:
             lines.append(
                 f"| {path} | {label} | {v['psnr_mean']:.2f} | {v['psnr_last']:.2f} | "
                 f"{v['ssim_mean']:.3f} |"
             )
-    gains = r["gain_of_the_right_path"]
-    lines += [
-        "",
-        "Told the right path instead of the recorded one: "
-        + "; ".join(
+
+    def gains(result: dict) -> str:
+        return "; ".join(
             f"`{path}` {g['mean_db']:+.2f} dB on average, {g['last_step_db']:+.2f} at step "
             f"{steps}, better at step {steps} in {100 * g['windows_better']:.0f}% of windows"
-            for path, g in gains.items()
+            for path, g in result["gain_of_the_right_path"].items()
         )
+
+    lines += [
+        "",
+        f"Told the right path instead of the recorded one: {gains(r)}"
+        + (f" (the {SINGLE_SPEED_MODEL}: {gains(single)})" if single is not None else "")
         + ". Film strip of the widest reversal: `experiments/results/camera_counterfactual.png`"
         " (rows: real renders, told the reversed path, told the recorded path).",
         "",
