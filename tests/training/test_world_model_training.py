@@ -283,3 +283,49 @@ def test_a_run_may_draw_in_other_rounds_than_its_start_checkpoint(
     more = dataclasses.replace(config.model, decode_rounds=saved_rounds + 3)
     exported = train_world_model(dataclasses.replace(config, model=more))
     assert world_models.load(exported, device="cpu").config.decode_rounds == saved_rounds + 3
+
+
+def test_coloured_token_weights_mark_the_tokens_over_cars() -> None:
+    frames = np.full((1, 16, 16, 3), 100, np.uint8)  # plain road
+    frames[0, 5:7, 9:11] = (50, 200, 50)  # a car across tokens (1, 2) of a 4x4 grid
+    weights = training.coloured_token_weights(torch.from_numpy(frames), 4, 5.0)
+    expected = torch.ones((1, 4, 4))
+    expected[0, 1, 2] = 5.0
+    torch.testing.assert_close(weights, expected)
+    torch.testing.assert_close(
+        training.coloured_token_weights(torch.from_numpy(frames), 4, 1.0), torch.ones((1, 4, 4))
+    )
+
+
+def test_coloured_token_weight_reweights_a_discrete_models_token_loss(
+    tiny_model_config: WorldModelConfig,
+) -> None:
+    torch.manual_seed(0)
+    model = WorldModel(tiny_model_config)
+    config = model.config
+    generator = torch.Generator().manual_seed(1)
+    batch, horizon, k = 3, 2, config.context
+    pixels = torch.full((batch, k + horizon, 64, 64, 3), 100, dtype=torch.uint8)
+    pixels[:, :, 20:28, 30:40] = torch.tensor([40, 200, 40], dtype=torch.uint8)
+    with torch.no_grad():
+        latents = model.tokenizer.encode(pixels)
+    windows = {
+        "frames": latents,
+        "actions": torch.randint(0, 5, (batch, k + horizon - 1), generator=generator),
+        "rewards": torch.rand((batch, horizon), generator=generator),
+        "terminated": torch.zeros((batch, horizon), dtype=torch.bool),
+        "valid": torch.ones((batch, horizon), dtype=torch.bool),
+    }
+    draws = training.token_draws(batch, horizon, config, generator)
+
+    def token_loss(weight: float) -> float:
+        with torch.no_grad():
+            terms = dynamics_loss(
+                model, windows, pixels, k, 1.0, draws=draws, coloured_token_weight=weight
+            )
+        return float(terms["latent"])
+
+    assert token_loss(1.0) == token_loss(1.0)
+    assert token_loss(10.0) != pytest.approx(token_loss(1.0), rel=1e-4)
+    with pytest.raises(ValueError, match="coloured_token_weight"):
+        TrainConfig(coloured_token_weight=0.5)

@@ -88,6 +88,10 @@ class TrainConfig:
     finetune_horizon: int = 8
     finetune_lr: float = 3e-4
     end_loss_weight: float = 0.5
+    coloured_token_weight: float = 1.0
+    """A discrete model's cross-entropy weight on hidden tokens whose patch of the true frame
+    holds coloured pixels (the cars; see ``coloured_token_weights``), relative to the grey
+    road: above 1 pushes the model to keep drawing an uncertain car rather than road."""
     imagined_head_steps: int = 0
     """Steps of the last stage: the heads alone (dynamics frozen) fitted to every training
     episode imagined from its real start under its real actions (``imagined_heads``)."""
@@ -105,6 +109,11 @@ class TrainConfig:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def __post_init__(self) -> None:
+        if self.coloured_token_weight < 1.0:
+            raise ValueError(
+                f"coloured_token_weight must be >= 1 (1: every token alike), "
+                f"got {self.coloured_token_weight}"
+            )
         if self.weights_dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(
                 f"weights_dtype must be float32, float16 or bfloat16, got {self.weights_dtype!r}"
@@ -192,6 +201,7 @@ def dynamics_loss(
     norm: torch.Tensor | None = None,
     draws: dict[str, torch.Tensor] | None = None,
     teacher_forced: bool = False,
+    coloured_token_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Unrolled loss over a window batch (tensors as in ``WindowBatch``, latents as frames).
 
@@ -199,7 +209,8 @@ def dynamics_loss(
     from the model's own previous predictions. A continuous model's latent is compared with
     the true latent and, through the frozen decoder, its frame with the true frame (cars
     weighted up); a discrete model's hidden tokens are scored by cross-entropy given the rest
-    (``_token_step``), and the next step continues from the frame it draws (with
+    (``_token_step``, tokens over coloured pixels weighted ``coloured_token_weight``), and the
+    next step continues from the frame it draws (with
     ``draws``, from ``token_draws``), as imagination does. The heads always see the prediction the model would
     imagine. Each term
     is a sum over valid transitions divided by ``norm``: by default their count in this batch;
@@ -222,8 +233,13 @@ def dynamics_loss(
         if model.config.discrete:
             assert draws is not None
             step_draws = {name: value[:, h].to(latents.device) for name, value in draws.items()}
+            weights = None
+            if coloured_token_weight != 1.0:
+                weights = coloured_token_weights(
+                    pixels[:, context + h], target.shape[-1], coloured_token_weight
+                )
             per_sample, predicted = _token_step(
-                model, ctx, step_actions, target, step_draws, draw=not teacher_forced
+                model, ctx, step_actions, target, step_draws, not teacher_forced, weights
             )
         else:
             predicted = model.dynamics(ctx, step_actions)
@@ -249,6 +265,22 @@ def dynamics_loss(
         totals["end"] = totals["end"] + (end_err * valid[:, h]).sum() / norm
         ctx = torch.cat([ctx[:, 1:], predicted[:, None]], dim=1)
     return totals
+
+
+COLOUR_SPREAD = 40
+"""Channel spread (0-255) above which a pixel counts as coloured rather than grey."""
+
+
+def coloured_token_weights(frames: torch.Tensor, side: int, weight: float) -> torch.Tensor:
+    """Per-token loss weights (B, side, side): ``weight`` where the token's patch of ``frames``
+    (B, H, W, 3) uint8 holds a coloured pixel (its channels more than ``COLOUR_SPREAD`` apart),
+    1 elsewhere. highway-env draws the road, its marks and the verge in greys and every
+    vehicle in colour, so these are the tokens of cars."""
+    channels = frames.float()
+    coloured = (channels.amax(dim=-1) - channels.amin(dim=-1) > COLOUR_SPREAD).float()
+    patch = coloured.shape[-1] // side
+    covered = F.max_pool2d(coloured[:, None], patch)[:, 0]
+    return 1.0 + (weight - 1.0) * covered
 
 
 def token_draws(
@@ -280,9 +312,11 @@ def _token_step(
     target: torch.Tensor,
     draws: dict[str, torch.Tensor],
     draw: bool = True,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One discrete step: (per-sample loss (B,), the next latent the model draws (B, C, h, w),
-    or the true one when not ``draw``); ``draws`` are this step's slice of ``token_draws``.
+    or the true one when not ``draw``); ``draws`` are this step's slice of ``token_draws``,
+    ``weights`` (B, h, w) the hidden tokens' weights (None: all 1).
 
     The loss is MaskGIT's: a random part of the true next frame's tokens is shown (between
     none and all but one, the hidden fraction cos(pi/2 u) for u ~ U(0, 1)) and the hidden
@@ -295,7 +329,7 @@ def _token_step(
     rank = draws["order"].argsort(dim=1).argsort(dim=1)
     known = (rank >= hidden_count).view(b, h, w)
     logits = model.dynamics(ctx, actions, known_planes(target, known))
-    hidden = (~known).float()
+    hidden = (~known).float() if weights is None else (~known).float() * weights
     ce = F.cross_entropy(logits.float(), tokens, reduction="none")
     per_sample = (ce * hidden).flatten(1).sum(1) / hidden.flatten(1).sum(1)
     if not draw:
@@ -369,6 +403,7 @@ class _DynamicsObjective(nn.Module):
         pos_weight: float,
         dist: Distributed,
         teacher_forced: bool = False,
+        coloured_token_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -376,6 +411,7 @@ class _DynamicsObjective(nn.Module):
         self.pos_weight = pos_weight
         self.dist = dist
         self.teacher_forced = teacher_forced
+        self.coloured_token_weight = coloured_token_weight
 
     def forward(
         self,
@@ -395,6 +431,7 @@ class _DynamicsObjective(nn.Module):
             norm,
             draws,
             self.teacher_forced,
+            self.coloured_token_weight,
         )
 
 
@@ -416,7 +453,14 @@ def _train_dynamics(
     loop = Stage.in_run(run_dir, stage, schedule, checkpoint_every=config.checkpoint_every)
     samplers: list[WindowSampler] = []
     objective = dist.wrap(
-        _DynamicsObjective(model, config.model.context, pos_weight, dist, stage.teacher_forced)
+        _DynamicsObjective(
+            model,
+            config.model.context,
+            pos_weight,
+            dist,
+            stage.teacher_forced,
+            config.coloured_token_weight,
+        )
     )
     module.train()
 
