@@ -95,9 +95,18 @@ def _commands(training: dict, config_name: str) -> str:
     return f"{_commands(earlier, config_name)}\n{command}" if earlier else command
 
 
-RECORDER_KEYS = ("source", "episodes", "episodes_per_part", "seed", "fps", "crf", "copies")
-"""The recorder settings a model card's record command names (besides ``sim`` and the copies'
-parts), so that it records the same footage whatever the default config holds."""
+RECORDER_KEYS = (
+    "source",
+    "episodes",
+    "episodes_per_part",
+    "seed",
+    "fps",
+    "crf",
+    "copies",
+    "copy_parts",
+)
+"""The recorder settings a model card's record command names (besides ``sim``), so that it
+records the same footage whatever the default config holds."""
 
 
 def _hydra_value(value: Any) -> str:
@@ -117,7 +126,6 @@ def record_command(footage_dir: str) -> str:
         return f"python -m experiments.record out_dir={footage_dir}"
     recorder = json.loads(path.read_text())["recorder"]
     settings = {key: recorder[key] for key in RECORDER_KEYS if key in recorder}
-    settings["copy_parts"] = recorder.get("copy_parts", 0)
     overrides = [f"++{key}={_hydra_value(value)}" for key, value in settings.items()]
     overrides += [f"++sim.{key}={_hydra_value(v)}" for key, v in recorder.get("sim", {}).items()]
     quoted = [f"'{o}'" if any(c in o for c in "[],") else o for o in overrides]

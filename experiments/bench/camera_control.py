@@ -41,14 +41,20 @@ def frozen_camera(episode: Episode, context: int) -> Episode:
     frame (the pose the action leading to frame K-1 names)."""
     actions = episode.actions.copy()
     actions[:, -CAMERA_DIMS:] = actions[context - 2, -CAMERA_DIMS:]
-    return Episode(
-        episode.episode_id,
-        episode.frames,
-        actions,
-        episode.rewards,
-        episode.terminated,
-        episode.behaviour,
-    )
+    return episode.with_actions(actions)
+
+
+def film_scores(frames: np.ndarray, truth: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    """How close imagined films (N, steps, H, W, 3) are to the real ones: PSNR over all steps
+    and at the last, and SSIM; and the PSNR of each film's every step (N, steps)."""
+    scores = psnr(frames, truth)
+    flat = (-1, *frames.shape[2:])
+    summary = {
+        "psnr_mean": float(scores.mean()),
+        "psnr_last": float(scores[:, -1].mean()),
+        "ssim_mean": ssim(frames.reshape(flat), truth.reshape(flat)),
+    }
+    return summary, scores
 
 
 def window_starts(transitions: int, length: int, stride: int) -> range:
@@ -147,15 +153,8 @@ def main() -> None:
     results = {}
     last_step_psnr = {}
     for label, frames in films.items():
-        scores = psnr(frames, truth)
+        results[label], scores = film_scores(frames, truth)
         last_step_psnr[label] = scores[:, -1]
-        results[label] = {
-            "psnr_mean": float(scores.mean()),
-            "psnr_last": float(scores[:, -1].mean()),
-            "ssim_mean": ssim(
-                frames.reshape(-1, *frames.shape[2:]), truth.reshape(-1, *truth.shape[2:])
-            ),
-        }
     # The poses of the last context frame and of each imagined frame (action i names the pose
     # of frame i + 1): the sweep is measured from where the camera was when imagining began.
     azimuths = np.stack([e.actions[k - 2 :, -CAMERA_DIMS] for e in episodes])

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from experiments.bench.camera_control import (
     CAMERA_DIMS,
     camera_bench_setup,
+    film_scores,
     window_starts,
     windows,
     write_window_strip,
@@ -43,7 +44,6 @@ from experiments.bench.common import write_result
 from experiments.model_card import held_out_episodes
 from wfm_sim.data import Episode
 from wfm_sim.sources.pusher import RobotPixelObservation, RobotSimConfig, make_robot_env
-from wfm_sim.tokenizer.metrics import ssim
 from wfm_sim.training.evaluate import open_loop_rollouts, psnr
 from wfm_sim.training.world_model import encode_episodes
 
@@ -75,14 +75,7 @@ def with_camera_path(window: Episode, context: int, poses: np.ndarray) -> Episod
     ``context - 1`` on, each naming the pose of the frame it leads to) replaced by ``poses``."""
     actions = window.actions.copy()
     actions[context - 1 : context - 1 + len(poses), -CAMERA_DIMS:] = poses
-    return Episode(
-        window.episode_id,
-        window.frames,
-        actions,
-        window.rewards,
-        window.terminated,
-        window.behaviour,
-    )
+    return window.with_actions(actions)
 
 
 def episode_seeds(footage_dir: Path) -> dict[int, int]:
@@ -110,17 +103,6 @@ def replay(
         frames.append(env.step(action)[0])
         drawn[t] = [env.render_from(*map(float, pose)) for pose in renders.get(t, [])]
     return np.stack(frames), drawn
-
-
-def score(frames: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """PSNR over all and at the last step, and SSIM, of imagined films against the truth."""
-    scores = psnr(frames, truth)
-    flat = (-1, *frames.shape[2:])
-    return {
-        "psnr_mean": float(scores.mean()),
-        "psnr_last": float(scores[:, -1].mean()),
-        "ssim_mean": ssim(frames.reshape(flat), truth.reshape(flat)),
-    }
 
 
 def render_truths(
@@ -196,12 +178,13 @@ def main() -> None:
         films, _, _ = open_loop_rollouts(model, told, latents, steps)
         truth = truths[path]
         copy_last = np.broadcast_to(last_context[:, None], truth.shape)
+        told_this, right = film_scores(films, truth)
+        told_recorded, wrong = film_scores(recorded_films, truth)
         results[path] = {
-            "told_this_path": score(films, truth),
-            "told_recorded_path": score(recorded_films, truth),
-            "copy_last_frame": score(copy_last, truth),
+            "told_this_path": told_this,
+            "told_recorded_path": told_recorded,
+            "copy_last_frame": film_scores(copy_last, truth)[0],
         }
-        right, wrong = psnr(films, truth), psnr(recorded_films, truth)
         gains[path] = {
             "mean_db": float((right - wrong).mean()),
             "last_step_db": float((right - wrong)[:, -1].mean()),

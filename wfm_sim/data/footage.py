@@ -51,6 +51,12 @@ class Episode:
             self.episode_id, frames, self.actions, self.rewards, self.terminated, self.behaviour
         )
 
+    def with_actions(self, actions: np.ndarray) -> Episode:
+        """The same episode with its actions replaced (for example another camera path)."""
+        return Episode(
+            self.episode_id, self.frames, actions, self.rewards, self.terminated, self.behaviour
+        )
+
 
 def read_episodes(footage_dir: str | Path, condition_columns: Sequence[str] = ()) -> list[Episode]:
     """All complete episodes of a footage folder, ordered by episode id.
