@@ -2,6 +2,7 @@
 whole run took (a resumed run only re-reads what is stored, so time a fresh ``--work``).
 
     python -m experiments.bench.curation_run [--work data/curated/driving]
+    python -m experiments.bench.curation_run --config-name curate_robot --work data/curated/robot --name curation_run_robot
 """
 
 from __future__ import annotations
@@ -39,24 +40,39 @@ def held_out_retrieval(work: Path) -> dict[str, float | int]:
     return recalls
 
 
+def caption_counts(work: Path, kept: bool = True) -> dict[str, int]:
+    """How many clips that semantic dedup kept (or, with ``kept=False``, removed) carry each
+    caption."""
+    catalog = read_catalog(work / "shards").to_pandas()
+    captioned = catalog[catalog["caption"].notna()]
+    chosen = captioned[captioned["dedup_kept"].fillna(False).astype(bool) == kept]
+    return {str(k): int(v) for k, v in chosen["caption"].value_counts().items()}
+
+
 def main() -> None:
-    """Run (or resume) the curation with experiments/conf/curate.yaml; write curation_run.json."""
+    """Run (or resume) the curation with experiments/conf/<config-name>.yaml; write
+    experiments/results/<name>.json."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config-name", default="curate")
     parser.add_argument("--work", default="data/curated/driving")
+    parser.add_argument("--name", default="curation_run", help="result file stem")
     args = parser.parse_args()
     with initialize(version_base=None, config_path="../conf"):
-        cfg = compose("curate", overrides=[f"work_dir={args.work}"])
+        cfg = compose(args.config_name, overrides=[f"work_dir={args.work}"])
     config = to_dataclass(cfg, CurationConfig)
     started = time.perf_counter()
     result = curate(config)
     seconds = time.perf_counter() - started
     path = write_result(
-        "curation_run",
+        args.name,
         {
+            "config_name": args.config_name,
             "work_dir": args.work,
             "seconds_this_run": round(seconds, 1),
             "summary": result.summary,
             "held_out_text_to_clip": held_out_retrieval(result.work_dir),
+            "captions": caption_counts(result.work_dir),
+            "captions_removed_by_dedup": caption_counts(result.work_dir, kept=False),
         },
     )
     print(path)

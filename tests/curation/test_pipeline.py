@@ -110,11 +110,11 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(
     real_caption = pipeline.caption_clips_stage
     calls = {"n": 0}
 
-    def dies_after_one_batch(batch, clip_dir):
+    def dies_after_one_batch(batch, clip_dir, captioner_name):
         calls["n"] += 1
         if calls["n"] > 1:
             raise KeyboardInterrupt("killed")
-        return real_caption(batch, clip_dir)
+        return real_caption(batch, clip_dir, captioner_name)
 
     monkeypatch.setattr(pipeline, "caption_clips_stage", dies_after_one_batch)
     with pytest.raises(KeyboardInterrupt):
@@ -127,9 +127,9 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(
 
     captioned: list[str] = []
 
-    def counting_caption(batch, clip_dir):
+    def counting_caption(batch, clip_dir, captioner_name):
         captioned.extend(row["clip_id"] for row in batch)
-        return real_caption(batch, clip_dir)
+        return real_caption(batch, clip_dir, captioner_name)
 
     monkeypatch.setattr(pipeline, "split_parts", must_not_run)
     monkeypatch.setattr(pipeline, "filter_clips", must_not_run)

@@ -83,6 +83,17 @@ def caption_clips(captioner: Captioner, clips: Sequence[Clip]) -> list[str]:
     return [captioner.caption(clip) for clip in clips]
 
 
+def clip_frames(clip: Clip) -> np.ndarray:
+    """``clip.frames`` as a ``(T, H, W, 3)`` array with T >= 1, or a clear error naming it."""
+    frames = np.asarray(clip.frames)
+    if frames.ndim != 4 or len(frames) == 0:
+        raise ValueError(
+            f"clip {clip.span.clip_id} has frames of shape {frames.shape}; "
+            "expected (T, H, W, 3) uint8 with T >= 1"
+        )
+    return frames
+
+
 @dataclass(frozen=True)
 class FrameObservation:
     """What one frame shows, read from its pixels.
@@ -243,12 +254,7 @@ class MetadataCaptioner:
 
     def caption(self, clip: Clip) -> str:
         """One sentence describing ``clip`` (see the class docstring)."""
-        frames = np.asarray(clip.frames)
-        if frames.ndim != 4 or len(frames) == 0:
-            raise ValueError(
-                f"clip {clip.span.clip_id} has frames of shape {frames.shape}; "
-                "expected (T, H, W, 3) uint8 with T >= 1"
-            )
+        frames = clip_frames(clip)
         observations = _observe_clip(frames)
         truth = _GroundTruth.from_table(clip.ground_truth, len(frames))
         pick = _Picker(clip.span.clip_id if self.paraphrase else "")

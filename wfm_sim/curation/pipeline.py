@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from wfm_sim.curation.captions import MetadataCaptioner
+from wfm_sim.curation.captions import Captioner, MetadataCaptioner
 from wfm_sim.curation.clips import Clip, ClipSpan, clip_paths, read_clip, source_name, write_clip
 from wfm_sim.curation.dedup import DedupConfig, DedupResult, semantic_dedup
 from wfm_sim.curation.embed import (
@@ -37,6 +37,7 @@ from wfm_sim.curation.embed import (
     train_video_encoder,
 )
 from wfm_sim.curation.filters import FilterConfig, clip_scores, drop_reason
+from wfm_sim.curation.pusher_captions import PusherCaptioner
 from wfm_sim.curation.runner import Rows, batch_key, make_executor, run_stage
 from wfm_sim.curation.shots import (
     ShotConfig,
@@ -55,6 +56,21 @@ EMBEDDINGS_NAME = "embeddings.parquet"
 """Per kept clip: its video embedding and its caption's text embedding (work_dir)."""
 ENCODER_NAME = "encoder/video_encoder"
 """The trained video encoder (work_dir), as ``.safetensors`` + ``.json``."""
+CAPTIONERS: dict[str, Callable[[], Captioner]] = {
+    "highway": MetadataCaptioner,
+    "pusher": PusherCaptioner,
+}
+"""The captioner of each footage source, by the name ``CurationConfig.captioner`` takes."""
+
+
+def make_captioner(name: str) -> Captioner:
+    """The captioner called ``name`` in ``CAPTIONERS``; a clear error for an unknown name."""
+    if name not in CAPTIONERS:
+        raise ValueError(
+            f"unknown captioner {name!r}; choose one of {sorted(CAPTIONERS)} (the footage's "
+            "source: highway-env driving or MuJoCo Pusher)"
+        )
+    return CAPTIONERS[name]()
 
 
 @dataclass
@@ -69,6 +85,8 @@ class CurationConfig:
     footage_dirs: list[str] = field(default_factory=lambda: ["data/footage/driving"])
     include_copies: bool = True
     work_dir: str = "data/curated/driving"
+    captioner: str = "highway"
+    """Which of ``CAPTIONERS`` captions the clips: the one made for the footage's source."""
     executor: str = "local"
     ray_address: str | None = None
     clip_batch: int = 64
@@ -191,9 +209,10 @@ def filter_clips(batch: Rows, filters: FilterConfig, clip_dir: str, quarantine_d
     return out
 
 
-def caption_clips_stage(batch: Rows, clip_dir: str) -> Rows:
-    """Stage 3: a caption per clip, from its pixels and ground truth."""
-    captioner = MetadataCaptioner()
+def caption_clips_stage(batch: Rows, clip_dir: str, captioner_name: str) -> Rows:
+    """Stage 3: a caption per clip, from its pixels and ground truth, by the captioner called
+    ``captioner_name`` (see ``CAPTIONERS``)."""
+    captioner = make_captioner(captioner_name)
     return [
         {
             "clip_id": row["clip_id"],
@@ -294,6 +313,7 @@ def _assign_shards(rows: Rows, clips_per_shard: int) -> dict[str, Rows]:
 
 def curate(config: CurationConfig, progress: bool = True) -> CurationResult:
     """Run every curation stage over ``config.footage_dirs``; resumes a killed run."""
+    make_captioner(config.captioner)  # an unknown name fails before any work
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     work = Path(config.work_dir)
@@ -345,7 +365,9 @@ def curate(config: CurationConfig, progress: bool = True) -> CurationResult:
     for row in stage(
         "3-caption",
         kept,
-        functools.partial(caption_clips_stage, clip_dir=str(clip_dir)),
+        functools.partial(
+            caption_clips_stage, clip_dir=str(clip_dir), captioner_name=config.captioner
+        ),
         "clip_id",
         config.clip_batch,
     ):
