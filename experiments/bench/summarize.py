@@ -131,14 +131,15 @@ def _noise_section() -> list[str]:
         "the model predicts (termination `never`: expected returns under the termination head). "
         + report_starts,
         "",
-        "| run | checkpoint | temperature | first seed | single draws: Spearman ρ | single "
+        "| run | checkpoint at commit | temperature | first seed | single draws: Spearman ρ | single "
         "draws: MMRV | mean of draws: Spearman ρ [95% CI] | mean of draws: MMRV | WFM time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         single, mean = r["single_draw"], r["mean_of_draws"]
         lines.append(
-            f"| {_noise_run_label(r)} | `{r['checkpoint']}` | {r.get('temperature', 1.0):g} | "
+            f"| {_noise_run_label(r)} | `{r['checkpoint']}` at {r['machine'].get('commit', '?')} | "
+            f"{r.get('temperature', 1.0):g} | "
             f"{r['seeds'][0]} | "
             f"{single['spearman']['min']:.3f}–{single['spearman']['max']:.3f} | "
             f"{single['mmrv']['min']:.3f}–{single['mmrv']['max']:.3f} | "
@@ -764,8 +765,99 @@ def _camera_counterfactual_section() -> list[str]:
     return lines
 
 
+_CURATED_ROBOT_MODELS = {
+    "world_model_quality_robot_unseen": "raw footage, episodes split 90/10 (committed `robot`)",
+    "world_model_quality_robot_curated_unseen": "curated shards (`data/curated/robot/shards`)",
+}
+"""The robot world models compared on unseen footage; each result also exists for the still
+arm's episodes alone (``<name>_still``)."""
+
+
+def _robot_curation_section() -> list[str]:
+    """The robot footage through the driving curation (configs only) and a model trained on
+    its shards, against the committed model trained on the raw footage."""
+    run = _load("curation_run_robot.json")
+    if run is None:
+        return [
+            "Not measured yet: run `python -m experiments.bench.curation_run --config-name "
+            "curate_robot --work data/curated/robot --name curation_run_robot`."
+        ]
+    s = run["summary"]
+    cuts = s["split"]["cuts"]
+    retrieval = run["held_out_text_to_clip"]
+    removed = "; ".join(
+        f"{n} × “{text}”"
+        for text, n in sorted(
+            run.get("captions_removed_by_dedup", {}).items(), key=lambda kv: -kv[1]
+        )
+    )
+    drops = ", ".join(f"{n} {reason}" for reason, n in s["filter"]["dropped"].items())
+    lines = [
+        f"`python -m experiments.curate --config-name curate_robot` over {s['split']['parts']} "
+        "Pusher footage parts (the same stages as driving; `curate_robot.yaml` sets the "
+        "source's shot thresholds, filters and the `pusher` captioner; "
+        "`python -m experiments.bench.curation_run --config-name curate_robot --work "
+        "data/curated/robot --name curation_run_robot`):",
+        "",
+        f"- shot splitting: {s['split']['clips']} clips; cuts precision "
+        f"{cuts['precision']:.3f}, recall {cuts['recall']:.3f} ({cuts['tp']} of "
+        f"{cuts['tp'] + cuts['fn']} true cuts)",
+        f"- filtering: kept {s['filter']['kept']}, dropped {drops or 'none'}",
+        f"- semantic dedup at ε={s['dedup']['epsilon']} over {s['dedup']['clusters']} "
+        f"clusters: removed {s['dedup']['removed']}, kept {s['dedup']['kept']}"
+        + (f" (removed: {removed})" if removed else ""),
+        f"- shards: {s['shard']['shards']}; search index: {s['index']['clips']} clips",
+        f"- text→clip retrieval on the {retrieval['clips']} clips of held-out parts: "
+        f"recall@1 {retrieval['recall@1']:.2f}, recall@5 {retrieval['recall@5']:.2f} "
+        f"(identical captions count as hits; strict recall@5 {retrieval['recall@5_strict']:.2f})",
+    ]
+    captions = sorted(run.get("captions", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    if captions:
+        lines += ["", f"{len(captions)} distinct captions; the most common of the kept clips:", ""]
+        lines += [f"- {n} × “{text}”" for text, n in captions[:5]]
+    rows = {name: _load(f"{name}.json") for name in _CURATED_ROBOT_MODELS}
+    measured = {name: r for name, r in rows.items() if r is not None}
+    if measured:
+        first = next(iter(measured.values()))
+        lines += [
+            "",
+            f"Both robot world models (the same config, `train_world_model_robot.yaml`) on "
+            f"{first['rollout_episodes']} episodes recorded afterwards with another seed that "
+            "neither trained on (`make record-robot-unseen`; `python -m "
+            "experiments.bench.world_model_quality --checkpoint CKPT --unseen-footage "
+            "data/footage/robot_unseen [--behaviour still] --name NAME`). PSNR in dB; a still "
+            "arm's frames do not change, so copying the last frame is nearly exact there and "
+            "lifts its mean over all episodes:",
+            "",
+            "| trained on | episodes | next frame | 16-step mean | at step 16 | reward MAE |",
+            "|---|---|---|---|---|---|",
+        ]
+        for suffix, episodes in (("", "all"), ("_still", "still arm")):
+            for name, label in _CURATED_ROBOT_MODELS.items():
+                r = _load(f"{name}{suffix}.json")
+                if r is None:
+                    continue
+                lines.append(
+                    f"| {label} | {episodes} ({r['rollout_episodes']}) | "
+                    f"{r['next_frame_psnr']:.2f} | {r['rollout16_psnr_mean']:.2f} | "
+                    f"{r['rollout16_psnr_last']:.2f} | {r['reward_mae']:.3f} |"
+                )
+            base = _load(f"{next(iter(_CURATED_ROBOT_MODELS))}{suffix}.json")
+            if base is not None:
+                lines.append(
+                    f"| copy last frame | {episodes} | {base['next_frame_psnr_copy_last']:.2f} | "
+                    f"{base['rollout16_psnr_mean_copy_last']:.2f} | "
+                    f"{base['rollout16_psnr_last_copy_last']:.2f} | |"
+                )
+    return [*lines, "", _machine(run)]
+
+
 def _robot_section() -> list[str]:
     return [
+        "### Robot footage through the curation",
+        "",
+        *_robot_curation_section(),
+        "",
         "### Policy ranking: WFM-Robot-v0 against the real Pusher",
         "",
         *_ranking_section(
