@@ -815,10 +815,13 @@ def _robot_curation_section() -> list[str]:
     if captions:
         lines += ["", f"{len(captions)} distinct captions; the most common of the kept clips:", ""]
         lines += [f"- {n} × “{text}”" for text, n in captions[:5]]
-    rows = {name: _load(f"{name}.json") for name in _CURATED_ROBOT_MODELS}
-    measured = {name: r for name, r in rows.items() if r is not None}
-    if measured:
-        first = next(iter(measured.values()))
+    results = {
+        (name, suffix): _load(f"{name}{suffix}.json")
+        for suffix in ("", "_still")
+        for name in _CURATED_ROBOT_MODELS
+    }
+    first = next((r for (_, suffix), r in results.items() if not suffix and r), None)
+    if first is not None:
         lines += [
             "",
             f"Both robot world models (the same config, `train_world_model_robot.yaml`) on "
@@ -834,7 +837,7 @@ def _robot_curation_section() -> list[str]:
         ]
         for suffix, episodes in (("", "all"), ("_still", "still arm")):
             for name, label in _CURATED_ROBOT_MODELS.items():
-                r = _load(f"{name}{suffix}.json")
+                r = results[name, suffix]
                 if r is None:
                     continue
                 lines.append(
@@ -842,7 +845,7 @@ def _robot_curation_section() -> list[str]:
                     f"{r['next_frame_psnr']:.2f} | {r['rollout16_psnr_mean']:.2f} | "
                     f"{r['rollout16_psnr_last']:.2f} | {r['reward_mae']:.3f} |"
                 )
-            base = _load(f"{next(iter(_CURATED_ROBOT_MODELS))}{suffix}.json")
+            base = results[next(iter(_CURATED_ROBOT_MODELS)), suffix]
             if base is not None:
                 lines.append(
                     f"| copy last frame | {episodes} | {base['next_frame_psnr_copy_last']:.2f} | "
