@@ -92,11 +92,21 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
     ]
     for label, m in rows:
         lines.append(f"| {label} | {m['spearman']['value']:.3f} | {m['mmrv']['value']:.3f} |")
+    kept = [m.get("car_pixels_kept", {}) for m in r["mean_returns"].values()]
+    temperatures = list(kept[0]) if kept and all(k.keys() == kept[0].keys() for k in kept) else []
+    if temperatures:
+        lines += [
+            "",
+            "Car pixels kept: along the same real action sequences, imagined at each token "
+            "temperature (the report draws at 0.4), the other cars' pixels in the imagined frames "
+            "over those in the real frames of the same steps; below 1 the imagined road empties, "
+            "and fewer cars mean fewer imagined crashes.",
+        ]
     lines += [
         "",
         "| policy | real return | closed-loop | open-loop | teacher-forced | action agreement "
-        "| on reconstructions |",
-        "|---|---|---|---|---|---|---|",
+        "| on reconstructions |" + "".join(f" car pixels kept at {t} |" for t in temperatures),
+        "|---|---|---|---|---|---|---|" + "---|" * len(temperatures),
     ]
     for policy, m in sorted(r["mean_returns"].items(), key=lambda kv: -kv[1]["real"]):
         wfm = closed["policies"][policy]["wfm"]["value"]
@@ -104,6 +114,7 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
             f"| {policy} | {m['real']:.2f} | {wfm:.2f} | {m['open_loop']:.2f} | "
             f"{m['teacher_forced']:.2f} | {m['action_agreement']:.2f} | "
             f"{m.get('reconstruction_agreement', float('nan')):.2f} |"
+            + "".join(f" {m['car_pixels_kept'][t]:.2f} |" for t in temperatures)
         )
     return [*lines, "", _machine(r)]
 
@@ -338,6 +349,31 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def _curation_bullets(
+    run: dict[str, Any], cuts_extra: str = "", dedup_extra: str = "", shards_extra: str = ""
+) -> list[str]:
+    """One bullet per curation stage (cuts, filter, dedup, shards, retrieval) of a curation
+    run, for any footage source; the extras add a source's own detail to a stage's line."""
+    s = run["summary"]
+    cuts = s["split"]["cuts"]
+    retrieval = run["held_out_text_to_clip"]
+    drops = ", ".join(f"{n} {reason}" for reason, n in s["filter"]["dropped"].items())
+    recall10 = f", recall@10 {retrieval['recall@10']:.2f}" if "recall@10" in retrieval else ""
+    return [
+        f"- shot splitting: {s['split']['clips']} clips; cuts precision "
+        f"{cuts['precision']:.3f}, recall {cuts['recall']:.3f} ({cuts['tp']} of "
+        f"{cuts['tp'] + cuts['fn']} true cuts{cuts_extra})",
+        f"- filtering: kept {s['filter']['kept']}, dropped {drops or 'none'}",
+        f"- semantic dedup at ε={s['dedup']['epsilon']} over {s['dedup']['clusters']} "
+        f"clusters: removed {s['dedup']['removed']}, kept {s['dedup']['kept']}{dedup_extra}",
+        f"- shards: {s['shard']['shards']}{shards_extra}; search index: "
+        f"{s['index']['clips']} clips",
+        f"- text→clip retrieval on the {retrieval['clips']} clips of held-out parts: "
+        f"recall@1 {retrieval['recall@1']:.2f}, recall@5 {retrieval['recall@5']:.2f}{recall10} "
+        f"(identical captions count as hits; strict recall@5 {retrieval['recall@5_strict']:.2f})",
+    ]
+
+
 def _curation_section() -> list[str]:
     lines: list[str] = []
     run = _load("curation_run.json")
@@ -345,8 +381,6 @@ def _curation_section() -> list[str]:
         lines += ["Curation run not measured yet: run `python -m experiments.bench.curation_run`."]
     else:
         s = run["summary"]
-        drops = ", ".join(f"{n} {reason}" for reason, n in s["filter"]["dropped"].items())
-        retrieval = run["held_out_text_to_clip"]
         fractions = ", ".join(
             f"ε={eps}: {_pct(f)}" for eps, f in s["dedup"]["removed_fraction_per_epsilon"].items()
         )
@@ -356,20 +390,12 @@ def _curation_section() -> list[str]:
             "64×64 footage plus copies of its first parts at 48×48 and 40×60; "
             "`python -m experiments.bench.curation_run`):",
             "",
-            f"- shot splitting: {s['split']['clips']} clips; cuts precision "
-            f"{s['split']['cuts']['precision']:.3f}, recall {s['split']['cuts']['recall']:.3f} "
-            f"({s['split']['cuts']['tp']} of {s['split']['cuts']['tp'] + s['split']['cuts']['fn']}"
-            f" true cuts; {len(s['split']['quarantined'])} parts quarantined)",
-            f"- filtering: kept {s['filter']['kept']}, dropped {drops or 'none'}",
-            f"- semantic dedup at ε={s['dedup']['epsilon']} over {s['dedup']['clusters']} "
-            f"clusters: removed {s['dedup']['removed']}, kept {s['dedup']['kept']} "
-            f"(removed fraction {fractions})",
-            f"- shards: {s['shard']['shards']} ({groups}); search index: {s['index']['clips']} "
-            "clips",
-            f"- text→clip retrieval on the {retrieval['clips']} clips of held-out parts: "
-            f"recall@1 {retrieval['recall@1']:.2f}, recall@5 {retrieval['recall@5']:.2f}, "
-            f"recall@10 {retrieval['recall@10']:.2f} (identical captions count as hits; strict "
-            f"recall@5 {retrieval['recall@5_strict']:.2f})",
+            *_curation_bullets(
+                run,
+                cuts_extra=f"; {len(s['split']['quarantined'])} parts quarantined",
+                dedup_extra=f" (removed fraction {fractions})",
+                shards_extra=f" ({groups})",
+            ),
             "",
             _machine(run),
             "",
@@ -783,15 +809,12 @@ def _robot_curation_section() -> list[str]:
             "curate_robot --work data/curated/robot --name curation_run_robot`."
         ]
     s = run["summary"]
-    cuts = s["split"]["cuts"]
-    retrieval = run["held_out_text_to_clip"]
     removed = "; ".join(
         f"{n} × “{text}”"
         for text, n in sorted(
             run.get("captions_removed_by_dedup", {}).items(), key=lambda kv: -kv[1]
         )
     )
-    drops = ", ".join(f"{n} {reason}" for reason, n in s["filter"]["dropped"].items())
     lines = [
         f"`python -m experiments.curate --config-name curate_robot` over {s['split']['parts']} "
         "Pusher footage parts (the same stages as driving; `curate_robot.yaml` sets the "
@@ -799,17 +822,7 @@ def _robot_curation_section() -> list[str]:
         "`python -m experiments.bench.curation_run --config-name curate_robot --work "
         "data/curated/robot --name curation_run_robot`):",
         "",
-        f"- shot splitting: {s['split']['clips']} clips; cuts precision "
-        f"{cuts['precision']:.3f}, recall {cuts['recall']:.3f} ({cuts['tp']} of "
-        f"{cuts['tp'] + cuts['fn']} true cuts)",
-        f"- filtering: kept {s['filter']['kept']}, dropped {drops or 'none'}",
-        f"- semantic dedup at ε={s['dedup']['epsilon']} over {s['dedup']['clusters']} "
-        f"clusters: removed {s['dedup']['removed']}, kept {s['dedup']['kept']}"
-        + (f" (removed: {removed})" if removed else ""),
-        f"- shards: {s['shard']['shards']}; search index: {s['index']['clips']} clips",
-        f"- text→clip retrieval on the {retrieval['clips']} clips of held-out parts: "
-        f"recall@1 {retrieval['recall@1']:.2f}, recall@5 {retrieval['recall@5']:.2f} "
-        f"(identical captions count as hits; strict recall@5 {retrieval['recall@5_strict']:.2f})",
+        *_curation_bullets(run, dedup_extra=f" (removed: {removed})" if removed else ""),
     ]
     captions = sorted(run.get("captions", {}).items(), key=lambda kv: (-kv[1], kv[0]))
     if captions:

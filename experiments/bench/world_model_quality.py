@@ -5,22 +5,32 @@ copy-last-frame baseline, reward error and termination accuracy.
     python -m experiments.bench.world_model_quality --checkpoint robot --footage data/footage/robot --name world_model_quality_robot
 
 ``--unseen-footage DIR`` measures on every episode of footage recorded after training instead
-(e.g. ``make record-robot-test``): models trained on different splits of the same footage
-(raw against curated) are then compared on the same episodes, none of which either saw.
+(e.g. ``make record-robot-unseen``), read with the checkpoint's condition columns: models
+trained on different splits of the same footage (raw against curated) are then compared on
+the same episodes, none of which either saw.
 ``--behaviour NAME`` keeps only the episodes recorded by that behaviour (e.g. ``still``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import torch
 
 import world_models
 from experiments.bench.common import write_result
 from experiments.model_card import held_out_episodes
-from wfm_sim.data import read_episodes
+from wfm_sim.data import Episode, read_episodes
 from wfm_sim.training.evaluate import evaluate_world_model
+
+
+def unseen_episodes(checkpoint: Path, footage_dir: str | Path) -> list[Episode]:
+    """Every episode of footage the checkpoint never trained on, its actions extended with the
+    ground-truth columns the checkpoint was trained to condition on (a camera pose)."""
+    training = json.loads((checkpoint / "training.json").read_text())
+    return read_episodes(footage_dir, training["train_config"].get("condition_columns", []))
 
 
 def main() -> None:
@@ -36,7 +46,7 @@ def main() -> None:
     folder = world_models.checkpoint_path(args.checkpoint)
     model = world_models.load(folder, device="cpu")
     if args.unseen_footage:
-        episodes = read_episodes(args.unseen_footage)
+        episodes = unseen_episodes(folder, args.unseen_footage)
         measured_on = {"unseen_footage": args.unseen_footage}
     else:
         episodes = held_out_episodes(folder, args.footage)

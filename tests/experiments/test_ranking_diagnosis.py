@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 import world_models
-from experiments.bench.ranking_diagnosis import open_loop_returns, teacher_forced_return
+from experiments.bench.ranking_diagnosis import (
+    car_pixels_kept,
+    open_loop_returns,
+    other_car_pixels,
+    teacher_forced_return,
+)
 from experiments.rank_policies import MatchedStart
 from policies.base import ConstantPolicy, RandomPolicy
 
@@ -53,3 +58,23 @@ def test_a_random_policy_agrees_with_itself_under_the_same_draws(tiny_checkpoint
     start, frames, actions = _episode(5, seed=2, context=model.config.context)
     _, agreement = open_loop_returns(model, [start], [(frames, actions)], RandomPolicy("random"))
     assert agreement == 1.0
+
+
+def test_other_car_pixels_count_coloured_cars_but_not_the_ego_road_or_markings() -> None:
+    frame = np.full((64, 64, 3), 100, dtype=np.uint8)  # grey road
+    frame[10, :] = 255  # white lane marking
+    frame[30:32, 20:24] = (50, 200, 60)  # the green ego: 8 pixels
+    frame[40:42, 40:44] = (90, 190, 230)  # a blue car: 8 pixels
+    frame[50:52, 5:8] = (200, 110, 120)  # a red (crashed) car: 6 pixels
+    assert other_car_pixels(frame) == 14
+    assert other_car_pixels(np.stack([frame, frame * 0 + 100])).tolist() == [14, 0]
+
+
+def test_car_pixels_kept_compares_imagined_to_real_frames(tiny_checkpoint: Path) -> None:
+    model = world_models.load(tiny_checkpoint)
+    start, frames, actions = _episode(4, seed=3, context=model.config.context)
+    kept = car_pixels_kept(model, [start], [(frames, actions)], temperature=1.0)
+    real = int(other_car_pixels(np.stack(frames[1:])).sum())
+    assert real > 0 and kept >= 0.0
+    again = car_pixels_kept(model, [start], [(frames, actions)], temperature=1.0)
+    assert kept == again  # drawn from the start's seed

@@ -16,6 +16,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs.vector import WFMVectorEnv
+from experiments.bench.world_model_quality import unseen_episodes
 from tests.robot.conftest import CAMERA_COLUMNS, tiny_robot_model
 from wfm_sim.data import WindowSampler, read_episodes
 from wfm_sim.training import TrainConfig, train_world_model
@@ -140,3 +141,5 @@ def test_camera_conditioned_model_takes_torques_and_a_pose(
     assert next_obs.shape == obs.shape and np.isfinite(reward)
     with pytest.raises(CheckpointMismatchError, match="10-d vector actions"):
         gym.make(envs.ROBOT_ID, checkpoint=str(checkpoint), device="cpu")
+    unseen = unseen_episodes(checkpoint, camera_footage)
+    assert unseen[0].actions.shape == (unseen[0].length, 10), "read with the camera columns"
