@@ -80,9 +80,11 @@ def load_env_model(
     n_actions: int | None = None,
     action_dim: int | None = None,
     backend: str = "maskgit",
+    decode_rounds: int | None = None,
 ) -> tuple[EnvModel, torch.Tensor, torch.Tensor]:
     """The world model of ``checkpoint`` (a zoo name or folder) on ``backend``
-    (``backend_checkpoint``) and its real start contexts (frames (N, K, H, W, 3) uint8,
+    (``backend_checkpoint``), drawing in ``decode_rounds`` rounds when given
+    (``world_models.set_decode_rounds``), and its real start contexts (frames (N, K, H, W, 3) uint8,
     actions (N, K-1) or (N, K-1, A)); refused with ``CheckpointMismatchError`` when the model
     is not of that backend, or its frame size, or the action count (``n_actions``) or action
     vector size (``action_dim``) the env asks for, is not the checkpoint's."""
@@ -105,7 +107,7 @@ def load_env_model(
             f"frames; this env needs {_describe_actions(*wanted)} and {frame_size}px frames"
         )
     start_frames, start_actions = load_start_contexts(folder)
-    return model, start_frames, start_actions
+    return world_models.set_decode_rounds(model, decode_rounds), start_frames, start_actions
 
 
 def padding_action_tensor(

@@ -63,6 +63,7 @@ class WFMVectorEnv(VectorEnv):
         action_dim: int | None = None,
         temperature: float = 1.0,
         backend: str = "maskgit",
+        decode_rounds: int | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -84,6 +85,7 @@ class WFMVectorEnv(VectorEnv):
             n_actions=n_actions,
             action_dim=action_dim,
             backend=backend,
+            decode_rounds=decode_rounds,
         )
         self.num_envs = num_envs
         self.core = WorldModelCore(self.model, batch_size=num_envs, temperature=temperature)

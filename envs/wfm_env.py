@@ -158,6 +158,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
     | device | `"auto"` | `"cpu"`, `"cuda"` or `"auto"` |
     | temperature | 1.0 | how freely the next frame is drawn: token temperature, or the diffusion noise scale (0: the most likely frame) |
     | backend | `"maskgit"` | `"maskgit"` (the committed model), `"diffusion"` or `"autoregressive"`: a pre-trained WFM post-trained on actions (`make post-train`; see `envs.core.backend_checkpoint`) |
+    | decode_rounds | `None` | MaskGIT rounds a frame is drawn in (None: the checkpoint's, 8 for the driving model); more keep more of an uncertain car and cost time |
     | render_mode | `None` | `"rgb_array"` returns the imagined frame |
 
     ## Info
@@ -177,6 +178,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         action_dim: int | None = None,
         temperature: float = 1.0,
         backend: str = "maskgit",
+        decode_rounds: int | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
@@ -188,6 +190,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
             n_actions=n_actions,
             action_dim=action_dim,
             backend=backend,
+            decode_rounds=decode_rounds,
         )
         self.core = WorldModelCore(self.model, batch_size=1, temperature=temperature)
         self.termination = termination

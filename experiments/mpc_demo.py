@@ -10,7 +10,6 @@ the real episode beside the plan the world model imagined at each step.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,13 +168,9 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     task = get_task(config.task)
     out = Path(config.out_dir)
     env = task.make_real_env()
-    model = world_models.load(config.checkpoint, device="cpu")
-    if config.decode_rounds is not None:
-        if not isinstance(model, world_models.WorldModel):
-            raise ValueError(
-                f"decode_rounds applies to MaskGIT world models, not {config.checkpoint}"
-            )
-        model.config = dataclasses.replace(model.config, decode_rounds=config.decode_rounds)
+    model = world_models.set_decode_rounds(
+        world_models.load(config.checkpoint, device="cpu"), config.decode_rounds
+    )
     seeds = [config.seed + i for i in range(config.episodes)]
     wfm_planner = WorldModelPlanner(model, config.planner, temperature=config.temperature)
     zoo = {p.name: p for p in task.load_zoo()}

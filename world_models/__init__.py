@@ -6,6 +6,7 @@ path works too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -48,6 +49,22 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> EnvMod
     if is_action_model(folder):
         return ActionModel.load(folder, device=device)
     return WorldModel.load(folder, device=device)
+
+
+def set_decode_rounds(model: EnvModel, rounds: int | None) -> EnvModel:
+    """``model`` drawing each frame in ``rounds`` MaskGIT rounds instead of its checkpoint's
+    (None keeps them): a drawing option, the weights stay. More rounds cost time and keep
+    more of an uncertain car; a post-trained WFM backend, which has no rounds, is refused."""
+    if rounds is None:
+        return model
+    if rounds < 1:
+        raise ValueError(f"decode_rounds must be >= 1 or None, got {rounds}")
+    if not isinstance(model, WorldModel):
+        raise ValueError(
+            f"decode_rounds applies to MaskGIT world models, not a {model.config.backend} backend"
+        )
+    model.config = dataclasses.replace(model.config, decode_rounds=rounds)
+    return model
 
 
 def load_world_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:

@@ -4,7 +4,8 @@ imagined draw (what one report run measures) and of their mean per start (a lowe
 estimate of what the model really predicts).
 
     python -m experiments.bench.ranking_noise [--samples 4] [--termination never]
-        [--checkpoint driving] [--temperature 1.0] [--episodes 16] [--name ranking_noise]
+        [--checkpoint driving] [--temperature 1.0] [--decode-rounds N] [--episodes 16]
+        [--name ranking_noise]
 
 With ``--termination never`` every imagined return is an expected return under the
 termination head (see ``experiments.rank_policies.run_wfm_episodes``), so the spread left is
@@ -42,9 +43,11 @@ def measure(
     seed: int,
     warmup: int,
     temperature: float = 1.0,
+    decode_rounds: int | None = None,
 ) -> dict[str, Any]:
     """Real returns and ``samples`` imagined returns per matched start for every zoo policy
-    (frames drawn at token ``temperature``); the ranking metrics per imagined draw and of the
+    (frames drawn at token ``temperature``, in ``decode_rounds`` MaskGIT rounds when given,
+    else the checkpoint's); the ranking metrics per imagined draw and of the
     per-start means."""
     task = get_task("driving")
     real_env = task.make_real_env()
@@ -58,6 +61,7 @@ def measure(
         checkpoint=checkpoint,
         termination=termination,
         temperature=temperature,
+        decode_rounds=decode_rounds,
         device="cpu",
     )
     real: dict[str, list[float]] = {}
@@ -93,6 +97,7 @@ def measure(
         "checkpoint": checkpoint,
         "termination": termination,
         "temperature": temperature,
+        "decode_rounds": decode_rounds,
         "samples_per_start": samples,
         "episodes_per_policy": len(starts),
         "seeds": [s.seed for s in starts],
@@ -120,6 +125,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--seed", type=int, default=RankConfig.seed)
     parser.add_argument("--warmup", type=int, default=RankConfig.warmup_steps)
+    parser.add_argument(
+        "--decode-rounds", type=int, default=None, help="MaskGIT rounds (default: checkpoint's)"
+    )
     parser.add_argument("--name", default="ranking_noise")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -131,6 +139,7 @@ def main() -> None:
         args.seed,
         args.warmup,
         args.temperature,
+        args.decode_rounds,
     )
     print(write_result(args.name, payload))
     for name in ("spearman", "mmrv"):

@@ -150,8 +150,9 @@ def _noise_section() -> list[str]:
         single, mean = r["single_draw"], r["mean_of_draws"]
         lines.append(
             f"| {_noise_run_label(r)} | `{r['checkpoint']}` at {r['machine'].get('commit', '?')} | "
-            f"{r.get('temperature', 1.0):g} | "
-            f"{r['seeds'][0]} | "
+            f"{r.get('temperature', 1.0):g}"
+            + (f", {r['decode_rounds']} rounds" if r.get("decode_rounds") else "")
+            + f" | {r['seeds'][0]} | "
             f"{single['spearman']['min']:.3f}–{single['spearman']['max']:.3f} | "
             f"{single['mmrv']['min']:.3f}–{single['mmrv']['max']:.3f} | "
             f"{mean['spearman']['value']:.3f} [{mean['spearman']['low']:.2f}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,18 @@ def test_real_highway_env_gives_rendered_frames() -> None:
         assert next_obs.std() > 20
     finally:
         env.close()
+
+
+def test_decode_rounds_is_a_drawing_option_of_the_env(tiny_checkpoint: Path) -> None:
+    stored = WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu").model.config
+    env = WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", decode_rounds=1)
+    assert env.model.config.decode_rounds == 1
+    assert env.model.config == dataclasses.replace(stored, decode_rounds=1), "weights' config"
+    env.reset(seed=0)
+    assert env.step(1)[0].shape == (64, 64, 3)
+    venv = gym.make_vec(
+        envs.DRIVING_ID, num_envs=2, checkpoint=str(tiny_checkpoint), device="cpu", decode_rounds=3
+    )
+    assert venv.unwrapped.model.config.decode_rounds == 3
+    with pytest.raises(ValueError, match="decode_rounds must be >= 1"):
+        WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", decode_rounds=0)
