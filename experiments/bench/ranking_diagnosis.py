@@ -84,6 +84,18 @@ def teacher_forced_return(
     return float((rewards * alive_before).sum())
 
 
+def _core_at_starts(
+    model: WorldModel, starts: list[MatchedStart], temperature: float
+) -> WorldModelCore:
+    """One imagined trajectory per matched start, each reset to its real warm-up context."""
+    core = WorldModelCore(model, batch_size=len(starts), temperature=temperature)
+    core.reset(
+        torch.as_tensor(np.stack([s.frames for s in starts])),
+        _action_tensor(np.stack([np.asarray(s.actions) for s in starts]), model),
+    )
+    return core
+
+
 def _same_action(a: Any, b: Any) -> float:
     """1 for the same discrete action; for vectors, 1 when every entry is within 0.1."""
     return float(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), atol=0.1))
@@ -99,11 +111,7 @@ def open_loop_returns(
     """Expected learned return of each real (frames, actions) episode, imagined from its real
     start under its real actions; and the policy's action agreement on imagined against real
     frames along the way."""
-    core = WorldModelCore(model, batch_size=len(starts))
-    core.reset(
-        torch.as_tensor(np.stack([s.frames for s in starts])),
-        _action_tensor(np.stack([np.asarray(s.actions) for s in starts]), model),
-    )
+    core = _core_at_starts(model, starts, temperature=1.0)
     actions = [a for _, a in episodes]
     longest = max(len(a) for a in actions)
     totals = np.zeros(len(starts))
@@ -170,11 +178,7 @@ def car_pixels_kept(
     """Other-car pixels of the frames imagined under each real episode's actions (drawn at
     ``temperature``, member i from a generator seeded by its start) over those of the real
     frames of the same steps."""
-    core = WorldModelCore(model, batch_size=len(starts), temperature=temperature)
-    core.reset(
-        torch.as_tensor(np.stack([s.frames for s in starts])),
-        _action_tensor(np.stack([np.asarray(s.actions) for s in starts]), model),
-    )
+    core = _core_at_starts(model, starts, temperature)
     rngs = [np.random.default_rng(s.seed) for s in starts]
     actions = [a for _, a in episodes]
     imagined_total = real_total = 0
@@ -214,6 +218,7 @@ def diagnose(
     cars_kept: dict[str, dict[str, float]] = {}
     for policy in tqdm(zoo, desc="real episodes, scored by the world model"):
         runs = [run_episode(real_env, policy, s, real=True, max_steps=max_steps) for s in starts]
+        real_episodes = [(f, a) for _, f, a in runs]
         real[policy.name] = [r for r, _, _ in runs]
         teacher[policy.name] = [
             teacher_forced_return(model, s, np.stack(f), a)
@@ -221,15 +226,12 @@ def diagnose(
         ]
         length[policy.name] = [float(len(a)) for _, _, a in runs]
         open_loop[policy.name], agreement[policy.name] = open_loop_returns(
-            model, starts, [(f, a) for _, f, a in runs], policy
+            model, starts, real_episodes, policy
         )
-        ceiling[policy.name] = reconstruction_agreement(
-            model, starts, [(f, a) for _, f, a in runs], policy
-        )
+        ceiling[policy.name] = reconstruction_agreement(model, starts, real_episodes, policy)
         if task.name == "driving":
             cars_kept[policy.name] = {
-                f"{t:g}": car_pixels_kept(model, starts, [(f, a) for _, f, a in runs], t)
-                for t in temperatures
+                f"{t:g}": car_pixels_kept(model, starts, real_episodes, t) for t in temperatures
             }
     real_env.close()
 
