@@ -56,16 +56,23 @@ SUBJECTS: dict[str, tuple[str, str, str]] = {
 def _parts(config: world_models.WorldModelConfig) -> str:
     """The tokenizer and dynamics lines of a card's parts list, for either kind of latent."""
     side = config.latent_size
+    family = config.family_tokenizer()
+    coder = (
+        "causal frame tokenizer"
+        if family is None
+        else f"the tokenizer family's causal video tokenizer `{family.name}`, each frame coded "
+        "as an image"
+    )
     if config.discrete:
         levels = "x".join(str(level) for level in config.fsq_levels)
         return (
-            f"- causal frame tokenizer (discrete: {side}x{side} FSQ tokens of "
+            f"- {coder} (discrete: {side}x{side} FSQ tokens of "
             f"{config.codebook_size} codes ({levels} levels) per frame; frame t is coded alone)\n"
             f"- token dynamics (U-Net over a context of {config.context} token grids + actions; "
             "predicts a distribution over each position's next token, sampled in the env)"
         )
     return (
-        f"- causal frame tokenizer (continuous latent {config.latent_channels}x{side}x{side} "
+        f"- {coder} (continuous latent {config.latent_channels}x{side}x{side} "
         "per frame; frame t is coded alone)\n"
         f"- latent dynamics (U-Net over a context of {config.context} latents + actions; "
         "predicts the next latent)"
@@ -88,11 +95,27 @@ def _commands(training: dict, config_name: str) -> str:
         overrides.append(f"imagined_head_steps={cfg['imagined_head_steps']}")
     if cfg.get("init_checkpoint"):
         overrides.append(f"init_checkpoint={cfg['init_checkpoint']}")
+    tokenizer = cfg.get("tokenizer_checkpoint")
+    if tokenizer:
+        overrides.append(f"tokenizer_checkpoint={tokenizer}")
     command = f"python -m experiments.train_world_model --config-name {config_name} " + " ".join(
         overrides
     )
     earlier = training.get("started_from")
-    return f"{_commands(earlier, config_name)}\n{command}" if earlier else command
+    if earlier:
+        return f"{_commands(earlier, config_name)}\n{command}"
+    return f"{_tokenizer_command(tokenizer)}\n{command}" if tokenizer else command
+
+
+def _tokenizer_command(checkpoint: str) -> str:
+    """The command that trained the family tokenizer in ``checkpoint`` (its variant and the
+    settings its training.json records that differ from the variant file's)."""
+    report = json.loads((Path(checkpoint) / "training.json").read_text())
+    cfg = report["train_config"]
+    overrides = [f"tokenizer={report['name']}", f"steps={cfg['steps']}"]
+    keys = ("batch", "clip_frames", "min_clip_frames", "threads")
+    overrides += [f"{key}={cfg[key]}" for key in keys]
+    return "python -m experiments.train_tokenizer " + " ".join(overrides)
 
 
 RECORDER_KEYS = (

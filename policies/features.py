@@ -60,8 +60,8 @@ class WorldModelEncoder(BaseFeaturesExtractor):
         if self.frozen:
             self.tokenizer.eval()
             with torch.no_grad():
-                return self.tokenizer.encoder(pixels)
-        return self.tokenizer.encoder(pixels)
+                return self.tokenizer.encoder_features(pixels)
+        return self.tokenizer.encoder_features(pixels)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return self.linear(self.head(self._latents(observations)))

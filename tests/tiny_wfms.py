@@ -18,6 +18,11 @@ from world_models.diffusion import DiffusionConfig, DiffusionWorldModel
 
 CONTINUOUS = VideoTokenizerConfig(frame_size=64, latent_channels=4, width=8)
 DISCRETE = VideoTokenizerConfig(frame_size=64, kind="discrete", fsq_levels=(4, 3), width=8)
+PER_FRAME = VideoTokenizerConfig(
+    kind="discrete", temporal_compression=1, spatial_compression=4, fsq_levels=(5, 3, 3), width=8
+)
+"""A discrete 1x4x4 tokenizer a world model can code frames with: 64x64 -> 16x16 FSQ (5, 3, 3)
+tokens, the latent shape of the tiny world models (``tiny_model_config``)."""
 
 
 def tiny_backbone(backend: str, frame_cond_dim: int = 0) -> DiffusionConfig | AutoregressiveConfig:

@@ -45,6 +45,7 @@ from world_models.checkpoint_folder import (
 from world_models.config import WorldModelConfig
 from world_models.heads import RewardEndHead
 from world_models.model import STARTS_FILE, ImaginedStep
+from world_models.tokenizer import FrameCoder
 
 FORMAT = "wfm_sim.action_model/1"
 BACKENDS = ("diffusion", "autoregressive")
@@ -128,43 +129,6 @@ class ActionModelConfig:
         if unknown:
             raise ValueError(f"unknown action-model config keys {unknown}; known: {sorted(known)}")
         return cls(**values)
-
-
-class FrameCoder(nn.Module):
-    """A causal video tokenizer coding each frame on its own (as a clip's first frame, an
-    image): frames (..., H, W, 3) uint8 <-> latents (..., C, h, w)."""
-
-    def __init__(self, tokenizer: VideoTokenizer) -> None:
-        super().__init__()
-        self.video = tokenizer
-
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames (..., H, W, 3) uint8 -> latents (..., C, h, w) float32."""
-        lead = frames.shape[:-3]
-        flat = frames.reshape(-1, 1, *frames.shape[-3:])
-        latents = self.video.encode(flat)[:, 0]
-        return latents.reshape(*lead, *latents.shape[1:])
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """latents (..., C, h, w) -> frames (..., H, W, 3) uint8."""
-        lead = latents.shape[:-3]
-        flat = latents.reshape(-1, 1, *latents.shape[-3:]).float()
-        frames = self.video.decode(flat, 1)[:, 0]
-        return frames.reshape(*lead, *frames.shape[1:])
-
-    def to_indices(self, latents: torch.Tensor) -> torch.Tensor:
-        """FSQ latents (B, T, C, h, w) -> token ids (B, T, h, w) int64 (discrete tokenizers)."""
-        fsq = self.video.fsq
-        if fsq is None:
-            raise ValueError(f"{self.video.config.name} is continuous: it has no token ids")
-        return fsq.to_indices(latents.transpose(1, 2)).long()
-
-    def from_indices(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T, h, w) -> FSQ latents (B, T, C, h, w)."""
-        fsq = self.video.fsq
-        if fsq is None:
-            raise ValueError(f"{self.video.config.name} is continuous: it has no token ids")
-        return fsq.from_indices(tokens).transpose(1, 2)
 
 
 def action_features(actions: torch.Tensor, config: ActionModelConfig) -> torch.Tensor:
@@ -344,7 +308,6 @@ __all__ = [
     "BACKENDS",
     "ActionModel",
     "ActionModelConfig",
-    "FrameCoder",
     "action_features",
     "is_action_model",
     "read_action_model_config",

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfm_sim.tokenizer.config import VideoTokenizerConfig
+
 
 @dataclass
 class WorldModelConfig:
@@ -18,6 +20,10 @@ class WorldModelConfig:
     ``latent_channels`` must equal ``len(fsq_levels)``). A continuous model predicts the next
     latent directly; a discrete one predicts a distribution over each position's next token
     and samples it, so imagined objects stay sharp instead of blurring into their average.
+    The frames are coded by the tokenizer family's causal video tokenizer that ``tokenizer``
+    names (a ``VideoTokenizerConfig`` as a dict, each frame coded on its own as an image; its
+    spatial compression must be 4 and its channels and FSQ levels this config's), or, when it
+    is empty, by the conv ``FrameTokenizer`` of ``tokenizer_width``.
     The dynamics model sees ``context`` past latents and the actions taken
     from them: ``n_actions`` discrete actions (plus one padding action before an episode's
     start), or, when ``action_dim`` > 0, vectors of ``action_dim`` floats in the box
@@ -39,6 +45,9 @@ class WorldModelConfig:
     """Resolutions of the dynamics U-Net: 2 = the latent grid and half of it; 3 adds a
     quarter-resolution level for a view of the whole frame."""
     head_width: int = 64
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    """The family tokenizer coding the frames (``VideoTokenizerConfig.to_dict()``); empty for
+    the conv ``FrameTokenizer``."""
     fsq_levels: list[int] = field(default_factory=list)
     """Values per latent channel of a discrete (FSQ) tokenizer, e.g. [8, 5, 5, 5] = 1000
     tokens; empty for a continuous tokenizer."""
@@ -78,6 +87,8 @@ class WorldModelConfig:
                 f"a discrete tokenizer needs latent_channels == len(fsq_levels), got "
                 f"{self.latent_channels} channels for fsq_levels {self.fsq_levels}"
             )
+        if self.tokenizer:
+            self._check_family_tokenizer()
         if self.selection_noise < 0:
             raise ValueError(f"selection_noise must be >= 0, got {self.selection_noise}")
         if self.decode_rounds < 1:
@@ -87,6 +98,22 @@ class WorldModelConfig:
         if self.dynamics_levels == 3 and self.frame_size % 16:
             raise ValueError(
                 f"dynamics_levels=3 needs frame_size a multiple of 16, got {self.frame_size}"
+            )
+
+    def family_tokenizer(self) -> VideoTokenizerConfig | None:
+        """The family tokenizer's config, None for the conv ``FrameTokenizer``."""
+        return VideoTokenizerConfig.from_dict(self.tokenizer) if self.tokenizer else None
+
+    def _check_family_tokenizer(self) -> None:
+        tokenizer = self.family_tokenizer()
+        assert tokenizer is not None
+        fsq = list(tokenizer.fsq_levels) if tokenizer.kind == "discrete" else []
+        found = (tokenizer.frame_size, tokenizer.spatial_compression, tokenizer.channels, fsq)
+        wanted = (self.frame_size, 4, self.latent_channels, self.fsq_levels)
+        if found != wanted:
+            raise ValueError(
+                f"tokenizer {tokenizer.name} gives (frame_size, spatial_compression, channels, "
+                f"fsq_levels) = {found}; this world model needs {wanted}"
             )
 
     @property

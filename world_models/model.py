@@ -18,10 +18,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from wfm_sim.io import atomic_path, write_json_atomic
+from wfm_sim.tokenizer.network import VideoTokenizer
 from world_models.config import WorldModelConfig
 from world_models.dynamics import LatentDynamics, known_planes
 from world_models.heads import RewardEndHead
-from world_models.tokenizer import FrameTokenizer
+from world_models.tokenizer import FrameCoder, FrameTokenizer, PerFrameTokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -83,7 +84,10 @@ class WorldModel(nn.Module):
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.tokenizer = FrameTokenizer(config)
+        family = config.family_tokenizer()
+        self.tokenizer: PerFrameTokenizer = (
+            FrameTokenizer(config) if family is None else FrameCoder(VideoTokenizer(family))
+        )
         self.dynamics = LatentDynamics(config)
         self.heads = RewardEndHead(config)
 

@@ -1,8 +1,12 @@
-"""A causal frame tokenizer: each frame is coded on its own, so code t never sees frame t+1.
+"""Per-frame tokenizers of the world models: each frame is coded on its own, so code t never
+sees frame t+1, and an imagined latent decodes without its past.
 
-Continuous (latents in [-1, 1] through a tanh) or discrete: the same encoder followed by the
-tokenizer family's finite scalar quantizer (``wfm_sim.tokenizer.fsq.FSQ``), i.e. a DV
-tokenizer with temporal compression 1 and spatial compression 4.
+``FrameCoder`` is the tokenizer family's causal video tokenizer (``wfm_sim.tokenizer``) used
+on single frames, each coded as a clip's first frame (an image): the MaskGIT world model
+takes it when its config names a family ``tokenizer``, and so do the post-trained WFMs.
+``FrameTokenizer`` is the conv autoencoder that checkpoints without one (the robot zoo model)
+were trained with: continuous (latents in [-1, 1] through a tanh) or discrete through the
+family's finite scalar quantizer.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import torch
 from torch import nn
 
 from wfm_sim.tokenizer.fsq import FSQ
+from wfm_sim.tokenizer.network import VideoTokenizer
 from world_models.config import WorldModelConfig
 
 
@@ -58,6 +63,11 @@ class FrameTokenizer(nn.Module):
             z = self.quantizer(z)
         return z.reshape(*lead, *z.shape[1:])
 
+    def encoder_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels (B, 3, H, W) float in [-1, 1] -> latents (B, C, h, w) before quantization,
+        differentiable: features for a policy to read."""
+        return self.encoder(pixels)
+
     def to_indices(self, latents: torch.Tensor) -> torch.Tensor:
         """Quantized latents (…, C, h, w) -> token indices (…, h, w) int64 (discrete only)."""
         quantizer = self._require_quantizer()
@@ -88,3 +98,60 @@ class FrameTokenizer(nn.Module):
         x = self.decode_float(latents)
         pixels = ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return pixels.movedim(-3, -1)
+
+
+class FrameCoder(nn.Module):
+    """A causal video tokenizer of the family coding each frame on its own (as a clip's first
+    frame, an image): frames (..., H, W, 3) uint8 <-> latents (..., C, h, w)."""
+
+    def __init__(self, tokenizer: VideoTokenizer) -> None:
+        super().__init__()
+        self.video = tokenizer
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (..., H, W, 3) uint8 -> latents (..., C, h, w) float32."""
+        lead = frames.shape[:-3]
+        flat = frames.reshape(-1, 1, *frames.shape[-3:])
+        latents = self.video.encode(flat)[:, 0]
+        return latents.reshape(*lead, *latents.shape[1:])
+
+    def encoder_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels (B, 3, H, W) float in [-1, 1] -> latents (B, C, h, w) before quantization,
+        differentiable: features for a policy to read."""
+        return self.video.encode_pixels(pixels[:, None], quantize=False)[:, 0]
+
+    def decode_float(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (..., C, h, w) -> frames (..., 3, H, W) float in about [-1, 1] (for losses)."""
+        lead = latents.shape[:-3]
+        flat = latents.reshape(-1, 1, *latents.shape[-3:]).float()
+        pixels = self.video.decode_float(flat, 1)[:, 0]
+        return pixels.reshape(*lead, *pixels.shape[1:])
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (..., C, h, w) -> frames (..., H, W, 3) uint8."""
+        pixels = ((self.decode_float(latents).clamp(-1, 1) + 1.0) * 127.5).round()
+        return pixels.to(torch.uint8).movedim(-3, -1)
+
+    def to_indices(self, latents: torch.Tensor) -> torch.Tensor:
+        """FSQ latents (..., C, h, w) -> token ids (..., h, w) int64 (discrete tokenizers)."""
+        fsq = self._require_fsq()
+        lead = latents.shape[:-3]
+        indices = fsq.to_indices(latents.reshape(-1, *latents.shape[-3:]))
+        return indices.long().reshape(*lead, *indices.shape[1:])
+
+    def from_indices(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids (..., h, w) -> FSQ latents (..., C, h, w)."""
+        fsq = self._require_fsq()
+        lead = tokens.shape[:-2]
+        latents = fsq.from_indices(tokens.reshape(-1, *tokens.shape[-2:]))
+        return latents.reshape(*lead, *latents.shape[1:])
+
+    def _require_fsq(self) -> FSQ:
+        if self.video.fsq is None:
+            raise ValueError(f"{self.video.config.name} is continuous: it has no token ids")
+        return self.video.fsq
+
+
+PerFrameTokenizer = FrameTokenizer | FrameCoder
+"""Either per-frame tokenizer: both encode, decode, decode_float and (discrete) convert to and
+from token ids over any leading dimensions."""

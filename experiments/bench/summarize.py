@@ -604,8 +604,19 @@ def _tokenizer_cells(name: str, v: dict[str, Any], variants: dict[str, Any], spe
     )
 
 
-def _tokenizer_section() -> list[str]:
-    quality, speed = _load("tokenizer_quality.json"), _load("tokenizer_speed.json")
+def _tokenizer_sections() -> list[str]:
+    """The family table, then one table per ``tokenizer_quality_<x>.json`` (variants measured
+    apart, e.g. on another curation), each with its ``tokenizer_speed_<x>.json``."""
+    lines = _tokenizer_section("tokenizer_quality", "tokenizer_speed")
+    for path in sorted(RESULTS_DIR.glob("tokenizer_quality_*.json")):
+        suffix = path.stem.removeprefix("tokenizer_quality")
+        lines += [f"### `{path.stem}`", ""]
+        lines += _tokenizer_section(path.stem, f"tokenizer_speed{suffix}")
+    return lines
+
+
+def _tokenizer_section(quality_name: str, speed_name: str) -> list[str]:
+    quality, speed = _load(f"{quality_name}.json"), _load(f"{speed_name}.json")
     if quality is None:
         speed_too = "" if speed else " and `python -m experiments.bench.tokenizer_speed`"
         return [
@@ -1163,7 +1174,7 @@ def render() -> str:
         "",
         "## Video tokenizers",
         "",
-        *_tokenizer_section(),
+        *_tokenizer_sections(),
         "",
         "## World foundation model backends",
         "",

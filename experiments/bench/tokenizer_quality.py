@@ -43,6 +43,7 @@ VARIANTS = (
     "dv_4x8x8",
     "dv_8x8x8",
     "dv_8x16x16",
+    "dv_1x4x4",
     "cv_4x8x8_noncausal",
     "dv_4x8x8_noncausal",
 )
@@ -291,6 +292,11 @@ def main() -> None:
         "--seed", type=int, default=0, help="the split's (as in training) and noise's"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--name",
+        default="tokenizer_quality",
+        help="result file name; tokenizer_quality_<x> is summarised as its own table",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     checkpoints = {name: Path(args.runs) / name / "checkpoint" for name in args.variants}
@@ -311,7 +317,7 @@ def main() -> None:
         h264_rate=args.h264_rate,
     )
     result.update(shards=args.shards, held_out_clips=len(held_out), missing=missing)
-    print(write_result("tokenizer_quality", result))
+    print(write_result(args.name, result))
     for name, row in result["variants"].items():
         print(
             f"{name}: {row['bits_per_pixel']:.4f} bpp, PSNR {row['psnr']:.2f}, SSIM "

@@ -93,6 +93,11 @@ def main() -> None:
     parser.add_argument("--chunk-latents", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--name",
+        default="tokenizer_speed",
+        help="result file name; tokenizer_speed_<x> is summarised as its own table",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     checkpoints = {name: Path(args.runs) / name / "checkpoint" for name in args.variants}
@@ -124,7 +129,7 @@ def main() -> None:
         "variants": variants,
         "missing": missing,
     }
-    print(write_result("tokenizer_speed", result))
+    print(write_result(args.name, result))
     for name, row in variants.items():
         print(name, {k: None if v is None else round(v, 1) for k, v in row.items()})
 

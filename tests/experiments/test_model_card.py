@@ -52,6 +52,30 @@ def test_a_heads_stage_is_part_of_the_command() -> None:
     assert "imagined_head_steps" not in _commands(_report("v1"), "train_world_model")
 
 
+def test_a_family_tokenizer_is_trained_by_the_first_command(tmp_path: Path) -> None:
+    tokenizer = tmp_path / "dv_1x4x4" / "checkpoint"
+    train_config = {
+        "steps": 3000,
+        "batch": 16,
+        "clip_frames": 5,
+        "min_clip_frames": 1,
+        "threads": 2,
+    }
+    write_json_atomic(
+        tokenizer / "training.json", {"name": "dv_1x4x4", "train_config": train_config}
+    )
+    report = _report("family")
+    report["train_config"]["tokenizer_checkpoint"] = str(tokenizer)
+    commands = _commands(report, "train_world_model").splitlines()
+    assert commands[0] == (
+        "python -m experiments.train_tokenizer tokenizer=dv_1x4x4 steps=3000 batch=16 "
+        "clip_frames=5 min_clip_frames=1 threads=2"
+    )
+    assert commands[1].endswith(f"tokenizer_checkpoint={tokenizer}")
+    further = _commands(_report("more", "runs/family/checkpoint", report), "train_world_model")
+    assert len(further.splitlines()) == 3
+
+
 def test_the_record_command_rebuilds_the_footages_recorder_config(tmp_path: Path) -> None:
     recorded = RecorderConfig(
         out_dir=str(tmp_path),

@@ -131,25 +131,27 @@ def test_benches_write_json_that_the_summary_renders(
 ) -> None:
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path / "results")
-    assert "Not measured yet" in "\n".join(summarize._tokenizer_section())
+    assert "Not measured yet" in "\n".join(summarize._tokenizer_sections())
     shards = _write_shards(tmp_path, clips)
     torch_threads = torch.get_num_threads()
     common_args = ["--runs", str(runs), "--variants", "cv_4x8x8", "dv_4x8x8_noncausal", "dv_8x8x8"]
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "tokenizer_quality",
-            *common_args,
-            "--shards",
-            str(shards),
-            "--held-out-fraction",
-            "0.5",
-            "--max-clips",
-            "1",
-        ]
-        + ["--h264-clips", "1", "--causality-clips", "1", "--threads", str(torch_threads)],
-    )
+    quality_argv = [
+        "tokenizer_quality",
+        *common_args,
+        "--shards",
+        str(shards),
+        "--held-out-fraction",
+        "0.5",
+        "--max-clips",
+        "1",
+        "--h264-clips",
+        "1",
+        "--causality-clips",
+        "1",
+        "--threads",
+        str(torch_threads),
+    ]
+    monkeypatch.setattr(sys, "argv", quality_argv)
     monkeypatch.setattr(tokenizer_quality, "tokenizer_clips", _resolution(SIZE))
     tokenizer_quality.main()
     monkeypatch.setattr(
@@ -166,10 +168,18 @@ def test_benches_write_json_that_the_summary_renders(
     assert quality["missing"] == ["dv_8x8x8"] and quality["held_out_clips"] == 2
     assert set(quality["variants"]) == {"cv_4x8x8", "dv_4x8x8_noncausal"}
     assert speed["torch_threads"] == torch_threads and speed["missing"] == ["dv_8x8x8"]
-    text = "\n".join(summarize._tokenizer_section())
+    text = "\n".join(summarize._tokenizer_sections())
     assert "| cv_4x8x8 | 4x8x8 | CV |" in text and "| dv_4x8x8_noncausal |" in text
     assert "fails, as expected" in text and "pass (max Δ 0)" in text
     assert "Not trained yet: dv_8x8x8" in text and "Not measured yet" not in text
+
+    # a variant measured apart (--name tokenizer_quality_<x>) gets a table of its own
+    monkeypatch.setattr(sys, "argv", [*quality_argv, "--name", "tokenizer_quality_apart"])
+    tokenizer_quality.main()
+    text = "\n".join(summarize._tokenizer_sections())
+    assert "### `tokenizer_quality_apart`" in text
+    assert text.count("| cv_4x8x8 | 4x8x8 | CV |") == 2
+    assert "Speed not measured yet" in text.split("### `tokenizer_quality_apart`")[1]
 
 
 def _resolution(size: int):

@@ -119,3 +119,42 @@ def test_windows_longer_than_every_clip_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match="clip_frames=33"):
         train_tokenizer(make_config(tmp_path, clip_frames=33))
+
+
+def test_window_lengths_are_the_whole_groups_between_the_bounds() -> None:
+    dv = VideoTokenizerConfig(kind="discrete", width=8)  # tc = 4
+    assert TokenizerTrainConfig(clip_frames=17, tokenizer=dv).window_lengths() == [17]
+    spread = TokenizerTrainConfig(clip_frames=17, min_clip_frames=1, tokenizer=dv)
+    assert spread.window_lengths() == [1, 5, 9, 13, 17]
+    assert TokenizerTrainConfig(
+        clip_frames=17, min_clip_frames=6, tokenizer=dv
+    ).window_lengths() == [9, 13, 17]
+    per_frame = VideoTokenizerConfig(kind="discrete", width=8, temporal_compression=1)
+    assert TokenizerTrainConfig(
+        clip_frames=4, min_clip_frames=2, tokenizer=per_frame
+    ).window_lengths() == [2, 3, 4]
+    with pytest.raises(ValueError, match="min_clip_frames"):
+        TokenizerTrainConfig(clip_frames=5, min_clip_frames=6, tokenizer=dv)
+    with pytest.raises(ValueError, match=r"no window length 1 \+ k\*4"):
+        TokenizerTrainConfig(clip_frames=8, min_clip_frames=6, tokenizer=dv)
+
+
+def test_each_step_trains_on_windows_of_a_drawn_length(
+    tmp_path: Path,
+    make_config: Callable[..., TokenizerTrainConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wfm_sim.tokenizer.training as training
+
+    seen: list[int] = []
+    original = training._step_losses
+
+    def recording(*args: object) -> tuple[torch.Tensor, dict[str, float]]:
+        video = args[2]
+        assert isinstance(video, torch.Tensor)
+        seen.append(video.shape[1])
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training, "_step_losses", recording)
+    train_tokenizer(make_config(tmp_path, steps=8, min_clip_frames=1, adversarial_weight=0.0))
+    assert set(seen) == {1, 5}

@@ -18,9 +18,11 @@ from safetensors.torch import load_file
 import wfm_sim.stage_loop as stage_loop
 import wfm_sim.training.world_model as training
 import world_models
+from tests.tiny_wfms import PER_FRAME
 from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.data import read_episodes
 from wfm_sim.data.shards import ShardSample, shard_group, write_shard
+from wfm_sim.tokenizer import VideoTokenizer, save_tokenizer
 from wfm_sim.training import TrainConfig, train_world_model
 from wfm_sim.training.world_model import dynamics_loss
 from wfm_sim.video import read_video, write_mp4
@@ -329,3 +331,31 @@ def test_coloured_token_weight_reweights_a_discrete_models_token_loss(
     assert token_loss(10.0) != pytest.approx(token_loss(1.0), rel=1e-4)
     with pytest.raises(ValueError, match="coloured_token_weight"):
         TrainConfig(coloured_token_weight=0.5)
+
+
+def test_a_run_codes_frames_with_a_family_tokenizer_checkpoint(
+    tmp_path: Path, make_train_config: Callable[..., TrainConfig]
+) -> None:
+    family = PER_FRAME
+    torch.manual_seed(3)
+    tokenizer_dir = save_tokenizer(VideoTokenizer(family), tmp_path / "tokenizer")
+    config = make_train_config(
+        tmp_path / "family",
+        tokenizer_checkpoint=str(tokenizer_dir),
+        tokenizer_steps=0,
+        dynamics_steps=2,
+        finetune_steps=1,
+    )
+    exported = train_world_model(config)
+    model = world_models.load(exported, device="cpu")
+    assert model.config.family_tokenizer() == family
+    # tokenizer_steps=0: the world model codes with the family checkpoint's weights unchanged
+    for name, tensor in load_file(str(tokenizer_dir / "model.safetensors")).items():
+        torch.testing.assert_close(_weights(exported)[f"tokenizer.video.{name}"], tensor)
+
+    with pytest.raises(ValueError, match="not both"):
+        make_train_config(tmp_path / "x", tokenizer_checkpoint="a", init_checkpoint="b")
+    other = dataclasses.replace(family, width=16)
+    named = dataclasses.replace(config.model, tokenizer=other.to_dict())
+    with pytest.raises(ValueError, match="tokenizer_checkpoint"):
+        train_world_model(dataclasses.replace(config, run_dir=str(tmp_path / "y"), model=named))

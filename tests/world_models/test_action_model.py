@@ -1,5 +1,5 @@
 """The action-conditioned WFM backends (``ActionModel``): per-frame action features, the config's
-checks, the per-frame tokenizer, inverse-transform token draws from given uniforms, imagined
+checks, inverse-transform token draws from given uniforms, imagined
 steps of both backends (shapes, the uniforms owning the randomness, temperature 0) and the
 checkpoint round trip through ``world_models.load``.
 
@@ -19,13 +19,11 @@ import torch
 
 import world_models
 from tests.tiny_wfms import CONTINUOUS, DISCRETE, tiny_backbone
-from wfm_sim.tokenizer import VideoTokenizer
 from wfm_sim.training.evaluate import step_uniforms
 from world_models import CheckpointMismatchError
 from world_models.action_model import (
     ActionModel,
     ActionModelConfig,
-    FrameCoder,
     action_features,
     is_action_model,
 )
@@ -161,45 +159,6 @@ def test_config_context_is_the_clip_length_minus_one(backend: str) -> None:
     config = _config(backend)
     assert config.context == config.backbone["frames"] - 1 == 4
     assert config.head_config().context == 4
-
-
-# --- FrameCoder ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def coder() -> FrameCoder:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return FrameCoder(VideoTokenizer(CONTINUOUS).eval())
-
-
-@torch.no_grad()
-def test_frame_coder_shapes(coder: FrameCoder) -> None:
-    c, s = CONTINUOUS.channels, coder.video.config.latent_size
-    clips = coder.encode(_frames((2, 3)))
-    assert clips.shape == (2, 3, c, s, s) and clips.dtype == torch.float32
-    decoded = coder.decode(clips)
-    assert decoded.shape == (2, 3, 64, 64, 3) and decoded.dtype == torch.uint8
-    single = coder.encode(_frames((4,)))
-    assert single.shape == (4, c, s, s)
-    assert coder.decode(single).shape == (4, 64, 64, 3)
-
-
-@torch.no_grad()
-def test_frame_coder_codes_each_frame_alone(coder: FrameCoder) -> None:
-    pair = _frames((1, 2), seed=1)
-    together = coder.encode(pair)
-    alone = coder.encode(pair[:, :1])
-    # equal up to float summation order (a batch of 2 frames vs 1)
-    torch.testing.assert_close(together[:, :1], alone, atol=1e-5, rtol=1e-5)
-    swapped = coder.encode(pair.flip(1))
-    torch.testing.assert_close(swapped[:, 1:], alone, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(together[:, 1], alone[:, 0], atol=1e-3)
-
-
-def test_frame_coder_refuses_token_ids_of_a_continuous_tokenizer(coder: FrameCoder) -> None:
-    with pytest.raises(ValueError, match="continuous"):
-        coder.to_indices(torch.zeros(1, 1, CONTINUOUS.channels, 8, 8))
 
 
 # --- draw_tokens / sample with uniforms ---------------------------------------------------

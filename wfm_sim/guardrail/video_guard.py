@@ -45,7 +45,7 @@ import world_models
 from wfm_sim.guardrail.decision import GuardDecision, log_refusal
 from wfm_sim.io import write_json_atomic
 from world_models import WorldModel
-from world_models.tokenizer import FrameTokenizer
+from world_models.tokenizer import PerFrameTokenizer
 
 _FORMAT = "wfm_sim.guardrail.video_thresholds/1"
 SHIPPED_DIR = Path(__file__).parent
@@ -69,7 +69,7 @@ def tokenizer_fingerprint(tokenizer: nn.Module) -> str:
 
 @torch.no_grad()
 def reconstruction_errors(
-    tokenizer: FrameTokenizer, frames: np.ndarray, batch_size: int = 64
+    tokenizer: PerFrameTokenizer, frames: np.ndarray, batch_size: int = 64
 ) -> np.ndarray:
     """Per-frame mean absolute error (grey levels) ``(T,)`` of ``frames`` ``(T, H, W, 3)``
     uint8 after an encode/decode round trip through ``tokenizer``."""

@@ -81,12 +81,15 @@ class VideoTokenizer(nn.Module):
 
     # ---- float-level passes (training, streaming) -------------------------------------------
 
-    def encode_pixels(self, pixels: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+    def encode_pixels(
+        self, pixels: torch.Tensor, state: StreamState | None = None, quantize: bool = True
+    ) -> torch.Tensor:
         """pixels (B, T, 3, H, W) float in [-1, 1], T = 1 + k*tc -> latents (B, 1 + k, C, h, w).
 
         With ``state`` (a dict, empty for a video's first chunk) the causal convs carry their
         pending inputs over, so the chunks of a video may have any length; each call returns the
-        latents its frames complete (possibly none).
+        latents its frames complete (possibly none). ``quantize=False`` gives a DV tokenizer's
+        latents before FSQ (features for a policy to read).
         """
         b, t = pixels.shape[:2]
         x = F.pixel_unshuffle(pixels.reshape(b * t, *pixels.shape[2:]), PATCH)
@@ -100,7 +103,10 @@ class VideoTokenizer(nn.Module):
         if h.shape[1] == 0:
             return h.new_zeros(b, 0, c, s, s)
         z = self.encoder_out(h.reshape(-1, *h.shape[2:])).float()
-        z = self.fsq(z) if self.fsq is not None else torch.tanh(z)
+        if self.fsq is None:
+            z = torch.tanh(z)
+        elif quantize:
+            z = self.fsq(z)
         return z.reshape(b, -1, c, s, s)
 
     def decode_latents(

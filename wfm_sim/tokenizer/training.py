@@ -61,6 +61,10 @@ class TokenizerTrainConfig:
     """Windows per step over all processes: under ``torchrun`` each of N takes batch/N."""
     clip_frames: int = 17
     """Frames of a training window; 1 + k*tc so no padding is trained on (17 = 1 + 16)."""
+    min_clip_frames: int = 0
+    """0: every window has ``clip_frames`` frames. Otherwise each step's windows are cut to a
+    length drawn from the 1 + k*tc in [min_clip_frames, clip_frames]; 1 trains the image path
+    (frame 0 coded alone) on whole batches, the path a per-frame world model codes with."""
     lr: float = 2e-3
     mse_weight: float = 1.0
     ssim_weight: float = 0.2
@@ -71,6 +75,27 @@ class TokenizerTrainConfig:
     checkpoint_every: int = 250
     eval_every: int = 250
     tokenizer: VideoTokenizerConfig = field(default_factory=VideoTokenizerConfig)
+
+    def __post_init__(self) -> None:
+        if self.min_clip_frames < 0 or self.min_clip_frames > self.clip_frames:
+            raise ValueError(
+                f"min_clip_frames must be 0 (off) or in [1, clip_frames={self.clip_frames}], "
+                f"got {self.min_clip_frames}"
+            )
+        if self.min_clip_frames and not self.window_lengths():
+            raise ValueError(
+                f"no window length 1 + k*{self.tokenizer.temporal_compression} lies in "
+                f"[min_clip_frames, clip_frames] = "
+                f"[{self.min_clip_frames}, {self.clip_frames}]"
+            )
+
+    def window_lengths(self) -> list[int]:
+        """The window lengths a step draws from: [clip_frames], or every 1 + k*tc in
+        [min_clip_frames, clip_frames]."""
+        if not self.min_clip_frames:
+            return [self.clip_frames]
+        tc = self.tokenizer.temporal_compression
+        return [n for n in range(1, self.clip_frames + 1, tc) if n >= self.min_clip_frames]
 
 
 class _Windows:
@@ -214,9 +239,13 @@ def _train_tokenizer(config: TokenizerTrainConfig, dist: Distributed) -> Path:
         find_unused_parameters=discriminator is not None,
     )
 
+    lengths = config.window_lengths()
+
     def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        picks = windows.pick(np.random.default_rng([config.seed, step]), config.batch)
-        return objective(windows.stack(dist.shard(picks)), step)
+        rng = np.random.default_rng([config.seed, step])
+        picks = windows.pick(rng, config.batch)
+        length = lengths[int(rng.integers(len(lengths)))] if len(lengths) > 1 else lengths[0]
+        return objective(windows.stack(dist.shard(picks))[:, :length], step)
 
     stage = Stage(
         name=config.tokenizer.name,
@@ -224,7 +253,12 @@ def _train_tokenizer(config: TokenizerTrainConfig, dist: Distributed) -> Path:
         lr=config.lr,
         state_path=run_dir / "state.safetensors",
         tensorboard_dir=run_dir / "tb",
-        schedule={"steps": config.steps, "batch": config.batch, "clip_frames": config.clip_frames},
+        schedule={
+            "steps": config.steps,
+            "batch": config.batch,
+            "clip_frames": config.clip_frames,
+            "min_clip_frames": config.min_clip_frames,
+        },
         checkpoint_every=config.checkpoint_every,
         eval_every=config.eval_every,
     )

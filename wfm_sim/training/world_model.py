@@ -35,6 +35,7 @@ from wfm_sim.data.shards import read_shard_episodes
 from wfm_sim.distributed import Distributed, distributed
 from wfm_sim.io import write_json_atomic
 from wfm_sim.stage_loop import Stage, run_stage
+from wfm_sim.tokenizer.checkpoint import load_tokenizer, read_tokenizer_config
 from wfm_sim.tokenizer.losses import (
     salient_pixel_weights,
     ssim_loss,
@@ -50,7 +51,7 @@ from wfm_sim.training.imagined_heads import (
 from world_models import EnvModel, WorldModel, WorldModelConfig, read_config
 from world_models.dynamics import known_planes
 from world_models.heads import RewardEndHead
-from world_models.tokenizer import FrameTokenizer
+from world_models.tokenizer import FrameCoder, PerFrameTokenizer
 
 
 @dataclass
@@ -106,6 +107,10 @@ class TrainConfig:
     init_checkpoint: str = ""
     """An exported checkpoint of the same model config to start from instead of random
     weights (train further; set tokenizer_steps=0 to keep its tokenizer as it is)."""
+    tokenizer_checkpoint: str = ""
+    """A family tokenizer checkpoint (``experiments.train_tokenizer``, e.g. trained on the
+    curated shards) to code the frames with: its config becomes ``model.tokenizer`` and its
+    weights the tokenizer's start (tokenizer_steps=0 keeps it as trained)."""
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def __post_init__(self) -> None:
@@ -113,6 +118,11 @@ class TrainConfig:
             raise ValueError(
                 f"coloured_token_weight must be >= 1 (1: every token alike), "
                 f"got {self.coloured_token_weight}"
+            )
+        if self.init_checkpoint and self.tokenizer_checkpoint:
+            raise ValueError(
+                "init_checkpoint already holds a tokenizer: set init_checkpoint or "
+                "tokenizer_checkpoint, not both"
             )
         if self.weights_dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(
@@ -123,7 +133,7 @@ class TrainConfig:
 class _FrameReconstruction(nn.Module):
     """Stage 1's objective as a module, so DDP averages its gradients through ``forward``."""
 
-    def __init__(self, tokenizer: FrameTokenizer, mse_weight: float, ssim_weight: float) -> None:
+    def __init__(self, tokenizer: PerFrameTokenizer, mse_weight: float, ssim_weight: float) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         self.mse_weight = mse_weight
@@ -623,6 +633,20 @@ def _require_actions(episodes: Sequence[Episode], source: str) -> None:
             )
 
 
+def with_family_tokenizer(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``model.tokenizer`` set to the config of ``tokenizer_checkpoint``;
+    a different tokenizer already named in ``model.tokenizer`` is refused."""
+    family = read_tokenizer_config(config.tokenizer_checkpoint)
+    named = config.model.family_tokenizer()
+    if named is not None and named != family:
+        raise ValueError(
+            f"model.tokenizer names {named.name} {named.to_dict()}, but tokenizer_checkpoint "
+            f"{config.tokenizer_checkpoint} holds {family.name} {family.to_dict()}"
+        )
+    model = dataclasses.replace(config.model, tokenizer=family.to_dict())
+    return dataclasses.replace(config, model=model)
+
+
 def _start_from_checkpoint(model: WorldModel, folder: str) -> None:
     """Load an exported checkpoint of the same config into ``model`` to train it further,
     undoing the end head's calibration (``calibrate_end_head``) that its export applied. The
@@ -671,9 +695,15 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
             run_dir / "split.json",
             {"train": [e.episode_id for e in train], "held_out": [e.episode_id for e in held_out]},
         )
+    if config.tokenizer_checkpoint:
+        config = with_family_tokenizer(config)
     model = WorldModel(config.model).to(device)
     if config.init_checkpoint:
         _start_from_checkpoint(model, config.init_checkpoint)
+    if config.tokenizer_checkpoint:
+        assert isinstance(model.tokenizer, FrameCoder)
+        trained = load_tokenizer(config.tokenizer_checkpoint, config.model.family_tokenizer())
+        model.tokenizer.video.load_state_dict(trained.state_dict())
     started = time.perf_counter()
     _train_tokenizer(model, train, config, dist)
     model.tokenizer.requires_grad_(False)
