@@ -217,6 +217,38 @@ def _quality_section(
     ]
 
 
+FAMILY_CHECKPOINT = "runs/world_model/driving_family/checkpoint"
+"""The driving world model trained on the tokenizer family's dv_1x4x4 (not committed)."""
+
+
+def _family_model_section() -> list[str]:
+    """Held-out quality and ranking of the driving model that codes frames with the family's
+    dv_1x4x4 tokenizer; empty until ``world_model_quality_family.json`` exists."""
+    if _load("world_model_quality_family.json") is None:
+        return []
+    quality = (
+        "python -m experiments.bench.world_model_quality "
+        f"--checkpoint {FAMILY_CHECKPOINT} --name world_model_quality_family"
+    )
+    ranking = (
+        f"python -m experiments.rank_policies checkpoint={FAMILY_CHECKPOINT} "
+        "out_dir=experiments/results/ranking_family"
+    )
+    return [
+        "## Driving world model on the tokenizer family's dv_1x4x4 (not committed)",
+        "",
+        "The same footage, split and dynamics as the committed model, with frames coded by "
+        "`runs/tokenizer/dv_1x4x4` (trained on the curated shards) instead of the model's own "
+        "frame tokenizer; the training run writes its commands and its imagined-crash AUC into "
+        "the checkpoint's `MODEL_CARD.md`.",
+        "",
+        *_quality_section("world_model_quality_family", quality),
+        "",
+        *_ranking_section("ranking_family", ranking),
+        "",
+    ]
+
+
 def _speed_section() -> list[str]:
     r = _load("env_speed.json")
     if r is None:
@@ -1152,6 +1184,7 @@ def render() -> str:
         "",
         *_quality_section(),
         "",
+        *_family_model_section(),
         "## Environment speed",
         "",
         *_speed_section(),
