@@ -4,8 +4,8 @@ sees frame t+1, and an imagined latent decodes without its past.
 ``FrameCoder`` is the tokenizer family's causal video tokenizer (``wfm_sim.tokenizer``) used
 on single frames, each coded as a clip's first frame (an image): the MaskGIT world model
 takes it when its config names a family ``tokenizer``, and so do the post-trained WFMs.
-``FrameTokenizer`` is the conv autoencoder that checkpoints without one (the robot zoo model)
-were trained with: continuous (latents in [-1, 1] through a tanh) or discrete through the
+``FrameTokenizer`` is the conv autoencoder that checkpoints without one (both committed zoo
+models) were trained with: continuous (latents in [-1, 1] through a tanh) or discrete through the
 family's finite scalar quantizer.
 """
 
@@ -129,8 +129,10 @@ class FrameCoder(nn.Module):
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """latents (..., C, h, w) -> frames (..., H, W, 3) uint8."""
-        pixels = ((self.decode_float(latents).clamp(-1, 1) + 1.0) * 127.5).round()
-        return pixels.to(torch.uint8).movedim(-3, -1)
+        lead = latents.shape[:-3]
+        flat = latents.reshape(-1, 1, *latents.shape[-3:]).float()
+        frames = self.video.decode(flat, 1)[:, 0]
+        return frames.reshape(*lead, *frames.shape[1:])
 
     def to_indices(self, latents: torch.Tensor) -> torch.Tensor:
         """FSQ latents (..., C, h, w) -> token ids (..., h, w) int64 (discrete tokenizers)."""

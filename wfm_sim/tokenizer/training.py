@@ -244,7 +244,7 @@ def _train_tokenizer(config: TokenizerTrainConfig, dist: Distributed) -> Path:
     def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         rng = np.random.default_rng([config.seed, step])
         picks = windows.pick(rng, config.batch)
-        length = lengths[int(rng.integers(len(lengths)))] if len(lengths) > 1 else lengths[0]
+        length = lengths[int(rng.integers(len(lengths)))]
         return objective(windows.stack(dist.shard(picks))[:, :length], step)
 
     stage = Stage(
