@@ -642,7 +642,7 @@ def _tokenizer_sections() -> list[str]:
     lines = _tokenizer_section("tokenizer_quality", "tokenizer_speed")
     for path in sorted(RESULTS_DIR.glob("tokenizer_quality_*.json")):
         suffix = path.stem.removeprefix("tokenizer_quality")
-        lines += [f"### `{path.stem}`", ""]
+        lines += ["", f"### `{path.stem}`", ""]
         lines += _tokenizer_section(path.stem, f"tokenizer_speed{suffix}")
     return lines
 

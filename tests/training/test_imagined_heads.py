@@ -12,14 +12,16 @@ import torch
 from safetensors.torch import load_file
 
 import world_models
-from wfm_sim.data import read_episodes
+from wfm_sim.data import read_episodes, split_episodes
 from wfm_sim.training import TrainConfig, train_world_model
 from wfm_sim.training.imagined_heads import (
     ImaginedTransitions,
     imagine_transitions,
     imagined_heads_loss,
+    real_transitions,
     roc_auc,
 )
+from wfm_sim.training.world_model import training_episodes
 from world_models.model import WEIGHTS_FILE
 
 
@@ -52,6 +54,39 @@ def test_bank_holds_every_imagined_step_with_its_real_labels(
     bank.save(tmp_path / "bank.safetensors")
     loaded = ImaginedTransitions.load(tmp_path / "bank.safetensors")
     assert torch.equal(loaded.latents, bank.latents) and torch.equal(loaded.actions, bank.actions)
+
+
+def test_temperature_zero_draws_the_same_bank_whatever_the_seed(
+    tiny_checkpoint: Path, tiny_footage: Path
+) -> None:
+    model = world_models.load(tiny_checkpoint, device="cpu")
+    episodes = read_episodes(tiny_footage)
+    first = imagine_transitions(model, episodes, seed=3, batch_size=4, temperature=0.0)
+    second = imagine_transitions(model, episodes, seed=4, batch_size=4, temperature=0.0)
+    assert torch.equal(first.latents, second.latents), "temperature 0 takes the likeliest tokens"
+    sampled = imagine_transitions(model, episodes, seed=3, batch_size=4, temperature=1.0)
+    assert not torch.equal(first.latents, sampled.latents)
+
+
+def test_real_rows_code_every_step_from_the_real_frames(
+    tiny_checkpoint: Path, tiny_footage: Path
+) -> None:
+    model = world_models.load(tiny_checkpoint, device="cpu")
+    k = model.config.context
+    episodes = read_episodes(tiny_footage)
+    imagined = imagine_transitions(model, episodes, seed=0, batch_size=4)
+    real = real_transitions(model, episodes)
+    assert len(real) == len(imagined)
+    assert torch.equal(real.terminated.sort().values, imagined.terminated.sort().values)
+    # Episodes come in footage order: the first usable episode's last row ends on its last frame.
+    episode = next(e for e in episodes if e.length >= k)
+    coded = model.tokenizer.encode(torch.from_numpy(episode.frames))
+    rows = episode.length - k + 1
+    assert torch.equal(real.latents[0], coded[: k + 1])
+    assert torch.equal(real.latents[rows - 1], coded[-(k + 1) :])
+    np.testing.assert_array_equal(real.actions[rows - 1].numpy(), episode.actions[-k:])
+    assert real.rewards[rows - 1].item() == pytest.approx(float(episode.rewards[-1]))
+    assert bool(real.terminated[rows - 1]) == bool(episode.terminated[-1])
 
 
 def test_nothing_to_imagine_is_refused(tiny_checkpoint: Path, tiny_footage: Path) -> None:
@@ -94,7 +129,11 @@ def test_imagined_heads_stage_trains_only_the_heads_and_resumes(
         imagined_head_batch=8,
     )
     exported = train_world_model(config)
-    assert (tmp_path / "heads" / "imagined_transitions.safetensors").exists()
+    bank = ImaginedTransitions.load(tmp_path / "heads" / "imagined_transitions.safetensors")
+    train, _ = split_episodes(training_episodes(config), config.held_out_fraction, config.seed)
+    k = world_models.load(tiny_checkpoint, device="cpu").config.context
+    imagined_rows = sum(e.length - k + 1 for e in train if e.length >= k)
+    assert len(bank) == 2 * imagined_rows, "every training step imagined, and with its real context"
     assert (tmp_path / "heads" / "imagined_heads_state.safetensors").exists()
     before = load_file(str(tiny_checkpoint / WEIGHTS_FILE))
     after = load_file(str(exported / WEIGHTS_FILE))

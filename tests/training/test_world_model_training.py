@@ -353,6 +353,16 @@ def test_a_run_codes_frames_with_a_family_tokenizer_checkpoint(
     for name, tensor in load_file(str(tokenizer_dir / "model.safetensors")).items():
         torch.testing.assert_close(_weights(exported)[f"tokenizer.video.{name}"], tensor)
 
+    # Trained further from the export, with no tokenizer named, the model keeps its family one.
+    further = make_train_config(
+        tmp_path / "further",
+        init_checkpoint=str(exported),
+        tokenizer_steps=0,
+        dynamics_steps=1,
+        finetune_steps=0,
+    )
+    again = world_models.load(train_world_model(further), device="cpu")
+    assert again.config.family_tokenizer() == family
     with pytest.raises(ValueError, match="not both"):
         make_train_config(tmp_path / "x", tokenizer_checkpoint="a", init_checkpoint="b")
     other = dataclasses.replace(family, width=16)

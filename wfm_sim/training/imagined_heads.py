@@ -7,7 +7,9 @@ so a policy that drives into traffic keeps going in imagination (a constant-acti
 earns more imagined than real return). This stage rolls out every training episode from its
 first K real frames under its real actions, exactly as the env would imagine it, and fits the
 heads (the dynamics frozen) to the real rewards and crash at each imagined step: a crash
-probability calibrated on the states the env will actually show the heads.
+probability calibrated on the states the env will actually show the heads. The episodes are
+drawn at the token temperature the heads will be read at, and the same steps with their real
+contexts (``real_transitions``) can join them, so the heads do not forget real frames.
 """
 
 from __future__ import annotations
@@ -62,11 +64,12 @@ def imagine_transitions(
     seed: int,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    temperature: float = 1.0,
 ) -> ImaginedTransitions:
     """Roll every episode (pixel frames) at least K frames long out from its first K real
-    frames under its real actions, drawing each next frame as the env does (episode i's
-    draws from ``numpy.random.default_rng([seed, episode_id])``), and collect each imagined
-    step with the real reward and termination of that step."""
+    frames under its real actions, drawing each next frame as the env does at token
+    ``temperature`` (episode i's draws from ``numpy.random.default_rng([seed, episode_id])``),
+    and collect each imagined step with the real reward and termination of that step."""
     if model.config.continuous_actions:
         raise ValueError("imagined head training supports discrete-action world models")
     k = model.config.context
@@ -78,14 +81,18 @@ def imagine_transitions(
     groups = []
     for first in range(0, len(usable), batch_size):
         group = usable[first : first + batch_size]
-        groups.append(_imagine_group(model, group, seed, device))
+        groups.append(_imagine_group(model, group, seed, device, temperature))
         bar.update(sum(e.length - k + 1 for e in group))
     bar.close()
     return ImaginedTransitions(**{name: torch.cat([g[name] for g in groups]) for name in groups[0]})
 
 
 def _imagine_group(
-    model: WorldModel, group: Sequence[Episode], seed: int, device: torch.device | str
+    model: WorldModel,
+    group: Sequence[Episode],
+    seed: int,
+    device: torch.device | str,
+    temperature: float,
 ) -> dict[str, torch.Tensor]:
     k = model.config.context
     rngs: list[np.random.Generator | None] = [
@@ -111,13 +118,39 @@ def _imagine_group(
         uniforms = token_uniforms(model, rngs)
         if uniforms is not None:
             uniforms = uniforms.to(device)
-        imagined = model.imagine(window, step_actions, uniforms)
+        imagined = model.imagine(window, step_actions, uniforms, temperature)
         rows["latents"].append(torch.cat([window, imagined.latent[:, None]], dim=1).cpu()[live])
         rows["actions"].append(step_actions.cpu()[live])
         rows["rewards"].append(torch.from_numpy(rewards[:, t])[live])
         rows["terminated"].append(torch.from_numpy(ended[:, t])[live])
         window = torch.cat([window[:, 1:], imagined.latent[:, None]], dim=1)
     return {name: torch.cat(values) for name, values in rows.items()}
+
+
+@torch.no_grad()
+def real_transitions(
+    model: WorldModel, episodes: Sequence[Episode], device: torch.device | str = "cpu"
+) -> ImaginedTransitions:
+    """The same rows as ``imagine_transitions`` with every latent coded from the real frames
+    (teacher-forced): mixed into the heads' last stage, they keep the heads firing on real
+    frames while they learn the imagined ones."""
+    k = model.config.context
+    usable = [e for e in episodes if e.length >= k]
+    if not usable:
+        raise ValueError(f"no episode lasts {k} steps: no real transition has a full context")
+    model = model.eval().to(device)
+    rows: dict[str, list[torch.Tensor]] = {
+        n: [] for n in ("latents", "actions", "rewards", "terminated")
+    }
+    for episode in tqdm(usable, desc="coding real transitions", unit="episode", leave=False):
+        latents = model.tokenizer.encode(torch.from_numpy(episode.frames).to(device)).cpu()
+        last = torch.arange(k - 1, episode.length)  # the step each row scores
+        rows["latents"].append(latents[last[:, None] + torch.arange(-k + 1, 2)])
+        actions = torch.from_numpy(np.asarray(episode.actions, dtype=np.int64))
+        rows["actions"].append(actions[last[:, None] + torch.arange(-k + 1, 1)])
+        rows["rewards"].append(torch.from_numpy(np.asarray(episode.rewards, np.float32))[last])
+        rows["terminated"].append(torch.from_numpy(np.asarray(episode.terminated, bool))[last])
+    return ImaginedTransitions(**{name: torch.cat(values) for name, values in rows.items()})
 
 
 def imagined_heads_loss(
