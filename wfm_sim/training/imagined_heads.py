@@ -56,6 +56,19 @@ class ImaginedTransitions:
         """Read a bank written by ``save``."""
         return cls(**load_file(str(path)))
 
+    @classmethod
+    def concat(cls, parts: Sequence[ImaginedTransitions]) -> ImaginedTransitions:
+        """One bank of the rows of ``parts``, in order."""
+        return cls(**{name: torch.cat([vars(p)[name] for p in parts]) for name in vars(parts[0])})
+
+
+def _episodes_with_context(episodes: Sequence[Episode], k: int) -> list[Episode]:
+    """The episodes at least ``k`` steps long (a full context); none is refused."""
+    usable = [e for e in episodes if e.length >= k]
+    if not usable:
+        raise ValueError(f"no episode lasts {k} steps: nothing to imagine from a real start")
+    return usable
+
 
 @torch.no_grad()
 def imagine_transitions(
@@ -73,9 +86,7 @@ def imagine_transitions(
     if model.config.continuous_actions:
         raise ValueError("imagined head training supports discrete-action world models")
     k = model.config.context
-    usable = sorted((e for e in episodes if e.length >= k), key=lambda e: e.length)
-    if not usable:
-        raise ValueError(f"no episode lasts {k} steps: nothing to imagine from a real start")
+    usable = sorted(_episodes_with_context(episodes, k), key=lambda e: e.length)
     model = model.eval().to(device)
     bar = tqdm(total=sum(e.length - k + 1 for e in usable), desc="imagining episodes", unit="step")
     groups = []
@@ -84,7 +95,7 @@ def imagine_transitions(
         groups.append(_imagine_group(model, group, seed, device, temperature))
         bar.update(sum(e.length - k + 1 for e in group))
     bar.close()
-    return ImaginedTransitions(**{name: torch.cat([g[name] for g in groups]) for name in groups[0]})
+    return ImaginedTransitions.concat([ImaginedTransitions(**g) for g in groups])
 
 
 def _imagine_group(
@@ -135,9 +146,7 @@ def real_transitions(
     (teacher-forced): mixed into the heads' last stage, they keep the heads firing on real
     frames while they learn the imagined ones."""
     k = model.config.context
-    usable = [e for e in episodes if e.length >= k]
-    if not usable:
-        raise ValueError(f"no episode lasts {k} steps: no real transition has a full context")
+    usable = _episodes_with_context(episodes, k)
     model = model.eval().to(device)
     rows: dict[str, list[torch.Tensor]] = {
         n: [] for n in ("latents", "actions", "rewards", "terminated")

@@ -565,10 +565,7 @@ def _imagined_bank(
         model, train, config.seed, device=dist.device, temperature=config.imagined_head_temperature
     )
     if config.imagined_head_real_rows:
-        real = real_transitions(model, train, device=dist.device)
-        bank = ImaginedTransitions(
-            **{name: torch.cat([getattr(bank, name), getattr(real, name)]) for name in vars(bank)}
-        )
+        bank = ImaginedTransitions.concat([bank, real_transitions(model, train, dist.device)])
     if dist.is_main:
         bank.save(path)
     return bank
