@@ -265,7 +265,7 @@ def diagnose(
 
 
 def main() -> None:
-    """Measure and write experiments/results/ranking_diagnosis[_<task>].json."""
+    """Measure and write experiments/results/ranking_diagnosis[_<task>].json (or --name)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", default="driving")
     parser.add_argument("--checkpoint", default="", help="default: the task's committed model")
@@ -279,6 +279,11 @@ def main() -> None:
         default=[0.4, 1.0],
         help="token temperatures to measure car pixels at (the report's, 0.4, first)",
     )
+    parser.add_argument(
+        "--name",
+        default="",
+        help="result file name (default: ranking_diagnosis, or ranking_diagnosis_<task>)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     task = get_task(args.task)
@@ -290,8 +295,10 @@ def main() -> None:
         args.warmup,
         args.temperatures,
     )
-    name = "ranking_diagnosis" if task.name == "driving" else f"ranking_diagnosis_{task.name}"
-    print(write_result(name, result))
+    default_name = "ranking_diagnosis"
+    if task.name != "driving":
+        default_name = f"ranking_diagnosis_{task.name}"
+    print(write_result(args.name or default_name, result))
     for kind, m in result["metrics"].items():
         print(f"{kind}: Spearman {m['spearman']['value']:.3f}, MMRV {m['mmrv']['value']:.3f}")
     for name, m in result["mean_returns"].items():

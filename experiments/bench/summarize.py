@@ -116,7 +116,49 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
             f"{m.get('reconstruction_agreement', float('nan')):.2f} |"
             + "".join(f" {m['car_pixels_kept'][t]:.2f} |" for t in temperatures)
         )
-    return [*lines, "", _machine(r)]
+    return [*lines, "", _machine(r), *_tried_models_cars_kept(r)]
+
+
+def _tried_models_cars_kept(committed: dict[str, Any]) -> list[str]:
+    """Car pixels kept at the report's temperature by the driving models that were tried and
+    measured with ``ranking_diagnosis --checkpoint ... --name ranking_diagnosis_<run>``."""
+    tried = [
+        json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("ranking_diagnosis_*.json"))
+    ]
+    tried = [r for r in tried if r["task"] == "driving"]
+    if not tried:
+        return []
+    policies = sorted(
+        committed["mean_returns"], key=lambda p: -committed["mean_returns"][p]["real"]
+    )
+
+    def kept(r: dict[str, Any], policy: str) -> str:
+        value = r["mean_returns"].get(policy, {}).get("car_pixels_kept", {}).get("0.4")
+        return "–" if value is None else f"{value:.2f}"
+
+    lines = [
+        "",
+        "Car pixels kept at temperature 0.4 by models tried and not adopted (same starts and "
+        "action sequences; the committed model's column as above):",
+        "",
+        "| policy | committed |" + "".join(f" `{r['checkpoint']}` |" for r in tried),
+        "|---|---|" + "---|" * len(tried),
+    ]
+    for policy in policies:
+        lines.append(
+            f"| {policy} | {kept(committed, policy)} |"
+            + "".join(f" {kept(r, policy)} |" for r in tried)
+        )
+    lines.append(
+        "| open-loop Spearman ρ / MMRV | "
+        + " | ".join(
+            f"{r['metrics']['open_loop']['spearman']['value']:.3f} / "
+            f"{r['metrics']['open_loop']['mmrv']['value']:.3f}"
+            for r in [committed, *tried]
+        )
+        + " |"
+    )
+    return lines
 
 
 def _noise_section() -> list[str]:

@@ -299,14 +299,15 @@ def test_coloured_token_weights_mark_the_tokens_over_cars() -> None:
     )
 
 
-def test_coloured_token_weight_reweights_a_discrete_models_token_loss(
-    tiny_model_config: WorldModelConfig,
-) -> None:
+def _car_batch(
+    model_config: WorldModelConfig, horizon: int
+) -> tuple[WorldModel, dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+    """A fresh model, windows of 3 (as ``dynamics_loss`` takes them) of a grey road with one
+    green car, their pixels, and the unroll's token draws."""
     torch.manual_seed(0)
-    model = WorldModel(tiny_model_config)
-    config = model.config
+    model = WorldModel(model_config)
     generator = torch.Generator().manual_seed(1)
-    batch, horizon, k = 3, 2, config.context
+    batch, k = 3, model.config.context
     pixels = torch.full((batch, k + horizon, 64, 64, 3), 100, dtype=torch.uint8)
     pixels[:, :, 20:28, 30:40] = torch.tensor([40, 200, 40], dtype=torch.uint8)
     with torch.no_grad():
@@ -318,7 +319,15 @@ def test_coloured_token_weight_reweights_a_discrete_models_token_loss(
         "terminated": torch.zeros((batch, horizon), dtype=torch.bool),
         "valid": torch.ones((batch, horizon), dtype=torch.bool),
     }
-    draws = training.token_draws(batch, horizon, config, generator)
+    draws = training.token_draws(batch, horizon, model.config, generator)
+    return model, windows, pixels, draws
+
+
+def test_coloured_token_weight_reweights_a_discrete_models_token_loss(
+    tiny_model_config: WorldModelConfig,
+) -> None:
+    model, windows, pixels, draws = _car_batch(tiny_model_config, horizon=2)
+    k = model.config.context
 
     def token_loss(weight: float) -> float:
         with torch.no_grad():
@@ -331,6 +340,33 @@ def test_coloured_token_weight_reweights_a_discrete_models_token_loss(
     assert token_loss(10.0) != pytest.approx(token_loss(1.0), rel=1e-4)
     with pytest.raises(ValueError, match="coloured_token_weight"):
         TrainConfig(coloured_token_weight=0.5)
+
+
+def test_unroll_temperature_sets_how_the_unrolled_steps_draw_their_context(
+    tiny_model_config: WorldModelConfig,
+) -> None:
+    model, windows, pixels, draws = _car_batch(tiny_model_config, horizon=3)
+    other_uniforms = dict(draws, uniforms=torch.rand(draws["uniforms"].shape))
+
+    def token_loss(temperature: float, step_draws: dict[str, torch.Tensor]) -> float:
+        with torch.no_grad():
+            terms = dynamics_loss(
+                model,
+                windows,
+                pixels,
+                model.config.context,
+                1.0,
+                draws=step_draws,
+                temperature=temperature,
+            )
+        return float(terms["latent"])
+
+    # at 0 every drawn context is the most likely frame, whatever the uniforms
+    assert token_loss(0.0, draws) == token_loss(0.0, other_uniforms)
+    assert token_loss(1.0, draws) != pytest.approx(token_loss(1.0, other_uniforms), rel=1e-6)
+    assert token_loss(0.4, draws) != pytest.approx(token_loss(1.0, draws), rel=1e-6)
+    with pytest.raises(ValueError, match="unroll_temperature"):
+        TrainConfig(unroll_temperature=-0.1)
 
 
 def test_a_run_codes_frames_with_a_family_tokenizer_checkpoint(

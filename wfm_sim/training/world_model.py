@@ -90,6 +90,10 @@ class TrainConfig:
     finetune_horizon: int = 8
     finetune_lr: float = 3e-4
     end_loss_weight: float = 0.5
+    unroll_temperature: float = 1.0
+    """A discrete model's token temperature when an unrolled stage draws its own next frame:
+    the later steps then learn from contexts like those imagination gives at that temperature
+    (the ranking report reads the model at 0.4, where uncertain cars fade into road)."""
     coloured_token_weight: float = 1.0
     """A discrete model's cross-entropy weight on hidden tokens whose patch of the true frame
     holds coloured pixels (the cars; see ``coloured_token_weights``), relative to the grey
@@ -122,6 +126,8 @@ class TrainConfig:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def __post_init__(self) -> None:
+        if self.unroll_temperature < 0:
+            raise ValueError(f"unroll_temperature must be >= 0, got {self.unroll_temperature}")
         if self.imagined_head_temperature < 0:
             raise ValueError(
                 f"imagined_head_temperature must be >= 0, got {self.imagined_head_temperature}"
@@ -224,6 +230,7 @@ def dynamics_loss(
     draws: dict[str, torch.Tensor] | None = None,
     teacher_forced: bool = False,
     coloured_token_weight: float = 1.0,
+    temperature: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Unrolled loss over a window batch (tensors as in ``WindowBatch``, latents as frames).
 
@@ -233,7 +240,7 @@ def dynamics_loss(
     weighted up); a discrete model's hidden tokens are scored by cross-entropy given the rest
     (``_token_step``, tokens over coloured pixels weighted ``coloured_token_weight``), and the
     next step continues from the frame it draws (with
-    ``draws``, from ``token_draws``), as imagination does. The heads always see the prediction the model would
+    ``draws``, from ``token_draws``, at token ``temperature``), as imagination does. The heads always see the prediction the model would
     imagine. Each term
     is a sum over valid transitions divided by ``norm``: by default their count in this batch;
     a rank of a data-parallel group passes the global count over the world size, so that the
@@ -261,7 +268,14 @@ def dynamics_loss(
                     pixels[:, context + h], target.shape[-1], coloured_token_weight
                 )
             per_sample, predicted = _token_step(
-                model, ctx, step_actions, target, step_draws, not teacher_forced, weights
+                model,
+                ctx,
+                step_actions,
+                target,
+                step_draws,
+                not teacher_forced,
+                weights,
+                temperature,
             )
         else:
             predicted = model.dynamics(ctx, step_actions)
@@ -335,10 +349,12 @@ def _token_step(
     draws: dict[str, torch.Tensor],
     draw: bool = True,
     weights: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One discrete step: (per-sample loss (B,), the next latent the model draws (B, C, h, w),
     or the true one when not ``draw``); ``draws`` are this step's slice of ``token_draws``,
-    ``weights`` (B, h, w) the hidden tokens' weights (None: all 1).
+    ``weights`` (B, h, w) the hidden tokens' weights (None: all 1), ``temperature`` the
+    drawing's token temperature.
 
     The loss is MaskGIT's: a random part of the true next frame's tokens is shown (between
     none and all but one, the hidden fraction cos(pi/2 u) for u ~ U(0, 1)) and the hidden
@@ -357,7 +373,7 @@ def _token_step(
     if not draw:
         return per_sample, target
     with torch.no_grad():
-        drawn = model.draw_next_tokens(ctx, actions, draws["uniforms"])
+        drawn = model.draw_next_tokens(ctx, actions, draws["uniforms"], temperature)
     return per_sample, model.tokenizer.from_indices(drawn).to(target.dtype)
 
 
@@ -426,6 +442,7 @@ class _DynamicsObjective(nn.Module):
         dist: Distributed,
         teacher_forced: bool = False,
         coloured_token_weight: float = 1.0,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -434,6 +451,7 @@ class _DynamicsObjective(nn.Module):
         self.dist = dist
         self.teacher_forced = teacher_forced
         self.coloured_token_weight = coloured_token_weight
+        self.temperature = temperature
 
     def forward(
         self,
@@ -454,6 +472,7 @@ class _DynamicsObjective(nn.Module):
             draws,
             self.teacher_forced,
             self.coloured_token_weight,
+            self.temperature,
         )
 
 
@@ -482,6 +501,7 @@ def _train_dynamics(
             dist,
             stage.teacher_forced,
             config.coloured_token_weight,
+            config.unroll_temperature,
         )
     )
     module.train()
