@@ -23,6 +23,9 @@ same real action sequences, imagined at each token temperature of ``--temperatur
 report's 0.4 first), the other cars' pixels in the imagined frames over those in the real
 frames of the same steps.
 A model that lets cars fade away imagines fewer crashes than the real road holds.
+**Crashes caught** asks it directly: over the real episodes that ended in a crash, the mean
+probability that the episode imagined under the same actions has ended (termination head) by
+one step after the real crash.
 
 Returns are expected returns under the termination head: step t's reward weighted by the
 probability that no earlier step ended the episode, so they are deterministic.
@@ -34,6 +37,7 @@ probability that no earlier step ended the episode, so they are deterministic.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -168,31 +172,60 @@ def other_car_pixels(frames: np.ndarray) -> np.ndarray:
     return ((spread > 40) & ~green).sum(axis=(-1, -2))
 
 
+@dataclass(frozen=True)
+class AlongRealActions:
+    """What the world model imagines under real episodes' action sequences, against the real
+    episodes: ``cars_kept``, the other cars' pixels of the imagined frames over those of the
+    real frames of the same steps; ``crashes_caught``, over the real episodes that ended in a
+    crash, the mean probability (termination head) that the imagined episode has ended by one
+    step after the real crash (None when none crashed)."""
+
+    cars_kept: float
+    crashes_caught: float | None
+
+
 @torch.no_grad()
-def car_pixels_kept(
+def along_real_actions(
     model: WorldModel,
     starts: list[MatchedStart],
     episodes: list[tuple[list[np.ndarray], list[Any]]],
+    crashed: list[bool],
     temperature: float,
-) -> float:
-    """Other-car pixels of the frames imagined under each real episode's actions (drawn at
-    ``temperature``, member i from a generator seeded by its start) over those of the real
-    frames of the same steps."""
+) -> AlongRealActions:
+    """Each real episode imagined from its start under its real actions (drawn at
+    ``temperature``, member i from a generator seeded by its start), scored against it;
+    ``crashed[i]``: whether real episode i ended in a crash at its last step."""
     core = _core_at_starts(model, starts, temperature)
     rngs = [np.random.default_rng(s.seed) for s in starts]
     actions = [a for _, a in episodes]
+    lengths = np.array([len(a) for a in actions])
     imagined_total = real_total = 0
-    for t in range(max(len(a) for a in actions)):
-        acting = np.array([t < len(a) for a in actions])
-        step_actions = [a[t] if t < len(a) else actions[0][0] for a in actions]
-        frames, _, _ = core.step(
+    survive = np.ones(len(starts))
+    survive_at_crash = np.ones(len(starts))
+    for t in range(lengths.max() + 1):
+        acting = t < lengths
+        step_actions = [a[min(t, len(a) - 1)] for a in actions]  # one past a crash: its last
+        frames, _, end_probability = core.step(
             _action_tensor(step_actions, model), world_models.token_uniforms(model, rngs)
         )
+        survive *= 1.0 - end_probability.cpu().numpy()
+        survive_at_crash = np.where(t == lengths, survive, survive_at_crash)
         imagined = other_car_pixels(frames.cpu().numpy())
         for i in np.flatnonzero(acting):
             imagined_total += int(imagined[i])
             real_total += int(other_car_pixels(episodes[i][0][t + 1]))
-    return imagined_total / max(real_total, 1)
+    ended = 1.0 - survive_at_crash[np.asarray(crashed, dtype=bool)]
+    return AlongRealActions(
+        cars_kept=imagined_total / max(real_total, 1),
+        crashes_caught=float(ended.mean()) if len(ended) else None,
+    )
+
+
+def _along_fields(by_temperature: dict[str, AlongRealActions]) -> dict[str, Any]:
+    return {
+        "car_pixels_kept": {t: a.cars_kept for t, a in by_temperature.items()},
+        "crashes_caught": {t: a.crashes_caught for t, a in by_temperature.items()},
+    }
 
 
 def diagnose(
@@ -215,7 +248,7 @@ def diagnose(
     length: dict[str, list[float]] = {}
     agreement: dict[str, float] = {}
     ceiling: dict[str, float] = {}
-    cars_kept: dict[str, dict[str, float]] = {}
+    along: dict[str, dict[str, AlongRealActions]] = {}
     for policy in tqdm(zoo, desc="real episodes, scored by the world model"):
         runs = [run_episode(real_env, policy, s, real=True, max_steps=max_steps) for s in starts]
         real_episodes = [(f, a) for _, f, a in runs]
@@ -230,8 +263,11 @@ def diagnose(
         )
         ceiling[policy.name] = reconstruction_agreement(model, starts, real_episodes, policy)
         if task.name == "driving":
-            cars_kept[policy.name] = {
-                f"{t:g}": car_pixels_kept(model, starts, real_episodes, t) for t in temperatures
+            # the driving env truncates only at its duration: an earlier end is a crash
+            crashed = [len(a) < max_steps for _, a in real_episodes]
+            along[policy.name] = {
+                f"{t:g}": along_real_actions(model, starts, real_episodes, crashed, t)
+                for t in temperatures
             }
     real_env.close()
 
@@ -252,7 +288,7 @@ def diagnose(
                 "real_steps": float(np.mean(length[name])),
                 "action_agreement": agreement[name],
                 "reconstruction_agreement": ceiling[name],
-                **({"car_pixels_kept": cars_kept[name]} if name in cars_kept else {}),
+                **(_along_fields(along[name]) if name in along else {}),
             }
             for name in real
         },
@@ -308,6 +344,11 @@ def main() -> None:
             + "".join(
                 f", car pixels kept at {t} {kept:.2f}"
                 for t, kept in m.get("car_pixels_kept", {}).items()
+            )
+            + "".join(
+                f", crashes caught at {t} {caught:.2f}"
+                for t, caught in m.get("crashes_caught", {}).items()
+                if caught is not None
             )
         )
 

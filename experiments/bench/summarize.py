@@ -94,19 +94,26 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
         lines.append(f"| {label} | {m['spearman']['value']:.3f} | {m['mmrv']['value']:.3f} |")
     kept = [m.get("car_pixels_kept", {}) for m in r["mean_returns"].values()]
     temperatures = list(kept[0]) if kept and all(k.keys() == kept[0].keys() for k in kept) else []
+    caught = [
+        t for t in temperatures if all("crashes_caught" in m for m in r["mean_returns"].values())
+    ]
     if temperatures:
         lines += [
             "",
             "Car pixels kept: along the same real action sequences, imagined at each token "
             "temperature (the report draws at 0.4), the other cars' pixels in the imagined frames "
             "over those in the real frames of the same steps; below 1 the imagined road empties, "
-            "and fewer cars mean fewer imagined crashes.",
+            "and fewer cars mean fewer imagined crashes. Crashes caught: over the real episodes "
+            "that ended in a crash, the mean probability that the episode imagined under the same "
+            "actions has ended by one step after the real crash (1: every crash imagined).",
         ]
     lines += [
         "",
         "| policy | real return | closed-loop | open-loop | teacher-forced | action agreement "
-        "| on reconstructions |" + "".join(f" car pixels kept at {t} |" for t in temperatures),
-        "|---|---|---|---|---|---|---|" + "---|" * len(temperatures),
+        "| on reconstructions |"
+        + "".join(f" car pixels kept at {t} |" for t in temperatures)
+        + "".join(f" crashes caught at {t} |" for t in caught),
+        "|---|---|---|---|---|---|---|" + "---|" * (len(temperatures) + len(caught)),
     ]
     for policy, m in sorted(r["mean_returns"].items(), key=lambda kv: -kv[1]["real"]):
         wfm = closed["policies"][policy]["wfm"]["value"]
@@ -115,8 +122,14 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
             f"{m['teacher_forced']:.2f} | {m['action_agreement']:.2f} | "
             f"{m.get('reconstruction_agreement', float('nan')):.2f} |"
             + "".join(f" {m['car_pixels_kept'][t]:.2f} |" for t in temperatures)
+            + "".join(f" {_share(m['crashes_caught'][t])} |" for t in caught)
         )
     return [*lines, "", _machine(r), *_tried_models_cars_kept(r)]
+
+
+def _share(value: float | None) -> str:
+    """A share to two decimals, or a dash where there is none (no crash to catch)."""
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _tried_models_cars_kept(committed: dict[str, Any]) -> list[str]:
@@ -133,13 +146,17 @@ def _tried_models_cars_kept(committed: dict[str, Any]) -> list[str]:
     )
 
     def kept(r: dict[str, Any], policy: str) -> str:
-        value = r["mean_returns"].get(policy, {}).get("car_pixels_kept", {}).get("0.4")
-        return "–" if value is None else f"{value:.2f}"
+        measured = r["mean_returns"].get(policy, {})
+        cars = _share(measured.get("car_pixels_kept", {}).get("0.4"))
+        if "crashes_caught" not in measured:
+            return cars
+        return f"{cars} / {_share(measured['crashes_caught'].get('0.4'))}"
 
     lines = [
         "",
         "Car pixels kept at temperature 0.4 by models tried and not adopted (same starts and "
-        "action sequences; the committed model's column as above):",
+        "action sequences; the committed model's column as above), and where measured, after a "
+        "slash, crashes caught at 0.4:",
         "",
         "| policy | committed |" + "".join(f" `{r['checkpoint']}` |" for r in tried),
         "|---|---|" + "---|" * len(tried),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wfm_sim.data import PAD_ACTION, Episode, WindowSampler, split_episodes
+from wfm_sim.data import PAD_ACTION, Episode, WindowSampler, draw_favouring, split_episodes
 
 
 def _episode(episode_id: int, length: int, crashed: bool) -> Episode:
@@ -86,6 +86,43 @@ def test_sampler_refuses_empty_context_or_horizon(context: int, horizon: int) ->
 def test_sampler_refuses_episodes_without_transitions() -> None:
     with pytest.raises(ValueError, match="no transitions"):
         WindowSampler([_episode(0, 0, False)], context=2, horizon=1)
+
+
+def test_ending_anchors_are_the_last_steps_of_crashed_episodes_only() -> None:
+    sampler = WindowSampler(
+        [_episode(0, 4, True), _episode(1, 6, False), _episode(2, 5, True)], context=2, horizon=2
+    )
+    ending = sampler.ending_anchors(2)
+    # episode 0 holds windows 0-3, episode 1 (no crash) 4-9, episode 2 10-14
+    np.testing.assert_array_equal(ending, [2, 3, 13, 14])
+    assert sampler.batch(ending).terminated.any(axis=1).all()  # each window holds the crash
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        sampler.ending_anchors(0)
+
+
+def test_draw_favouring_nothing_draws_as_a_uniform_draw_does() -> None:
+    index, weights = draw_favouring(np.random.default_rng(3), 50, 20, np.array([1, 2]), 0.0)
+    np.testing.assert_array_equal(index, np.random.default_rng(3).integers(0, 20, size=50))
+    np.testing.assert_array_equal(weights, np.ones(50))
+
+
+def test_draw_favouring_over_represents_the_favoured_and_weights_them_back() -> None:
+    favoured = np.arange(10)
+    index, weights = draw_favouring(np.random.default_rng(0), 200_000, 1000, favoured, 0.25)
+    in_favoured = np.isin(index, favoured)
+    assert in_favoured.mean() == pytest.approx(0.25 + 0.75 * 0.01, abs=0.005)
+    # weighted, the favoured windows count as often as a uniform draw holds them (1%)
+    assert (weights * in_favoured).sum() / len(index) == pytest.approx(0.01, abs=0.001)
+    assert weights.mean() == pytest.approx(1.0, abs=0.01)
+    assert weights[in_favoured].max() < 1.0 < weights[~in_favoured].min()
+
+
+def test_draw_favouring_refuses_a_share_outside_zero_one_or_nothing_to_favour() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"share must be in \[0, 1\)"):
+        draw_favouring(rng, 4, 10, np.array([1]), 1.0)
+    with pytest.raises(ValueError, match="no favoured windows"):
+        draw_favouring(rng, 4, 10, np.array([], dtype=np.int64), 0.5)
 
 
 def test_split_is_by_whole_episode_disjoint_and_deterministic() -> None:

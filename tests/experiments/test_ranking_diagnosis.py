@@ -11,7 +11,7 @@ import pytest
 
 import world_models
 from experiments.bench.ranking_diagnosis import (
-    car_pixels_kept,
+    along_real_actions,
     open_loop_returns,
     other_car_pixels,
     teacher_forced_return,
@@ -70,11 +70,16 @@ def test_other_car_pixels_count_coloured_cars_but_not_the_ego_road_or_markings()
     assert other_car_pixels(np.stack([frame, frame * 0 + 100])).tolist() == [14, 0]
 
 
-def test_car_pixels_kept_compares_imagined_to_real_frames(tiny_checkpoint: Path) -> None:
+def test_along_real_actions_compares_imagined_to_real_frames_and_crashes(
+    tiny_checkpoint: Path,
+) -> None:
     model = world_models.load(tiny_checkpoint)
     start, frames, actions = _episode(4, seed=3, context=model.config.context)
-    kept = car_pixels_kept(model, [start], [(frames, actions)], temperature=1.0)
+    along = along_real_actions(model, [start], [(frames, actions)], [True], temperature=1.0)
     real = int(other_car_pixels(np.stack(frames[1:])).sum())
-    assert real > 0 and kept >= 0.0
-    again = car_pixels_kept(model, [start], [(frames, actions)], temperature=1.0)
-    assert kept == again  # drawn from the start's seed
+    assert real > 0 and along.cars_kept >= 0.0
+    assert along.crashes_caught is not None and 0.0 < along.crashes_caught < 1.0
+    again = along_real_actions(model, [start], [(frames, actions)], [True], temperature=1.0)
+    assert along == again  # drawn from the start's seed
+    no_crash = along_real_actions(model, [start], [(frames, actions)], [False], temperature=1.0)
+    assert no_crash.crashes_caught is None and no_crash.cars_kept == along.cars_kept

@@ -369,6 +369,52 @@ def test_unroll_temperature_sets_how_the_unrolled_steps_draw_their_context(
         TrainConfig(unroll_temperature=-0.1)
 
 
+def test_head_weights_scale_the_heads_terms_and_leave_the_dynamics_term(
+    tiny_model_config: WorldModelConfig,
+) -> None:
+    model, windows, pixels, draws = _car_batch(tiny_model_config, horizon=2)
+    windows["terminated"][:, 1] = True
+
+    def terms(head_weights: torch.Tensor | None) -> dict[str, float]:
+        with torch.no_grad():
+            losses = dynamics_loss(
+                model,
+                windows,
+                pixels,
+                model.config.context,
+                1.0,
+                draws=draws,
+                head_weights=head_weights,
+            )
+        return {name: float(value) for name, value in losses.items()}
+
+    plain, doubled = terms(None), terms(torch.full((3,), 2.0))
+    first_only = terms(torch.tensor([1.0, 0.0, 0.0]))
+    assert doubled["latent"] == pytest.approx(plain["latent"])
+    for head in ("reward", "end"):
+        assert plain[head] > 0
+        assert doubled[head] == pytest.approx(2 * plain[head], rel=1e-5)
+        assert 0 < first_only[head] < plain[head]
+    with pytest.raises(ValueError, match="crash_window_share"):
+        TrainConfig(crash_window_share=1.0)
+
+
+def test_a_run_can_favour_the_windows_that_hold_a_crash(
+    tmp_path: Path, make_train_config: Callable[..., TrainConfig], tiny_checkpoint: Path
+) -> None:
+    further = dict(
+        init_checkpoint=str(tiny_checkpoint),
+        tokenizer_steps=0,
+        dynamics_steps=0,
+        finetune_steps=2,
+        crash_window_share=0.5,
+    )
+    export = train_world_model(make_train_config(tmp_path / "crash", **further))
+    before = world_models.load(tiny_checkpoint).state_dict()
+    after = world_models.load(export).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if "dynamics" in k)
+
+
 def test_a_run_codes_frames_with_a_family_tokenizer_checkpoint(
     tmp_path: Path, make_train_config: Callable[..., TrainConfig]
 ) -> None:

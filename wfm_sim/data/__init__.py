@@ -5,6 +5,7 @@ from wfm_sim.data.windows import (
     PAD_ACTION,
     WindowBatch,
     WindowSampler,
+    draw_favouring,
     padding_actions,
     split_episodes,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "Episode",
     "WindowBatch",
     "WindowSampler",
+    "draw_favouring",
     "padding_actions",
     "read_episodes",
     "split_episodes",

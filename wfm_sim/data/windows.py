@@ -85,6 +85,19 @@ class WindowSampler:
         parts = [self._window(*self.anchors[i]) for i in indices]
         return WindowBatch(*(np.stack(column) for column in zip(*parts, strict=True)))
 
+    def ending_anchors(self, steps: int) -> np.ndarray:
+        """Indices (into ``range(len(self))``) of the windows anchored in the last ``steps``
+        transitions of every episode that ended terminated (a crash): the windows that
+        predict the approach to the end and the end itself."""
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        episode, t = self.anchors[:, 0], self.anchors[:, 1]
+        lengths = np.array([ep.length for ep in self.episodes], dtype=np.int64)
+        ended = np.array(
+            [ep.length > 0 and bool(ep.terminated[ep.length - 1]) for ep in self.episodes]
+        )
+        return np.flatnonzero(ended[episode] & (t >= lengths[episode] - steps))
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> WindowBatch:
         """``batch_size`` windows drawn uniformly with ``rng``."""
         return self.batch(rng.integers(0, len(self), size=batch_size))
@@ -104,3 +117,29 @@ class WindowSampler:
         rewards = np.where(valid, episode.rewards[clipped], 0.0).astype(np.float32)
         terminated = valid & episode.terminated[clipped]
         return frames, actions, rewards, terminated, valid
+
+
+def draw_favouring(
+    rng: np.random.Generator, size: int, total: int, favoured: np.ndarray, share: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` window indices in ``range(total)``: each, with probability ``share``, one of
+    ``favoured`` (uniformly), else any window (uniformly). Returns them with importance
+    weights (size,) float32, the uniform draw's probability over the mixture's, so a weighted
+    mean over the draw estimates the mean over uniformly drawn windows (losses that must stay
+    calibrated to the data's own rates use them). ``share`` 0 draws exactly as
+    ``rng.integers(0, total, size)`` with unit weights."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"share must be in [0, 1), got {share}")
+    if share == 0.0:
+        return rng.integers(0, total, size=size), np.ones(size, dtype=np.float32)
+    if len(favoured) == 0:
+        raise ValueError("no favoured windows to draw a share from")
+    from_favoured = rng.random(size) < share
+    index = np.where(
+        from_favoured,
+        favoured[rng.integers(0, len(favoured), size=size)],
+        rng.integers(0, total, size=size),
+    )
+    in_favoured = np.isin(index, favoured)
+    mixture = (1.0 - share) / total + share * in_favoured / len(favoured)
+    return index, ((1.0 / total) / mixture).astype(np.float32)
