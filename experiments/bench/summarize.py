@@ -94,9 +94,8 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
         lines.append(f"| {label} | {m['spearman']['value']:.3f} | {m['mmrv']['value']:.3f} |")
     kept = [m.get("car_pixels_kept", {}) for m in r["mean_returns"].values()]
     temperatures = list(kept[0]) if kept and all(k.keys() == kept[0].keys() for k in kept) else []
-    caught = [
-        t for t in temperatures if all("crashes_caught" in m for m in r["mean_returns"].values())
-    ]
+    measured_crashes = all("crashes_caught" in m for m in r["mean_returns"].values())
+    caught = temperatures if measured_crashes else []
     if temperatures:
         lines += [
             "",

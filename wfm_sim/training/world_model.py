@@ -511,8 +511,8 @@ def _train_dynamics(
     module = torch.nn.ModuleDict({"dynamics": model.dynamics, "heads": model.heads})
     optimizer = torch.optim.AdamW(module.parameters(), lr=stage.lr)
     loop = Stage.in_run(run_dir, stage, schedule, checkpoint_every=config.checkpoint_every)
-    samplers: list[WindowSampler] = []
-    ending: list[np.ndarray] = []
+    # (window sampler over latents, the same over pixels, the windows that hold a crash)
+    prepared: list[tuple[WindowSampler, WindowSampler, np.ndarray]] = []
     objective = dist.wrap(
         _DynamicsObjective(
             model,
@@ -527,19 +527,20 @@ def _train_dynamics(
     module.train()
 
     def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if not samplers:  # code the footage only when this stage has steps left
-            samplers.append(WindowSampler(train_latents(), config.model.context, stage.horizon))
-            samplers.append(WindowSampler(train, config.model.context, stage.horizon))
-            ending.append(samplers[1].ending_anchors(stage.horizon))
-            if config.crash_window_share > 0 and len(ending[0]) == 0:
+        if not prepared:  # code the footage only when this stage has steps left
+            pixel_windows = WindowSampler(train, config.model.context, stage.horizon)
+            ending = pixel_windows.ending_anchors(stage.horizon)
+            if config.crash_window_share > 0 and len(ending) == 0:
                 raise ValueError(
                     f"crash_window_share is {config.crash_window_share} but no training "
                     "episode ends in a crash: set it to 0 for this footage"
                 )
-        sampler, pixel_sampler = samplers
+            latent_windows = WindowSampler(train_latents(), config.model.context, stage.horizon)
+            prepared.append((latent_windows, pixel_windows, ending))
+        sampler, pixel_sampler, ending = prepared[0]
         rng = np.random.default_rng([config.seed, stage.seed_tag, step])
         global_index, global_weights = draw_favouring(
-            rng, config.dynamics_batch, len(sampler), ending[0], config.crash_window_share
+            rng, config.dynamics_batch, len(sampler), ending, config.crash_window_share
         )
         index = dist.shard(global_index)
         head_weights = torch.from_numpy(dist.shard(global_weights)).to(dist.device)
