@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 # Reproduce everything from recording to the committed checkpoints (about 3 hours on 2 cores).
-pipeline: train-policies record curate train-world-model rank
+pipeline: train-policies record curate train-world-model train-latent-world-model rank
 
 train-policies: $(STAMP)
 	$(PY) -m experiments.train_policies
@@ -46,6 +46,11 @@ train-world-model: $(STAMP)
 	$(PY) -m experiments.train_world_model init_checkpoint=runs/world_model/driving_base/checkpoint tokenizer_steps=0 dynamics_steps=3000
 	$(PY) -m experiments.train_world_model run_dir=runs/world_model/driving_more init_checkpoint=world_models/zoo/driving tokenizer_steps=0 dynamics_steps=1500 finetune_steps=400
 
+# The latent world model MPC plans over at MLP speed, on the same footage coded by the
+# driving model's frozen tokenizer (the committed one: see its MODEL_CARD.md).
+train-latent-world-model: $(STAMP)
+	$(PY) -m experiments.train_latent_world_model export_dir=world_models/zoo/driving_latent weights_dtype=float16
+
 # The tokenizer family (9 variants, two at a time on one thread each: about 35 min on 2 cores;
 # dv_1x4x4 is the per-frame one a world model can code its frames with).
 TOKENIZERS := cv_4x8x8 dv_4x8x8 cv_8x8x8 dv_8x8x8 cv_8x16x16 dv_8x16x16 cv_4x8x8_noncausal dv_4x8x8_noncausal dv_1x4x4
@@ -58,7 +63,8 @@ tokenizer-%: $(STAMP)
 rank: $(STAMP)
 	$(PY) -m experiments.rank_policies
 
-# MPC over the world model against an oracle planner and the best zoo policy, in the real env.
+# MPC over the world model and over the latent world model against an oracle planner and the
+# best zoo policy, in the real env.
 mpc: $(STAMP)
 	$(PY) -m experiments.mpc_demo
 

@@ -20,15 +20,22 @@ import numpy as np
 import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
+from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
 from experiments.tasks import get_task
-from policies.planners import OraclePlanner, PlannerConfig, WorldModelPlanner
+from policies.planners import (
+    LatentModelPlanner,
+    OraclePlanner,
+    PlannerConfig,
+    WorldModelPlanner,
+)
 from wfm_sim.io import write_json_atomic
 from wfm_sim.video import write_mp4
+from world_models.latent import LatentWorldModel
 
 OUTCOMES: dict[str, str] = {
     "driving": "crash_rate: share of episodes in which the ego vehicle crashed",
@@ -55,6 +62,11 @@ class MPCDemoConfig:
     planner: PlannerConfig = field(
         default_factory=lambda: PlannerConfig(horizon=4, population=32, elites=6, iterations=2)
     )
+    latent_checkpoint: str | None = None
+    """A latent world model (``world_models.latent``, e.g. ``world_models/zoo/driving_latent``)
+    to plan over too, as ``latent_planner`` with the same budget; None: not run."""
+    run_pixel_planner: bool = True
+    """Run the planner over the pixel world model (``wfm_planner``, seconds a decision)."""
     decode_rounds: int | None = None
     """Rounds in which the world-model planner draws each imagined frame (a MaskGIT model's
     ``decode_rounds``; fewer is faster and coarser); None keeps the checkpoint's."""
@@ -94,7 +106,7 @@ def _drive(
     whether it crashed, its last ``info`` and the decision latencies. With ``video``, a
     world-model planner's plan panels are appended to it."""
     frame, info = env.reset(seed=seed)
-    if isinstance(actor, WorldModelPlanner | OraclePlanner):
+    if isinstance(actor, WorldModelPlanner | OraclePlanner | LatentModelPlanner):
         actor.begin_episode([frame], [])
     rng = np.random.default_rng(seed)
     total, latencies, done, crashed, steps = 0.0, [], False, False, 0
@@ -104,8 +116,10 @@ def _drive(
         latencies.append(time.perf_counter() - started)
         if video is not None and isinstance(actor, WorldModelPlanner):
             video.append(_plan_panel(actor, frame))
+        if video is not None and isinstance(actor, LatentModelPlanner):
+            video.append(_latent_plan_panel(actor, frame))
         frame, reward, terminated, truncated, info = env.step(action)
-        if isinstance(actor, WorldModelPlanner):
+        if isinstance(actor, WorldModelPlanner | LatentModelPlanner):
             actor.observe(frame, action)
         total += float(reward)
         crashed = crashed or bool(info.get("crashed", False))
@@ -120,6 +134,23 @@ def _plan_panel(planner: WorldModelPlanner, frame: np.ndarray) -> np.ndarray:
     panels = [frame, *planner.imagine(planner.last_plan)]
     gap = np.full((frame.shape[0], 2, 3), 255, dtype=np.uint8)
     return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+
+
+def _latent_plan_panel(
+    planner: LatentModelPlanner, frame: np.ndarray, scale: int = 3
+) -> np.ndarray:
+    """The real frame, enlarged, above the plan the latent planner chose (it imagines no
+    pixels): the plan's actions and its expected return."""
+    assert planner.last_plan is not None
+    names = ("LEFT", "IDLE", "RIGHT", "FASTER", "SLOWER")
+    plan = [names[a] if a < len(names) else str(a) for a in planner.last_plan.tolist()]
+    expected = float(planner.score(planner.last_plan[None])[0])
+    big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+    band = Image.new("RGB", (big.shape[1], 30), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    draw.text((2, 2), "plan: " + " ".join(plan), fill=(0, 0, 0))
+    draw.text((2, 16), f"expected return {expected:.1f}", fill=(0, 0, 0))
+    return np.concatenate([big, np.asarray(band)], axis=0)
 
 
 def _object_goal_distance(info: dict[str, Any]) -> float:
@@ -146,24 +177,32 @@ def _summary(runs: list[dict[str, Any]], config: MPCDemoConfig) -> dict[str, Any
 
 
 def _fractions(results: dict[str, Any], floor_policy: str | None) -> dict[str, float | None]:
-    """The world-model planner's return as a share of the oracle's (when the oracle's return
+    """Each model-based planner's return as a share of the oracle's (when the oracle's return
     is positive, as driving's) and, with a floor policy that the oracle beats, its share of
-    the oracle's gain over the floor ((wfm - floor) / (oracle - floor): 1 matches the oracle,
-    0 the floor; meaningful for negative rewards such as Pusher's). None where undefined."""
-    wfm = results["wfm_planner"]["mean_return"]
+    the oracle's gain over the floor ((planner - floor) / (oracle - floor): 1 matches the
+    oracle, 0 the floor; meaningful for negative rewards such as Pusher's). None where
+    undefined; keys ``wfm_...`` for the pixel world model's planner, ``latent_...`` for the
+    latent one's, present when that planner ran."""
     oracle = results.get("oracle_planner", {}).get("mean_return")
     floor = results[floor_policy]["mean_return"] if floor_policy else None
-    gain = None
-    if oracle is not None and floor is not None and oracle > floor:
-        gain = (wfm - floor) / (oracle - floor)
-    return {
-        "wfm_fraction_of_oracle_return": wfm / oracle if oracle and oracle > 0 else None,
-        "wfm_fraction_of_oracle_gain_over_floor": gain,
-    }
+    fractions: dict[str, float | None] = {}
+    for prefix, name in (("wfm", "wfm_planner"), ("latent", "latent_planner")):
+        if name not in results:
+            continue
+        planned = results[name]["mean_return"]
+        gain = None
+        if oracle is not None and floor is not None and oracle > floor:
+            gain = (planned - floor) / (oracle - floor)
+        fractions[f"{prefix}_fraction_of_oracle_return"] = (
+            planned / oracle if oracle and oracle > 0 else None
+        )
+        fractions[f"{prefix}_fraction_of_oracle_gain_over_floor"] = gain
+    return fractions
 
 
 def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
-    """Drive ``config.episodes`` real episodes with each controller; write results and a video."""
+    """Drive ``config.episodes`` real episodes with each controller; write results and a
+    video of each model-based planner's first episode."""
     torch.set_num_threads(config.threads)
     task = get_task(config.task)
     out = Path(config.out_dir)
@@ -178,11 +217,16 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     missing = [name for name in wanted if name not in zoo]
     if missing:
         raise ValueError(f"policies {missing} are not in the {task.name} zoo: {sorted(zoo)}")
-    controllers: list[tuple[str, Any]] = [("wfm_planner", wfm_planner)]
+    controllers: list[tuple[str, Any]] = []
+    if config.run_pixel_planner:
+        controllers.append(("wfm_planner", wfm_planner))
+    if config.latent_checkpoint:
+        latent = LatentWorldModel.load(config.latent_checkpoint, device="cpu")
+        controllers.append(("latent_planner", LatentModelPlanner(latent, config.planner)))
     controllers += [(name, zoo[name]) for name in wanted]
     if config.run_oracle:
         controllers.append(("oracle_planner", OraclePlanner(env, config.planner)))
-    video: list[np.ndarray] = []
+    videos: dict[str, list[np.ndarray]] = {"wfm_planner": [], "latent_planner": []}
     results: dict[str, Any] = {}
     for name, actor in controllers:
         runs = [
@@ -191,15 +235,17 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
                 actor,
                 seed,
                 max_steps=config.max_steps,
-                video=video if actor is wfm_planner and i == 0 else None,
+                video=videos.get(name) if i == 0 else None,
             )
             for i, seed in enumerate(tqdm(seeds, desc=name))
         ]
         results[name] = _summary(runs, config)
     env.close()
-    video_path = out / "wfm_planner_episode0.mp4"
-    if video:
-        write_mp4(video_path, np.stack(video), fps=config.video_fps)
+    written = {}
+    for name, frames in videos.items():
+        if frames:
+            written[name] = str(out / f"{name}_episode0.mp4")
+            write_mp4(written[name], np.stack(frames), fps=config.video_fps)
     payload = {
         "benchmark": "mpc",
         "task": config.task,
@@ -215,7 +261,9 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
         "floor_policy": config.floor_policy,
         "results": results,
         **_fractions(results, config.floor_policy),
-        "video": str(video_path) if video else None,
+        "latent_checkpoint": config.latent_checkpoint,
+        "video": written.get("wfm_planner"),
+        "latent_video": written.get("latent_planner"),
     }
     write_json_atomic(out / "metrics.json", payload)
     return payload
@@ -235,7 +283,8 @@ def main(cfg: DictConfig) -> None:
             f"{r[rate]:.2f}  decision {r['latency_ms_mean']:7.1f} ms "
             f"(p95 {r['latency_ms_p95']:.1f})"
         )
-    print(f"results in {cfg.out_dir}/metrics.json; video {payload['video']}")
+    videos = [v for v in (payload["video"], payload["latent_video"]) if v]
+    print(f"results in {cfg.out_dir}/metrics.json; videos {', '.join(videos) or 'none'}")
 
 
 if __name__ == "__main__":

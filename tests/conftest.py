@@ -17,6 +17,7 @@ import torch
 import wfm_sim  # noqa: F401  (replaces SDL_VIDEODRIVER=dummy, which renders black frames)
 from wfm_sim.sources.recorder import BehaviourFn, RecorderConfig, record_footage
 from wfm_sim.training import TrainConfig, train_world_model
+from wfm_sim.training.latent_world_model import LatentTrainConfig, train_latent_world_model
 from world_models import WorldModelConfig
 
 torch.set_num_threads(1)
@@ -112,3 +113,43 @@ def tiny_checkpoint(
     """The export folder of one tiny training run; its run folder is ``tiny_checkpoint.parent``."""
     run_dir = tmp_path_factory.mktemp("run")
     return train_world_model(make_train_config(run_dir))
+
+
+@pytest.fixture(scope="session")
+def make_latent_train_config(
+    tiny_footage: Path, tiny_checkpoint: Path
+) -> Callable[..., LatentTrainConfig]:
+    """``(run_dir, **overrides) -> LatentTrainConfig``: 4 steps of a tiny latent world model
+    over the tiny world model's tokenizer, on the tiny footage, on CPU."""
+
+    def make(run_dir: Path, **overrides: object) -> LatentTrainConfig:
+        config = LatentTrainConfig(
+            world_model=str(tiny_checkpoint),
+            footage_dir=str(tiny_footage),
+            held_out_fraction=0.34,
+            horizon=3,
+            batch_size=8,
+            steps=4,
+            state_dim=16,
+            hidden=32,
+            conv_width=8,
+            held_out_windows=16,
+            eval_every=2,
+            checkpoint_every=2,
+            run_dir=str(run_dir),
+            export_dir=str(run_dir / "checkpoint"),
+            device="cpu",
+            threads=1,
+        )
+        return dataclasses.replace(config, **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_latent_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> Path:
+    """The export folder of one tiny latent world-model run."""
+    return train_latent_world_model(make_latent_train_config(tmp_path_factory.mktemp("latent")))

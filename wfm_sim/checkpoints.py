@@ -15,6 +15,15 @@ from torch import nn
 
 from wfm_sim.io import atomic_path
 
+EXPORT_DTYPES = ("float32", "float16", "bfloat16")
+"""dtypes a trainer may export weights as (float16 halves a checkpoint committed to a zoo)."""
+
+
+def require_export_dtype(name: str) -> None:
+    """Refuse a ``weights_dtype`` setting that is not one of ``EXPORT_DTYPES``, by name."""
+    if name not in EXPORT_DTYPES:
+        raise ValueError(f"weights_dtype must be one of {', '.join(EXPORT_DTYPES)}, got {name!r}")
+
 
 def save_training_state(
     path: str | Path,

@@ -29,11 +29,16 @@ def write_checkpoint(
     config: dict[str, Any],
     tokenizer: VideoTokenizerConfig | None = None,
     info: dict[str, Any] | None = None,
+    weights_dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write ``model``'s weights and config.json (``config`` under ``config_key``) into
-    ``folder``, each file atomically; returns the folder."""
+    ``folder``, each file atomically; returns the folder. ``weights_dtype`` float16 halves
+    the file (for checkpoints committed to the repository); loading casts back."""
     folder = Path(folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.to(weights_dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata={"format": fmt})
     write_json_atomic(

@@ -34,6 +34,13 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint's weights do not fit the config it is being loaded with."""
 
 
+def build_frame_tokenizer(config: WorldModelConfig) -> PerFrameTokenizer:
+    """The per-frame tokenizer a world model of ``config`` codes its frames with: its own
+    frame autoencoder, or the tokenizer family's variant the config names."""
+    family = config.family_tokenizer()
+    return FrameTokenizer(config) if family is None else FrameCoder(VideoTokenizer(family))
+
+
 @dataclass
 class ImaginedStep:
     """One imagined transition for a batch: latent (B, C, h, w), reward (B,), end prob (B,)."""
@@ -84,10 +91,7 @@ class WorldModel(nn.Module):
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
         self.config = config
-        family = config.family_tokenizer()
-        self.tokenizer: PerFrameTokenizer = (
-            FrameTokenizer(config) if family is None else FrameCoder(VideoTokenizer(family))
-        )
+        self.tokenizer = build_frame_tokenizer(config)
         self.dynamics = LatentDynamics(config)
         self.heads = RewardEndHead(config)
 
@@ -255,9 +259,11 @@ def read_config(folder: str | Path) -> WorldModelConfig:
     """The ``WorldModelConfig`` of a checkpoint folder."""
     path, payload = read_config_payload(folder, "a world-model")
     if payload.get("format_version") != FORMAT_VERSION:
+        other = payload.get("format")
+        holds = f" (it holds a {other!r} checkpoint)" if other else ""
         raise CheckpointMismatchError(
-            f"{path} has format_version {payload.get('format_version')}, "
-            f"this code reads {FORMAT_VERSION}"
+            f"{path} has format_version {payload.get('format_version')}{holds}, "
+            f"this code reads world-model format_version {FORMAT_VERSION}"
         )
     return WorldModelConfig.from_dict(payload["world_model"])
 

@@ -393,9 +393,11 @@ def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
     return [*lines, "", _machine(first)]
 
 
-def _mpc_section(folder: str = "mpc", config_name: str = "mpc_demo") -> list[str]:
+def _mpc_section(
+    folder: str = "mpc", config_name: str = "mpc_demo", overrides: str = ""
+) -> list[str]:
     r = _load(f"{folder}/metrics.json")
-    command = f"python -m experiments.mpc_demo --config-name {config_name}"
+    command = f"python -m experiments.mpc_demo --config-name {config_name}{overrides}"
     if r is None:
         return [f"Not measured yet: run `{command}`."]
     p = r["planner"]
@@ -423,17 +425,59 @@ def _mpc_section(folder: str = "mpc", config_name: str = "mpc_demo") -> list[str
             f"| {name} | {m['mean_return']:.2f} | {rate:.2f} | "
             f"{m['latency_ms_mean']:.1f} / {m['latency_ms_p95']:.1f} ms |"
         )
-    fraction = r.get("wfm_fraction_of_oracle_return")
-    gain = r.get("wfm_fraction_of_oracle_gain_over_floor")
-    if fraction is not None:
-        lines += ["", f"World-model planner: {100 * fraction:.0f}% of the oracle's return."]
-    elif gain is not None:
+    if r.get("latent_checkpoint"):
         lines += [
             "",
-            f"Returns are negative, so the share is of the oracle's gain over the "
-            f"`{r['floor_policy']}` policy: the world-model planner gets {100 * gain:.0f}% of it.",
+            f"`latent_planner` plans over the latent world model `{r['latent_checkpoint']}` "
+            "(no pixels imagined; `python -m experiments.train_latent_world_model`) with the "
+            "same budget"
+            + (
+                "; `wfm_planner` over the pixel world model."
+                if "wfm_planner" in r["results"]
+                else "."
+            ),
         ]
+    for prefix, label in (("wfm", "World-model planner"), ("latent", "Latent world-model planner")):
+        fraction = r.get(f"{prefix}_fraction_of_oracle_return")
+        gain = r.get(f"{prefix}_fraction_of_oracle_gain_over_floor")
+        if fraction is not None:
+            lines += ["", f"{label}: {100 * fraction:.0f}% of the oracle's return."]
+        elif gain is not None:
+            lines += [
+                "",
+                f"Returns are negative, so the share is of the oracle's gain over the "
+                f"`{r['floor_policy']}` policy: the {label[0].lower() + label[1:]} gets "
+                f"{100 * gain:.0f}% of it.",
+            ]
     return [*lines, "", _machine(r)]
+
+
+def _latent_model_section(
+    folder: Path = ROOT / "world_models" / "zoo" / "driving_latent",
+) -> list[str]:
+    if not (folder / "metrics.json").exists():
+        return ["Not trained yet: run `make train-latent-world-model`."]
+    m = json.loads((folder / "metrics.json").read_text())
+    info = json.loads((folder / "config.json").read_text())["info"]
+    steps = ", ".join(str(i + 1) for i in range(len(m["reward_mae_by_step"])))
+    return [
+        f"The latent world model the `latent_planner` plans over (`make train-latent-world-model`; "
+        f"{info['train_config']['steps']:,} steps on {info['frames']['train']:,} training "
+        "frames), "
+        f"on {m['windows']:,} held-out windows: open-loop from each window's real context under "
+        "its real actions, no pixels imagined.",
+        "",
+        f"| steps ahead | {' | '.join(steps.split(', '))} |",
+        f"|---|{'---|' * len(m['reward_mae_by_step'])}",
+        f"| reward MAE | {' | '.join(f'{v:.3f}' for v in m['reward_mae_by_step'])} |",
+        f"| end AUC | {' | '.join(f'{v:.3f}' for v in m['end_auc_by_step'])} |",
+        "",
+        f"End calibration over those steps: mean predicted end probability "
+        f"{m['end_mean_probability']:.3f} against a true end rate of {m['end_rate']:.3f} "
+        f"(Brier {m['end_brier']:.3f}).",
+        "",
+        _machine(m),
+    ]
 
 
 def _pct(value: float) -> str:
@@ -1254,6 +1298,16 @@ def render() -> str:
         "## MPC planning in the real env",
         "",
         *_mpc_section(),
+        "",
+        "The planner over the latent world model alone against the same oracle, on more episodes "
+        "(the first 4 seeds are those above):",
+        "",
+        *_mpc_section(
+            "mpc_latent",
+            overrides=" run_pixel_planner=false episodes=12 out_dir=experiments/results/mpc_latent",
+        ),
+        "",
+        *_latent_model_section(),
         "",
         "## Robotics: MuJoCo Pusher through the same pipeline",
         "",

@@ -5,18 +5,23 @@ per-step Gaussians in a box (continuous actions, ``plan_continuous``).
 A score function maps action sequences, ``(P, H)`` int64 or ``(P, H, A)`` float32, to their
 returns ``(P,)``; it is where the model lives (the world model's batched imagination, a cloned
 simulator, or a toy model in tests). ``WorldModelPlanner`` and ``OraclePlanner`` wrap the
-search as zoo-style policies that re-plan every step (receding horizon, ``RecedingHorizon``).
+search as zoo-style policies that re-plan every step (receding horizon, ``RecedingHorizon``);
+``LatentModelPlanner`` does the same over the latent world model (``world_models.latent``),
+which imagines no pixels and scores a population in milliseconds.
 """
 
 from policies.planners.config import PlannerConfig
 from policies.planners.continuous import plan_continuous
 from policies.planners.discrete import ScoreFn, plan
+from policies.planners.latent import LatentModelPlanner
 from policies.planners.oracle import MujocoClone, OraclePlanner, clone_simulator
 from policies.planners.receding import Action, RecedingHorizon
+from policies.planners.returns import expected_returns
 from policies.planners.world_model import WorldModelPlanner
 
 __all__ = [
     "Action",
+    "LatentModelPlanner",
     "MujocoClone",
     "OraclePlanner",
     "PlannerConfig",
@@ -24,6 +29,7 @@ __all__ = [
     "ScoreFn",
     "WorldModelPlanner",
     "clone_simulator",
+    "expected_returns",
     "plan",
     "plan_continuous",
 ]

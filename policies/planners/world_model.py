@@ -11,6 +11,7 @@ import torch
 from envs.core import WorldModelCore, action_space_of
 from policies.planners.config import PlannerConfig
 from policies.planners.receding import Action, RecedingHorizon
+from policies.planners.returns import expected_returns
 from world_models import WorldModel
 
 
@@ -83,17 +84,14 @@ class WorldModelPlanner:
         context = np.asarray(taken, self._action_dtype).reshape(n - 1, *self._action_shape)
         core = WorldModelCore(self.model, len(plan_actions), self.temperature)
         core.reset(frames[None], torch.from_numpy(context)[None])
-        alive = torch.ones(len(plan_actions), device=self.device)
-        total = torch.zeros(len(plan_actions), device=self.device)
-        decoded = []
+        rewards, ends, decoded = [], [], []
         for t in range(plan_actions.shape[1]):
             imagined = core.advance(plan_actions[:, t])
-            total += alive * (self.config.discount**t) * imagined.reward
-            alive = alive * (1 - imagined.end_probability)
+            rewards.append(imagined.reward)
+            ends.append(imagined.end_probability)
             if decode:
                 decoded.append(self.model.tokenizer.decode(imagined.latent).cpu().numpy())
-        horizon = plan_actions.shape[1]
-        total += alive * (self.config.discount**horizon) * self.config.terminal_value
+        total = expected_returns(torch.stack(rewards, 1), torch.stack(ends, 1), self.config)
         return total, decoded
 
     def score(self, sequences: np.ndarray) -> np.ndarray:

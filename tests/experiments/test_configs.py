@@ -49,3 +49,13 @@ def test_curate_yaml_takes_nested_overrides() -> None:
 def test_an_unknown_key_is_refused() -> None:
     with pytest.raises(Exception, match="dedup.no_such_key|no_such_key"):
         _compose("curate", ["dedup.no_such_key=1"])
+
+
+def test_train_latent_world_model_yaml_lists_every_field() -> None:
+    import experiments.train_latent_world_model  # noqa: F401  (registers its schema)
+    from wfm_sim.training.latent_world_model import LatentTrainConfig
+
+    cfg = _compose("train_latent_world_model", ["steps=7"])
+    assert set(cfg) - {"hydra"} == {f.name for f in dataclasses.fields(LatentTrainConfig)}
+    config = to_dataclass(cfg, LatentTrainConfig)
+    assert config.steps == 7 and config == LatentTrainConfig(steps=7)

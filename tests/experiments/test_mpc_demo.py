@@ -37,6 +37,32 @@ def test_mpc_demo_writes_results_and_a_plan_video(tiny_checkpoint: Path, tmp_pat
     assert video.shape[1:] == (64, 64 * 3 + 2 * 2, 3)
 
 
+def test_mpc_demo_plans_over_the_latent_world_model(
+    tiny_checkpoint: Path, tiny_latent_checkpoint: Path, tmp_path: Path
+) -> None:
+    config = MPCDemoConfig(
+        checkpoint=str(tiny_checkpoint),
+        latent_checkpoint=str(tiny_latent_checkpoint),
+        run_pixel_planner=False,
+        episodes=1,
+        max_steps=3,
+        planner=PlannerConfig(horizon=2, population=4, elites=2, iterations=1),
+        out_dir=str(tmp_path / "mpc"),
+        threads=1,
+    )
+    payload = run_mpc_demo(config)
+    stored = json.loads((tmp_path / "mpc" / "metrics.json").read_text())
+    assert set(stored["results"]) == {"latent_planner", "dqn_15k", "oracle_planner"}
+    assert stored["latent_checkpoint"] == str(tiny_latent_checkpoint)
+    oracle = stored["results"]["oracle_planner"]["mean_return"]
+    latent = stored["results"]["latent_planner"]["mean_return"]
+    assert stored["latent_fraction_of_oracle_return"] == pytest.approx(latent / oracle)
+    assert "wfm_fraction_of_oracle_return" not in stored and payload["video"] is None
+    video = read_video(payload["latent_video"])
+    # One frame a decision: the real frame enlarged 3x above a 30-px band naming the plan.
+    assert video.shape == (3, 64 * 3 + 30, 64 * 3, 3)
+
+
 def test_robot_mpc_demo_drives_pusher_with_every_controller(tmp_path: Path) -> None:
     config = MPCDemoConfig(
         task="robot",

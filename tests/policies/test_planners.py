@@ -12,14 +12,18 @@ import torch
 import world_models
 from envs.core import WorldModelCore
 from policies.planners import (
+    LatentModelPlanner,
     OraclePlanner,
     PlannerConfig,
     WorldModelPlanner,
     clone_simulator,
+    expected_returns,
     plan,
 )
 from policies.planners.discrete import all_sequences
 from wfm_sim.sources import make_driving_env
+from world_models import WorldModelConfig
+from world_models.latent import LatentWorldModel, LatentWorldModelConfig
 
 TARGET = np.array([3, 0, 4, 4, 1, 2])
 
@@ -172,3 +176,46 @@ def test_oracle_scores_are_the_real_returns_and_leave_the_env_alone() -> None:
         real += 0.95**t * reward
     assert score == pytest.approx(real, abs=1e-6)
     assert clone_simulator(env) is not env.unwrapped
+
+
+def test_expected_returns_against_hand_computed_values() -> None:
+    config = PlannerConfig(discount=0.5, terminal_value=10.0)
+    rewards = torch.tensor([[1.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
+    ends = torch.tensor([[0.0, 0.0], [0.5, 0.0], [0.0, 1.0]])
+    # row 0: 1 + 0.5 + 0.25 * 10; row 1: 1 + 0.5 * 0.5 * 1 + 0.5 * 0.25 * 10;
+    # row 2: 2 + 0.5 * 0 + 0 (ended at step 2: no terminal value)
+    expected = torch.tensor([4.0, 2.5, 2.0])
+    torch.testing.assert_close(expected_returns(rewards, ends, config), expected)
+    with pytest.raises(ValueError, match=r"\(P, H\)"):
+        expected_returns(rewards, ends[:, :1], config)
+
+
+class _KnownLatentModel(LatentWorldModel):
+    """A latent model whose step is known: reward 1 for FASTER (3), 0.5 for IDLE (1), 0
+    otherwise; LANE_LEFT (0) ends the episode for sure; nothing else ends it."""
+
+    def step(
+        self, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        reward = (actions == 3).float() + 0.5 * (actions == 1).float()
+        end_logit = torch.where(actions == 0, 50.0, -50.0)
+        return states, reward, end_logit
+
+
+def test_latent_planner_finds_the_known_optimum(tiny_model_config: WorldModelConfig) -> None:
+    model = _KnownLatentModel(LatentWorldModelConfig(tiny_model_config, 8, 16, 4))
+    exhaustive = PlannerConfig(horizon=3, population=125, elites=5, iterations=1)
+    planner = LatentModelPlanner(model, exhaustive)
+    frame = np.zeros((64, 64, 3), dtype=np.uint8)
+    planner.begin_episode([frame], [])
+    assert planner.act(frame, np.random.default_rng(0)) == 3
+    assert planner.last_plan is not None and planner.last_plan.tolist() == [3, 3, 3]
+    assert planner.last_latency > 0
+    searched = LatentModelPlanner(model, PlannerConfig(horizon=3, population=32, iterations=4))
+    searched.begin_episode([frame], [])
+    searched.observe(frame, 3)
+    assert searched.act(frame, np.random.default_rng(1)) == 3
+    scores = searched.score(np.array([[3, 3, 3], [0, 3, 3], [1, 1, 1]]))
+    assert scores[0] > scores[2] > scores[1]
+    with pytest.raises(ValueError, match=r"\(P, H\)"):
+        searched.score(np.array([3, 3, 3]))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from wfm_sim.checkpoints import require_export_dtype
 from wfm_sim.data import (
     Episode,
     WindowSampler,
@@ -155,10 +156,7 @@ class TrainConfig:
                 "init_checkpoint already holds a tokenizer: set init_checkpoint or "
                 "tokenizer_checkpoint, not both"
             )
-        if self.weights_dtype not in ("float32", "float16", "bfloat16"):
-            raise ValueError(
-                f"weights_dtype must be float32, float16 or bfloat16, got {self.weights_dtype!r}"
-            )
+        require_export_dtype(self.weights_dtype)
 
 
 class _FrameReconstruction(nn.Module):

@@ -1,0 +1,75 @@
+"""MPC over the latent world model: the last K real frames are coded once a decision, then
+every candidate sequence is stepped as a state vector (no pixels imagined), scored by the
+same expected return as the pixel world-model planner."""
+
+from __future__ import annotations
+
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from policies.planners.config import PlannerConfig
+from policies.planners.receding import Action, RecedingHorizon
+from policies.planners.returns import expected_returns
+from world_models.latent import LatentWorldModel
+
+
+class LatentModelPlanner:
+    """Plans over a ``LatentWorldModel``: CEM or MPPI (``config``) over discrete action
+    sequences scored in one batched pass of the latent MLP from the state of the last K real
+    frames (the first frame repeated before an episode's start, as the world-model env does).
+    Re-plans every step (receding horizon); a zoo-style controller for the MPC demo."""
+
+    def __init__(
+        self, model: LatentWorldModel, config: PlannerConfig, name: str = "latent_planner"
+    ) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.name = name
+        self.search = RecedingHorizon(gym.spaces.Discrete(model.n_actions), config)
+        self.device = next(model.parameters()).device
+        self._frames: list[np.ndarray] = []
+        self._state: torch.Tensor | None = None
+        self.last_plan: np.ndarray | None = None
+        """The best sequence (H,) int64 of the last decision."""
+        self.last_latency = 0.0
+
+    def begin_episode(self, frames: list[np.ndarray], actions: list[Action]) -> None:
+        """Start from the real frames so far (the actions between them are not needed: the
+        state reads motion off the frames)."""
+        self._frames = list(frames)
+        self.search.reset()
+        self.last_plan = None
+
+    def observe(self, frame: np.ndarray, action: Action) -> None:
+        """Record the frame the last action led to."""
+        self._frames.append(frame)
+
+    def _context(self) -> torch.Tensor:
+        k = self.model.context
+        recent = self._frames[-k:]
+        padded = [recent[0]] * (k - len(recent)) + recent
+        return torch.from_numpy(np.stack(padded))[None].to(self.device)
+
+    @torch.no_grad()
+    def score(self, sequences: np.ndarray) -> np.ndarray:
+        """Expected discounted imagined return of each sequence (P, H) from the current state."""
+        if sequences.ndim != 2:
+            raise ValueError(f"action sequences must have shape (P, H), got {sequences.shape}")
+        if self._state is None:
+            self._state = self.model.encode_frames(self._context())
+        plans = torch.from_numpy(np.ascontiguousarray(sequences, np.int64)).to(self.device)
+        rewards, ends = self.model.imagine(self._state, plans)
+        return expected_returns(rewards, ends, self.config).cpu().numpy()
+
+    def act(self, frame: np.ndarray, rng: np.random.Generator) -> Action:
+        """Re-plan from the frames ending in ``frame`` and return the first action."""
+        if not self._frames:
+            self._frames = [frame]
+        started = time.perf_counter()
+        self._state = None  # the context changed: code it again on the first score
+        action, self.last_plan = self.search.plan(self.score, rng)
+        self.last_latency = time.perf_counter() - started
+        return action

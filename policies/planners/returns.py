@@ -1,0 +1,27 @@
+"""The return every model-based planner scores a sequence by: imagined rewards weighted by
+the chance of not having ended yet, discounted, plus the worth of a plan still running."""
+
+from __future__ import annotations
+
+import torch
+
+from policies.planners.config import PlannerConfig
+
+
+def expected_returns(
+    rewards: torch.Tensor, end_probabilities: torch.Tensor, config: PlannerConfig
+) -> torch.Tensor:
+    """rewards (P, H) and end probabilities (P, H) of each imagined step -> (P,): the sum of
+    ``discount**t * P(not ended before t) * reward_t`` plus ``discount**H * P(still running)
+    * terminal_value``, so a plan is charged for an end by the return it forfeits."""
+    if rewards.shape != end_probabilities.shape or rewards.ndim != 2:
+        raise ValueError(
+            f"rewards and end probabilities must both be (P, H), got "
+            f"{tuple(rewards.shape)} and {tuple(end_probabilities.shape)}"
+        )
+    horizon = rewards.shape[1]
+    running = torch.cumprod(1 - end_probabilities, dim=1)
+    before = torch.cat([torch.ones_like(running[:, :1]), running[:, :-1]], dim=1)
+    discounts = config.discount ** torch.arange(horizon, dtype=rewards.dtype, device=rewards.device)
+    total = (before * discounts * rewards).sum(dim=1)
+    return total + running[:, -1] * config.discount**horizon * config.terminal_value

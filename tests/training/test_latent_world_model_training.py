@@ -1,0 +1,95 @@
+"""Training the latent world model: it learns (the loss on a batch falls), exports a
+checkpoint with held-out measures and a model card, resumes, and takes its tokenizer from
+the source world model unchanged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import world_models
+from experiments.train_latent_world_model import write_latent_model_card
+from wfm_sim.data.footage import read_episodes
+from wfm_sim.data.windows import WindowSampler
+from wfm_sim.training import latent_world_model as trainer
+from wfm_sim.training.latent_world_model import LatentTrainConfig, latent_losses
+from wfm_sim.training.world_model import encode_episodes
+from world_models.latent import LatentWorldModel, LatentWorldModelConfig
+
+
+def test_export_holds_the_source_tokenizer_measures_and_a_model_card(
+    tiny_latent_checkpoint: Path,
+    tiny_checkpoint: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    model = LatentWorldModel.load(tiny_latent_checkpoint)
+    source = world_models.load_world_model(tiny_checkpoint)
+    for name, tensor in source.tokenizer.state_dict().items():
+        assert torch.equal(tensor, model.tokenizer.state_dict()[name]), name
+    metrics = json.loads((tiny_latent_checkpoint / "metrics.json").read_text())
+    assert len(metrics["reward_mae_by_step"]) == 3 and len(metrics["end_auc_by_step"]) == 3
+    assert 0 < metrics["end_mean_probability"] < 1 and metrics["windows"] == 16
+    config = make_latent_train_config(tiny_latent_checkpoint.parent)
+    card = write_latent_model_card(tiny_latent_checkpoint, config).read_text()
+    assert "python -m experiments.train_latent_world_model" in card
+    assert "steps=4" in card and "reward_mae_by_step" in card
+
+
+def test_a_killed_run_resumes_where_it_stopped(
+    tmp_path: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"n": 0}
+
+    def dies_at_the_third_step(*args: object, **kwargs: object) -> dict[str, torch.Tensor]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed after the step-2 checkpoint
+        return latent_losses(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trainer, "latent_losses", dies_at_the_third_step)
+    config = make_latent_train_config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_latent_world_model(config)
+    assert not (tmp_path / "checkpoint").exists()
+    calls["n"] = -100  # the rerun trains
+    trainer.train_latent_world_model(config)
+    assert calls["n"] == -100 + 2  # steps 3 and 4 only
+    assert (tmp_path / "checkpoint" / "model.safetensors").exists()
+    with pytest.raises(ValueError, match="schedule"):
+        trainer.train_latent_world_model(make_latent_train_config(tmp_path, steps=8))
+
+
+def test_training_lowers_every_loss_on_a_batch(tiny_footage: Path, tiny_checkpoint: Path) -> None:
+    torch.manual_seed(0)
+    source = world_models.load_world_model(tiny_checkpoint)
+    model = LatentWorldModel(LatentWorldModelConfig(source.config, 16, 32, 8))
+    latents = encode_episodes(source, read_episodes(tiny_footage), torch.device("cpu"))
+    batch = WindowSampler(latents, model.context, 3).sample(16, np.random.default_rng(0))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    before = {
+        k: float(v.detach())
+        for k, v in latent_losses(model, batch, 0.7, torch.device("cpu")).items()
+    }
+    for _ in range(60):
+        terms = latent_losses(model, batch, 0.7, torch.device("cpu"))
+        optimizer.zero_grad()
+        sum(terms.values()).backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = latent_losses(model, batch, 0.7, torch.device("cpu"))
+    assert float(after["reward"]) < 0.5 * before["reward"]
+    assert float(after["end"]) < before["end"]
+
+
+def test_config_refuses_bad_values() -> None:
+    with pytest.raises(ValueError, match="horizon_decay"):
+        LatentTrainConfig(horizon_decay=0.0)
+    with pytest.raises(ValueError, match=">= 1"):
+        LatentTrainConfig(steps=0)

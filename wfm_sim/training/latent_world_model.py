@@ -1,0 +1,242 @@
+"""Training the latent world model (``world_models.latent``) that planners step at MLP speed.
+
+The source world model's frame tokenizer codes the footage once (frozen); windows of K
+context frames and H steps are drawn from the training episodes (the source model's own
+split); the latent network encodes the context, steps the state under the real actions
+and learns, at every step, the reward, whether the step ends the episode, and the state
+of the real next frames (a stop-gradient consistency target, as TD-MPC2), each term
+weighted by ``horizon_decay ** h``. Resumable, TensorBoard, progress bar; held-out
+measures of the imagined rewards and ends go into the exported checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+import world_models
+from wfm_sim.checkpoints import require_export_dtype
+from wfm_sim.data.footage import Episode, read_episodes
+from wfm_sim.data.windows import WindowBatch, WindowSampler, split_episodes
+from wfm_sim.distributed import distributed
+from wfm_sim.io import write_json_atomic
+from wfm_sim.stage_loop import Stage, run_stage
+from wfm_sim.training.imagined_heads import roc_auc
+from wfm_sim.training.world_model import encode_episodes
+from world_models.latent import LatentWorldModel, LatentWorldModelConfig
+
+
+@dataclass
+class LatentTrainConfig:
+    """Where the footage and the source world model are, the split (the source model's:
+    same fraction and seed), the window horizon, the loss weights and the network widths."""
+
+    world_model: str = "driving"
+    """Zoo name or checkpoint folder of the world model whose frame tokenizer codes frames."""
+    footage_dir: str = "data/footage/driving"
+    held_out_fraction: float = 0.1
+    seed: int = 0
+    horizon: int = 5
+    batch_size: int = 256
+    steps: int = 3000
+    lr: float = 1e-3
+    consistency_weight: float = 1.0
+    reward_weight: float = 1.0
+    end_weight: float = 1.0
+    horizon_decay: float = 0.7
+    """Weight of step h's terms is ``horizon_decay ** h`` (TD-MPC2's rho)."""
+    state_dim: int = 256
+    hidden: int = 512
+    conv_width: int = 32
+    held_out_windows: int = 2048
+    """Held-out windows the exported metrics are measured on (drawn once, seeded)."""
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    weights_dtype: str = "float32"
+    """dtype of the exported weights (float16 halves a checkpoint committed to the zoo); the
+    exported metrics are measured with the weights rounded to it."""
+    run_dir: str = "runs/latent_world_model/driving"
+    export_dir: str = "runs/latent_world_model/driving/checkpoint"
+    device: str = "auto"
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if min(self.horizon, self.batch_size, self.steps, self.held_out_windows) < 1:
+            raise ValueError("horizon, batch_size, steps and held_out_windows must be >= 1")
+        if not 0.0 < self.horizon_decay <= 1.0:
+            raise ValueError(f"horizon_decay must lie in (0, 1], got {self.horizon_decay}")
+        if min(self.consistency_weight, self.reward_weight, self.end_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+        require_export_dtype(self.weights_dtype)
+
+
+def latent_losses(
+    model: LatentWorldModel, batch: WindowBatch, horizon_decay: float, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Per-term losses of one window batch (latents (B, K+H, C, h, w)), each averaged over
+    the valid steps with weight ``horizon_decay ** h``: consistency (mean squared distance of
+    the stepped state to the encoded real next context, which gets no gradient), reward
+    (squared error) and end (binary cross-entropy, unweighted so its probability stays
+    calibrated for the planner's expected return)."""
+    latents = torch.from_numpy(batch.frames).to(device)
+    actions = torch.from_numpy(batch.actions).to(device)
+    valid = torch.from_numpy(batch.valid).to(device).float()
+    rewards = torch.from_numpy(batch.rewards).to(device)
+    ended = torch.from_numpy(batch.terminated).to(device).float()
+    k, horizon = model.context, batch.rewards.shape[1]
+    state = model.encode_latents(latents[:, :k])
+    with torch.no_grad():
+        targets = [model.encode_latents(latents[:, h + 1 : h + 1 + k]) for h in range(horizon)]
+    terms: dict[str, list[torch.Tensor]] = {"consistency": [], "reward": [], "end": []}
+    weights: list[torch.Tensor] = []
+    for h in range(horizon):
+        state, reward, end_logit = model.step(state, actions[:, k - 1 + h])
+        w = valid[:, h] * horizon_decay**h
+        weights.append(w)
+        terms["consistency"].append(w * (state - targets[h]).square().mean(dim=-1))
+        terms["reward"].append(w * (reward - rewards[:, h]).square())
+        bce = F.binary_cross_entropy_with_logits(end_logit, ended[:, h], reduction="none")
+        terms["end"].append(w * bce)
+    total_weight = torch.stack(weights).sum().clamp(min=1e-6)
+    return {name: torch.stack(values).sum() / total_weight for name, values in terms.items()}
+
+
+@torch.no_grad()
+def score_latent_model(model: LatentWorldModel, batch: WindowBatch) -> dict[str, Any]:
+    """Held-out measures of open-loop imagination from each window's real context under its
+    real actions: per step ahead, reward mean absolute error and the end probability's AUC
+    (how well it ranks the steps that really ended above the rest); over all steps, the mean
+    end probability against the real end rate (equal when calibrated) and the Brier score."""
+    model.eval()
+    latents = torch.from_numpy(batch.frames)
+    actions = torch.from_numpy(batch.actions)
+    k, horizon = model.context, batch.rewards.shape[1]
+    state = model.encode_latents(latents[:, :k].to(next(model.parameters()).device))
+    rewards, probabilities = [], []
+    for h in range(horizon):
+        step_actions = actions[:, k - 1 + h].to(state.device)
+        state, reward, end_logit = model.step(state, step_actions)
+        rewards.append(reward.cpu().numpy())
+        probabilities.append(torch.sigmoid(end_logit).cpu().numpy())
+    valid = batch.valid
+    reward_mae, end_auc = [], []
+    for h in range(horizon):
+        rows = valid[:, h]
+        reward_mae.append(float(np.abs(rewards[h][rows] - batch.rewards[rows, h]).mean()))
+        end_auc.append(
+            roc_auc(probabilities[h][rows].astype(np.float64), batch.terminated[rows, h])
+        )
+    p = np.stack(probabilities, axis=1)[valid].astype(np.float64)
+    ended = batch.terminated[valid]
+    return {
+        "reward_mae_by_step": [round(v, 4) for v in reward_mae],
+        "end_auc_by_step": [round(v, 4) for v in end_auc],
+        "end_rate": float(ended.mean()),
+        "end_mean_probability": float(p.mean()),
+        "end_brier": float(((p - ended) ** 2).mean()),
+        "windows": len(batch.rewards),
+    }
+
+
+def _held_out_batch(held_out: list[Episode], config: LatentTrainConfig, k: int) -> WindowBatch:
+    sampler = WindowSampler(held_out, k, config.horizon)
+    rng = np.random.default_rng([config.seed, 1])
+    count = min(config.held_out_windows, len(sampler))
+    return sampler.batch(rng.choice(len(sampler), size=count, replace=False))
+
+
+def train_latent_world_model(config: LatentTrainConfig) -> Path:
+    """Train (or resume) the latent world model and export it with its held-out measures;
+    returns the export folder."""
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    dist = distributed(config.device)
+    started = time.perf_counter()
+    source = world_models.load_world_model(config.world_model, device=dist.device)
+    if source.config.continuous_actions:
+        raise ValueError(
+            f"{config.world_model} takes vector actions; the latent world model plans over "
+            "discrete ones"
+        )
+    episodes = read_episodes(config.footage_dir)
+    train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
+    model_config = LatentWorldModelConfig(
+        source.config, config.state_dim, config.hidden, config.conv_width
+    )
+    model = LatentWorldModel(model_config).to(dist.device)
+    model.copy_tokenizer_of(source)
+    k = model.context
+    sampler = WindowSampler(encode_episodes(source, train, dist.device), k, config.horizon)
+    held_out_batch = _held_out_batch(encode_episodes(source, held_out, dist.device), config, k)
+    trained = torch.nn.ModuleDict(
+        {
+            "encoder": model.encoder,
+            "dynamics": model.dynamics,
+            "reward": model.reward,
+            "end": model.end,
+        }
+    )
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stage = Stage(
+        "latent_world_model",
+        config.steps,
+        config.lr,
+        run_dir / "latent_world_model_state.safetensors",
+        run_dir / "tb" / "latent_world_model",
+        schedule={"steps": config.steps, "horizon": config.horizon},
+        checkpoint_every=config.checkpoint_every,
+        eval_every=config.eval_every,
+    )
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model.train()
+        rng = np.random.default_rng([config.seed, step])
+        terms = latent_losses(
+            model, sampler.sample(config.batch_size, rng), config.horizon_decay, dist.device
+        )
+        loss = (
+            config.consistency_weight * terms["consistency"]
+            + config.reward_weight * terms["reward"]
+            + config.end_weight * terms["end"]
+        )
+        return loss, {"loss": loss.detach(), **{n: v.detach() for n, v in terms.items()}}
+
+    def evaluate() -> dict[str, float]:
+        scores = score_latent_model(model, held_out_batch)
+        return {
+            "reward_mae_step1": scores["reward_mae_by_step"][0],
+            "end_auc_step1": scores["end_auc_by_step"][0],
+            "end_brier": scores["end_brier"],
+        }
+
+    run_stage(stage, trained, optimizer, step_loss, dist, evaluate=evaluate)
+    weights_dtype = getattr(torch, config.weights_dtype)
+    with torch.no_grad():  # measure the weights as they will be loaded
+        for parameter in model.parameters():
+            parameter.copy_(parameter.to(weights_dtype))
+    metrics = score_latent_model(model, held_out_batch)
+    export_dir = Path(config.export_dir)
+    model.eval().save(
+        export_dir,
+        weights_dtype=weights_dtype,
+        info={
+            "world_model": str(config.world_model),
+            "footage_dir": config.footage_dir,
+            "episodes": {"train": len(train), "held_out": len(held_out)},
+            "frames": {"train": int(sum(len(e.frames) for e in train))},
+            "train_config": dataclasses.asdict(config),
+            "wall_seconds_this_run": round(time.perf_counter() - started, 1),
+        },
+    )
+    write_json_atomic(export_dir / "metrics.json", metrics)
+    return export_dir
