@@ -34,6 +34,7 @@ from policies.planners import (
     WorldModelPlanner,
 )
 from wfm_sim.io import write_json_atomic
+from wfm_sim.sources import ACTION_NAMES
 from wfm_sim.video import write_mp4
 from world_models.latent import LatentWorldModel
 
@@ -86,6 +87,10 @@ class MPCDemoConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(
                 f"max_steps must be >= 1 or null (whole episodes), got {self.max_steps}"
+            )
+        if self.latent_checkpoint and self.task != "driving":
+            raise ValueError(
+                f"latent_checkpoint plans over discrete actions: driving only, not {self.task!r}"
             )
         if self.decode_rounds is not None and self.decode_rounds < 1:
             raise ValueError(f"decode_rounds must be >= 1 or null, got {self.decode_rounds}")
@@ -142,8 +147,7 @@ def _latent_plan_panel(
     """The real frame, enlarged, above the plan the latent planner chose (it imagines no
     pixels): the plan's actions and its expected return."""
     assert planner.last_plan is not None
-    names = ("LEFT", "IDLE", "RIGHT", "FASTER", "SLOWER")
-    plan = [names[a] if a < len(names) else str(a) for a in planner.last_plan.tolist()]
+    plan = [ACTION_NAMES[a].removeprefix("LANE_") for a in planner.last_plan.tolist()]
     expected = float(planner.score(planner.last_plan[None])[0])
     big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
     band = Image.new("RGB", (big.shape[1], 30), (255, 255, 255))

@@ -155,6 +155,13 @@ class LatentWorldModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """From one state (D,) or (1, D), every action sequence (P, H): rewards (P, H) and
         end probabilities (P, H) of each imagined step."""
+        if state.numel() != self.config.state_dim:
+            raise ValueError(
+                f"imagine starts from one state of {self.config.state_dim} numbers, got "
+                f"{tuple(state.shape)}"
+            )
+        if sequences.ndim != 2:
+            raise ValueError(f"action sequences must be (P, H), got {tuple(sequences.shape)}")
         states = state.reshape(1, -1).expand(len(sequences), -1)
         rewards, ends = [], []
         for t in range(sequences.shape[1]):

@@ -63,6 +63,11 @@ def test_mpc_demo_plans_over_the_latent_world_model(
     assert video.shape == (3, 64 * 3 + 30, 64 * 3, 3)
 
 
+def test_latent_planner_is_refused_for_vector_actions() -> None:
+    with pytest.raises(ValueError, match="driving only"):
+        MPCDemoConfig(task="robot", checkpoint="robot", latent_checkpoint="driving_latent")
+
+
 def test_robot_mpc_demo_drives_pusher_with_every_controller(tmp_path: Path) -> None:
     config = MPCDemoConfig(
         task="robot",
@@ -104,6 +109,7 @@ def test_mpc_demo_configs_pick_the_task() -> None:
         driving = to_dataclass(compose("mpc_demo"), MPCDemoConfig)
         robot = to_dataclass(compose("mpc_demo_robot", ["episodes=1"]), MPCDemoConfig)
     assert driving.task == "driving" and driving.planner.horizon == 4
+    assert driving.latent_checkpoint == "driving_latent" and robot.latent_checkpoint is None
     assert driving.planner.terminal_value == 16.0 and robot.planner.terminal_value == 0.0
     assert driving.out_dir == "experiments/results/mpc" and driving.floor_policy is None
     assert robot.task == "robot" and robot.checkpoint == "robot" and robot.episodes == 1

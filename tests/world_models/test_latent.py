@@ -48,6 +48,10 @@ def test_bad_input_is_refused_by_name(config: LatentWorldModelConfig) -> None:
         model.step(states, torch.tensor([0, 5]))
     with pytest.raises(ValueError, match="int64"):
         model.step(states, torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="one state of 16"):
+        model.imagine(states, torch.zeros(3, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"\(P, H\)"):
+        model.imagine(states[0], torch.zeros(3, dtype=torch.int64))
     vector = dataclasses.replace(
         config.source, action_dim=2, action_low=[-1.0, -1.0], action_high=[1.0, 1.0]
     )
