@@ -32,6 +32,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from wfm_sim.io import atomic_path
+from wfm_sim.plain_data import require_known_keys
 from wfm_sim.tokenizer.config import VideoTokenizerConfig
 from wfm_sim.tokenizer.network import VideoTokenizer
 from world_models import autoregressive, diffusion
@@ -124,10 +125,7 @@ class ActionModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ActionModelConfig:
         """Rebuild from ``to_dict`` output, refusing unknown keys with a clear message."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown action-model config keys {unknown}; known: {sorted(known)}")
+        require_known_keys(cls, values, "action-model")
         return cls(**values)
 
 

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wfm_sim.curation.embed import TEXT_DIM
+from wfm_sim.plain_data import require_known_keys
 from wfm_sim.tokenizer.config import VideoTokenizerConfig
 from world_models.checkpoint_folder import (
     load_weights,
@@ -122,12 +123,7 @@ class AutoregressiveConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AutoregressiveConfig:
         """Rebuild from ``to_dict`` output, refusing unknown keys with a clear message."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown autoregressive config keys {unknown}; known: {sorted(known)}"
-            )
+        require_known_keys(cls, values, "autoregressive")
         return cls(**values)
 
 

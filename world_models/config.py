@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfm_sim.plain_data import require_known_keys
 from wfm_sim.tokenizer.config import VideoTokenizerConfig
 
 
@@ -143,8 +144,5 @@ class WorldModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> WorldModelConfig:
         """Rebuild from ``to_dict`` output, refusing unknown keys with a clear message."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown world-model config keys {unknown}; known: {sorted(known)}")
+        require_known_keys(cls, values, "world-model")
         return cls(**values)

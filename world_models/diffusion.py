@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wfm_sim.plain_data import require_known_keys
 from wfm_sim.tokenizer.config import VideoTokenizerConfig
 from world_models.checkpoint_folder import (
     load_weights,
@@ -118,10 +119,7 @@ class DiffusionConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DiffusionConfig:
         """Rebuild from ``to_dict`` output, refusing unknown keys with a clear message."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown diffusion config keys {unknown}; known: {sorted(known)}")
+        require_known_keys(cls, values, "diffusion")
         return cls(**values)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from wfm_sim.plain_data import require_known_keys
 from world_models import checkpoint_path
 from world_models.checkpoint_folder import (
     load_weights,
@@ -60,10 +61,7 @@ class LatentWorldModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LatentWorldModelConfig:
         """Rebuild from ``to_dict`` output; unknown keys are refused by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown latent world-model config keys {unknown}")
+        require_known_keys(cls, values, "latent world-model")
         return cls(**{**values, "source": WorldModelConfig.from_dict(values["source"])})
 
 

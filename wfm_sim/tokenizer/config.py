@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from wfm_sim.plain_data import require_known_keys
+
 KINDS = ("continuous", "discrete")
 
 
@@ -110,10 +112,7 @@ class VideoTokenizerConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> VideoTokenizerConfig:
         """Rebuild from ``to_dict`` output, refusing unknown keys with a clear message."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown tokenizer config keys {unknown}; known: {sorted(known)}")
+        require_known_keys(cls, values, "tokenizer")
         values = dict(values)
         if "fsq_levels" in values:
             values["fsq_levels"] = tuple(values["fsq_levels"])
