@@ -17,6 +17,7 @@ from world_models.model import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     CheckpointMismatchError,
+    exported_state,
     read_config_payload,
 )
 
@@ -35,12 +36,8 @@ def write_checkpoint(
     ``folder``, each file atomically; returns the folder. ``weights_dtype`` float16 halves
     the file (for checkpoints committed to the repository); loading casts back."""
     folder = Path(folder)
-    state = {
-        k: (v.to(weights_dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-    }
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": fmt})
+        save_file(exported_state(model, weights_dtype), str(tmp), metadata={"format": fmt})
     write_json_atomic(
         folder / CONFIG_FILE,
         {

@@ -151,16 +151,21 @@ class LatentWorldModel(nn.Module):
     def imagine(
         self, state: torch.Tensor, sequences: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """From one state (D,) or (1, D), every action sequence (P, H): rewards (P, H) and
-        end probabilities (P, H) of each imagined step."""
-        if state.numel() != self.config.state_dim:
-            raise ValueError(
-                f"imagine starts from one state of {self.config.state_dim} numbers, got "
-                f"{tuple(state.shape)}"
-            )
+        """Every action sequence (P, H) from one state (D,) or (1, D) that they share, or from
+        one state each (P, D): rewards (P, H) and end probabilities (P, H) of each imagined
+        step."""
         if sequences.ndim != 2:
             raise ValueError(f"action sequences must be (P, H), got {tuple(sequences.shape)}")
-        states = state.reshape(1, -1).expand(len(sequences), -1)
+        d, p = self.config.state_dim, len(sequences)
+        if state.numel() == d:
+            states = state.reshape(1, d).expand(p, d)
+        elif tuple(state.shape) == (p, d):
+            states = state
+        else:
+            raise ValueError(
+                f"imagine starts from one state of {d} numbers or one per sequence ({p}, {d}), "
+                f"got {tuple(state.shape)}"
+            )
         rewards, ends = [], []
         for t in range(sequences.shape[1]):
             states, reward, end_logit = self.step(states, sequences[:, t])

@@ -34,6 +34,16 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint's weights do not fit the config it is being loaded with."""
 
 
+def exported_state(module: nn.Module, weights_dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """``module``'s weights as a checkpoint stores them: on the CPU, contiguous, floating-point
+    ones cast to ``weights_dtype`` (float16 halves a file committed to the repository; loading
+    casts back to the module's float32)."""
+    return {
+        k: (v.to(weights_dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in module.state_dict().items()
+    }
+
+
 def build_frame_tokenizer(config: WorldModelConfig) -> PerFrameTokenizer:
     """The per-frame tokenizer a world model of ``config`` codes its frames with: its own
     frame autoencoder, or the tokenizer family's variant the config names."""
@@ -197,12 +207,12 @@ class WorldModel(nn.Module):
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: (v.to(weights_dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-            for k, v in self.state_dict().items()
-        }
         with atomic_path(folder / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
+            save_file(
+                exported_state(self, weights_dtype),
+                str(tmp),
+                metadata={"format_version": str(FORMAT_VERSION)},
+            )
         write_json_atomic(
             folder / CONFIG_FILE,
             {"format_version": FORMAT_VERSION, "world_model": self.config.to_dict()},

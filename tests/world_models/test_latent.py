@@ -37,6 +37,9 @@ def test_states_steps_and_imagination_have_the_documented_shapes(
     alone, _ = model.imagine(states[0], plans[:1])
     together, _ = model.imagine(states[0], plans)
     torch.testing.assert_close(alone[0], together[0])
+    # one state per sequence steps each from its own
+    own, _ = model.imagine(states, plans[:3])
+    torch.testing.assert_close(own[1], model.imagine(states[1], plans[1:2])[0][0])
 
 
 def test_bad_input_is_refused_by_name(config: LatentWorldModelConfig) -> None:

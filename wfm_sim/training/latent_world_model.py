@@ -115,25 +115,20 @@ def score_latent_model(model: LatentWorldModel, batch: WindowBatch) -> dict[str,
     (how well it ranks the steps that really ended above the rest); over all steps, the mean
     end probability against the real end rate (equal when calibrated) and the Brier score."""
     model.eval()
-    latents = torch.from_numpy(batch.frames)
-    actions = torch.from_numpy(batch.actions)
+    device = next(model.parameters()).device
     k, horizon = model.context, batch.rewards.shape[1]
-    state = model.encode_latents(latents[:, :k].to(next(model.parameters()).device))
-    rewards, probabilities = [], []
-    for h in range(horizon):
-        step_actions = actions[:, k - 1 + h].to(state.device)
-        state, reward, end_logit = model.step(state, step_actions)
-        rewards.append(reward.cpu().numpy())
-        probabilities.append(torch.sigmoid(end_logit).cpu().numpy())
+    states = model.encode_latents(torch.from_numpy(batch.frames[:, :k]).to(device))
+    real_actions = torch.from_numpy(batch.actions[:, k - 1 : k - 1 + horizon]).to(device)
+    imagined_rewards, end_probabilities = model.imagine(states, real_actions)
+    rewards = imagined_rewards.cpu().numpy()  # (B, H)
+    probabilities = end_probabilities.cpu().numpy().astype(np.float64)
     valid = batch.valid
     reward_mae, end_auc = [], []
     for h in range(horizon):
         rows = valid[:, h]
-        reward_mae.append(float(np.abs(rewards[h][rows] - batch.rewards[rows, h]).mean()))
-        end_auc.append(
-            roc_auc(probabilities[h][rows].astype(np.float64), batch.terminated[rows, h])
-        )
-    p = np.stack(probabilities, axis=1)[valid].astype(np.float64)
+        reward_mae.append(float(np.abs(rewards[rows, h] - batch.rewards[rows, h]).mean()))
+        end_auc.append(roc_auc(probabilities[rows, h], batch.terminated[rows, h]))
+    p = probabilities[valid]
     ended = batch.terminated[valid]
     return {
         "reward_mae_by_step": [round(v, 4) for v in reward_mae],
@@ -161,16 +156,11 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
     dist = distributed(config.device)
     started = time.perf_counter()
     source = world_models.load_world_model(config.world_model, device=dist.device)
-    if source.config.continuous_actions:
-        raise ValueError(
-            f"{config.world_model} takes vector actions; the latent world model plans over "
-            "discrete ones"
-        )
-    episodes = read_episodes(config.footage_dir)
-    train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
-    model_config = LatentWorldModelConfig(
+    model_config = LatentWorldModelConfig(  # refuses a vector-action source before any reading
         source.config, config.state_dim, config.hidden, config.conv_width
     )
+    episodes = read_episodes(config.footage_dir)
+    train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
     model = LatentWorldModel(model_config).to(dist.device)
     model.copy_tokenizer_of(source)
     k = model.context
