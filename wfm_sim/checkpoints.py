@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -30,7 +31,7 @@ def save_training_state(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
     step: int,
-    schedule: dict[str, int] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> None:
     """Write module weights, optimizer state and ``step`` to ``path`` atomically.
 
@@ -55,7 +56,7 @@ def load_training_state(
     path: str | Path,
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
-    schedule: dict[str, int] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> int:
     """Restore ``module`` and ``optimizer`` from ``path``; return the step it was saved at.
 

@@ -54,7 +54,7 @@ class Stage:
     lr: float
     state_path: Path
     tensorboard_dir: Path
-    schedule: dict[str, int] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=dict)
     checkpoint_every: int = 250
     clip_norm: float | None = 1.0
     log_every: int = 25
@@ -63,7 +63,7 @@ class Stage:
 
     @classmethod
     def in_run(
-        cls, run_dir: Path, plan: StagePlan, schedule: dict[str, int], **options: Any
+        cls, run_dir: Path, plan: StagePlan, schedule: dict[str, Any], **options: Any
     ) -> Stage:
         """``plan``'s stage keeping its state in ``run_dir/<name>_state.safetensors`` and its
         logs in ``run_dir/tb/<name>`` (the layout of the multi-stage trainers)."""

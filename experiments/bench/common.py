@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+import world_models
+from envs.core import WorldModelCore
 from wfm_sim.io import write_json_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -40,3 +42,21 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     write_json_atomic(path, {"benchmark": name, "machine": machine_facts(), **payload})
     return path
+
+
+def batched_steps_per_second(batch: int, steps: int, device: str) -> float:
+    """Imagined steps per second of the committed driving model's ``WorldModelCore`` at
+    ``batch`` environments, random actions, on ``device``."""
+    model = world_models.load("driving", device=device)
+    core = WorldModelCore(model, batch_size=batch)
+    frames, actions = world_models.load_start_contexts(world_models.checkpoint_path("driving"))
+    members = torch.arange(batch) % len(frames)
+    core.reset(frames[members], actions[members])
+    generator = torch.Generator().manual_seed(0)
+    core.step(torch.randint(0, 5, (batch,), generator=generator))  # warm-up
+    started = time.perf_counter()
+    for _ in range(steps):
+        core.step(torch.randint(0, 5, (batch,), generator=generator))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - started)

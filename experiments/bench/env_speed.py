@@ -11,12 +11,9 @@ import time
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 import envs
-import world_models
-from envs.core import WorldModelCore
-from experiments.bench.common import write_result
+from experiments.bench.common import batched_steps_per_second, write_result
 from wfm_sim.sources import make_driving_env
 
 
@@ -31,22 +28,6 @@ def _steps_per_second(env: gym.Env, steps: int, seed: int) -> float:
     return steps / (time.perf_counter() - started)
 
 
-def _batched_steps_per_second(batch: int, steps: int, device: str) -> float:
-    model = world_models.load("driving", device=device)
-    core = WorldModelCore(model, batch_size=batch)
-    frames, actions = world_models.load_start_contexts(world_models.checkpoint_path("driving"))
-    members = torch.arange(batch) % len(frames)
-    core.reset(frames[members], actions[members])
-    generator = torch.Generator().manual_seed(0)
-    core.step(torch.randint(0, 5, (batch,), generator=generator))  # warm-up
-    started = time.perf_counter()
-    for _ in range(steps):
-        core.step(torch.randint(0, 5, (batch,), generator=generator))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - started)
-
-
 def main() -> None:
     """Measure and write experiments/results/env_speed.json."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -56,7 +37,7 @@ def main() -> None:
     real = _steps_per_second(make_driving_env(), args.steps, seed=0)
     wfm = gym.make(envs.DRIVING_ID, device=args.device)
     wfm_1 = _steps_per_second(wfm, args.steps, seed=0)
-    wfm_64 = _batched_steps_per_second(64, max(1, args.steps // 10), args.device)
+    wfm_64 = batched_steps_per_second(64, max(1, args.steps // 10), args.device)
     result = {
         "device": args.device,
         "steps_per_second": {

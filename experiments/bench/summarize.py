@@ -480,6 +480,88 @@ def _latent_model_section(
     ]
 
 
+def _dyna_section() -> list[str]:
+    r = _load("dyna_latent_planner/metrics.json")
+    command = "python -m experiments.dyna_latent_planner"
+    if r is None:
+        return [f"Not measured yet: run `{command}`."]
+    c = r["config"]
+    oracle = r["oracle_mean_return"]
+    baseline = r["baseline"]
+    lines = [
+        f"Dyna for the latent planner (`{command}`): each round drives "
+        f"{c['episodes_per_round']} real episodes with the planner ({c['epsilon']:.0%} of its "
+        f"actions replaced by random ones), fine-tunes the latent model "
+        f"{c['finetune']['steps']:,} steps on the footage plus every round's planner episodes "
+        f"({c['finetune']['extra_footage_share']:.0%} of each batch from them), then drives the "
+        f"{len(r['seeds'])} evaluation starts of the run above (seeds "
+        f"{r['seeds'][0]}–{r['seeds'][-1]}) with the same budget. Round 0 is the committed "
+        "model. Plot: `experiments/results/dyna_latent_planner/dyna_latent_planner.png`.",
+        "",
+        "| round | planner frames trained on | mean return | of the oracle's | crash rate "
+        "| end AUC 1 / 5 steps ahead (held out) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, share in zip(r["rounds"], r["fraction_of_oracle_return"], strict=True):
+        of_oracle = f"{100 * share:.0f}%" if share is not None else "–"
+        auc = row["end_auc_by_step"]
+        lines.append(
+            f"| {row['round']} | {row['planner_frames']:,} | {row['mean_return']:.2f} | "
+            f"{of_oracle} | {row['crash_rate']:.2f} | {auc[0]:.3f} / {auc[-1]:.3f} |"
+        )
+    lines += [
+        "",
+        f"Same starts: oracle planner {oracle:.2f}" if oracle is not None else "No oracle run",
+    ]
+    lines[-1] += f"; `{baseline['name']}` {baseline['mean_return']:.2f}."
+    return [*lines, "", _machine(r)]
+
+
+def _budget(name: str) -> str:
+    """``"h8_p256_i3"`` -> ``"horizon 8, population 256, 3 iterations"`` (``demo_`` prefix:
+    the MPC demo's budget)."""
+    demo = name.startswith("demo_")
+    h, p, i = (int(part[1:]) for part in name.removeprefix("demo_").split("_"))
+    return f"horizon {h}, population {p}, {i} iterations" + (" (the MPC demo's)" if demo else "")
+
+
+def _cuda_section() -> list[str]:
+    r = _load("cuda_check.json")
+    if r is None:
+        return ["Not measured: `python -m experiments.bench.cuda_check` needs a GPU."]
+    core = r["wfm_core_steps_per_second"]
+    latency = r["latent_planner_decision_ms"]
+    train = r["training_step"]
+    wm, lat = train["world_model_dynamics_bf16"], train["latent_world_model"]
+    gym_row = r["wfm_gym_batch1"]
+    return [
+        'The committed driving models with `device="auto"` on a lent GPU machine '
+        f"({r['machine']['gpu']}; `python -m experiments.bench.cuda_check`, which refuses to "
+        "run without CUDA). CI and this project's own machine have no GPU.",
+        "",
+        "| what | figure |",
+        "|---|---|",
+        f'| `gym.make("WFM-Driving-v0", device="auto")`, batch 1 | '
+        f"{gym_row['steps_per_second']} steps/s (model on `{gym_row['model_device']}`, "
+        f"observations host `{gym_row['observation_dtype']}` arrays) |",
+        *(
+            f"| world-model core, {n:,} envs | {value:,.0f} steps/s |"
+            for n, value in sorted((int(k.removeprefix("batch")), v) for k, v in core.items())
+        ),
+        *(f"| latent planner decision, {_budget(name)} | {latency[name]} ms |" for name in latency),
+        f"| world-model training step (unrolled dynamics loss, bf16, batch {wm['batch']}, "
+        f"horizon {wm['horizon']}) | {wm['ms']} ms ({wm['windows_per_second']:,.0f} windows/s) |",
+        f"| latent world-model training step (batch {lat['batch']}, horizon {lat['horizon']}) | "
+        f"{lat['ms']} ms ({lat['windows_per_second']:,.0f} windows/s) |",
+        f"| peak GPU memory | {r['peak_gpu_memory_gib']} GiB |",
+        "",
+        "Training steps run the trainers' own loss functions on windows of episodes the world "
+        "model imagines from its committed starts (that machine has no ffmpeg to read footage).",
+        "",
+        _machine(r),
+    ]
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
@@ -1291,6 +1373,10 @@ def render() -> str:
         "",
         *_speed_section(),
         "",
+        "### On a GPU",
+        "",
+        *_cuda_section(),
+        "",
         "## RL inside the world model",
         "",
         *_rl_section(),
@@ -1308,6 +1394,10 @@ def render() -> str:
         ),
         "",
         *_latent_model_section(),
+        "",
+        "### Dyna: fine-tuning the latent model on the planner's own driving",
+        "",
+        *_dyna_section(),
         "",
         "## Robotics: MuJoCo Pusher through the same pipeline",
         "",

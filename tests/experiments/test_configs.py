@@ -59,3 +59,14 @@ def test_train_latent_world_model_yaml_lists_every_field() -> None:
     assert set(cfg) - {"hydra"} == {f.name for f in dataclasses.fields(LatentTrainConfig)}
     config = to_dataclass(cfg, LatentTrainConfig)
     assert config.steps == 7 and config == LatentTrainConfig(steps=7)
+
+
+def test_dyna_latent_planner_yaml_lists_every_field() -> None:
+    from experiments.dyna_latent_planner import DynaConfig
+
+    cfg = _compose("dyna_latent_planner", ["rounds=2", "finetune.steps=9"])
+    assert set(cfg) - {"hydra"} == {f.name for f in dataclasses.fields(DynaConfig)}
+    config = to_dataclass(cfg, DynaConfig)
+    assert config.rounds == 2 and config.finetune.steps == 9
+    # the MPC demo's budget, so the oracle's return of its 12-episode run is comparable
+    assert config.planner.terminal_value == 16.0 and config.planner.population == 32

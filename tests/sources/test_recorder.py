@@ -202,3 +202,25 @@ def test_a_malformed_copy_resolution_is_refused_before_recording(
     config = RecorderConfig(out_dir=str(tmp_path / "f"), episodes=1, copies=["big"], copy_parts=1)
     with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
         record_footage(config, behaviours, progress=False)
+
+
+class _CountingBehaviour:
+    """Drives faster; counts the episodes it was told of and the steps in each."""
+
+    def __init__(self) -> None:
+        self.steps_per_episode: list[int] = []
+
+    def begin_episode(self) -> None:
+        self.steps_per_episode.append(0)
+
+    def __call__(self, frame: np.ndarray, info: dict, rng: np.random.Generator) -> int:
+        self.steps_per_episode[-1] += 1
+        return 3
+
+
+def test_a_behaviour_with_history_is_told_when_each_episode_begins(tmp_path: Path) -> None:
+    behaviour = _CountingBehaviour()
+    config = RecorderConfig(out_dir=str(tmp_path), episodes=2, episodes_per_part=2, seed=5)
+    record_footage(config, [("faster", behaviour)], progress=False)
+    lengths = [episode.length for episode in read_episodes(tmp_path)]
+    assert behaviour.steps_per_episode == lengths

@@ -373,5 +373,7 @@ def test_two_torchrun_processes_train_the_weights_one_process_trains(
         single, parallel = _weights(finished[stage]), _weights(exports / stage)
         assert relative_gap(single, parallel, init) < RELATIVE_GAP, stage
     single, parallel = _weights(finished["video2world"]), _weights(exports / "video2world")
-    for key in set(single) - set(init):
-        assert torch.allclose(single[key], parallel[key], atol=1e-4), key
+    # the weights Video2World adds, as a whole against their size (elementwise, Adam's division
+    # by a nearly-zero gradient's magnitude turns summation order into visible differences)
+    added = {key: torch.zeros_like(value) for key, value in single.items() if key not in init}
+    assert relative_gap(single, parallel, added) < RELATIVE_GAP

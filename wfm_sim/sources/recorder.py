@@ -33,7 +33,8 @@ from wfm_sim.video import read_video, write_mp4
 
 BehaviourFn = Callable[[np.ndarray, dict[str, Any], np.random.Generator], Any]
 """A behaviour policy: (frame (H, W, 3) uint8, the frame's info dict, rng) -> action (an int
-for a discrete action space, a float vector for a box)."""
+for a discrete action space, a float vector for a box). One that keeps an episode's history (a
+planner) has a ``begin_episode()`` method, called before each episode's first frame."""
 
 NO_ACTION = -1
 """The ``action`` of an episode's last frame (from which no action was taken) in footage with
@@ -117,6 +118,9 @@ def _record_episode(
     sim_seed: int,
 ) -> tuple[list[np.ndarray], list[dict]]:
     frame, info = env.reset(seed=sim_seed)
+    begin_episode = getattr(behaviour, "begin_episode", None)
+    if begin_episode is not None:
+        begin_episode()
     frames, rows = [frame], []
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     done = False

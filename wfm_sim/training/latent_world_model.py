@@ -7,13 +7,17 @@ and learns, at every step, the reward, whether the step ends the episode, and th
 of the real next frames (a stop-gradient consistency target, as TD-MPC2), each term
 weighted by ``horizon_decay ** h``. Resumable, TensorBoard, progress bar; held-out
 measures of the imagined rewards and ends go into the exported checkpoint.
+
+A Dyna round fine-tunes a trained latent model (``init_checkpoint``) on the footage plus
+real episodes its own planner drove (``extra_footage_dirs``), a fixed share of every batch
+drawn from the latter: the model must be right where the planner takes the car.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from torch.nn import functional as F
 import world_models
 from wfm_sim.checkpoints import require_export_dtype
 from wfm_sim.data.footage import Episode, read_episodes
-from wfm_sim.data.windows import WindowBatch, WindowSampler, split_episodes
+from wfm_sim.data.windows import WindowBatch, WindowSampler, draw_favouring, split_episodes
 from wfm_sim.distributed import distributed
 from wfm_sim.io import write_json_atomic
 from wfm_sim.stage_loop import Stage, run_stage
@@ -62,6 +66,15 @@ class LatentTrainConfig:
     weights_dtype: str = "float32"
     """dtype of the exported weights (float16 halves a checkpoint committed to the zoo); the
     exported metrics are measured with the weights rounded to it."""
+    init_checkpoint: str | None = None
+    """A latent world model (zoo name or folder) to start from instead of fresh weights; its
+    config must be the one these widths and the source model make."""
+    extra_footage_dirs: list[str] = field(default_factory=list)
+    """Footage folders trained on besides ``footage_dir`` (never held out): e.g. real episodes
+    driven by a planner over this model, for a Dyna round."""
+    extra_footage_share: float = 0.5
+    """Share of each batch drawn from the extra footage's windows (when there is some): a
+    little of the planner's own driving would otherwise be lost in the footage."""
     run_dir: str = "runs/latent_world_model/driving"
     export_dir: str = "runs/latent_world_model/driving/checkpoint"
     device: str = "auto"
@@ -70,6 +83,10 @@ class LatentTrainConfig:
     def __post_init__(self) -> None:
         if min(self.horizon, self.batch_size, self.steps, self.held_out_windows) < 1:
             raise ValueError("horizon, batch_size, steps and held_out_windows must be >= 1")
+        if not 0.0 <= self.extra_footage_share < 1.0:
+            raise ValueError(
+                f"extra_footage_share must lie in [0, 1), got {self.extra_footage_share}"
+            )
         if not 0.0 < self.horizon_decay <= 1.0:
             raise ValueError(f"horizon_decay must lie in (0, 1], got {self.horizon_decay}")
         if min(self.consistency_weight, self.reward_weight, self.end_weight) < 0:
@@ -159,12 +176,19 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
     model_config = LatentWorldModelConfig(  # refuses a vector-action source before any reading
         source.config, config.state_dim, config.hidden, config.conv_width
     )
+    if config.init_checkpoint is None:
+        model = LatentWorldModel(model_config).to(dist.device)
+    else:
+        model = LatentWorldModel.load(config.init_checkpoint, dist.device, model_config)
+        model.float()  # a float16 zoo checkpoint trains in float32
+    model.copy_tokenizer_of(source)
     episodes = read_episodes(config.footage_dir)
     train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
-    model = LatentWorldModel(model_config).to(dist.device)
-    model.copy_tokenizer_of(source)
+    extra = [e for folder in config.extra_footage_dirs for e in read_episodes(folder)]
     k = model.context
-    sampler = WindowSampler(encode_episodes(source, train, dist.device), k, config.horizon)
+    sampler = WindowSampler(encode_episodes(source, train + extra, dist.device), k, config.horizon)
+    # the extra episodes come last, so their windows are the sampler's last ones
+    extra_windows = np.arange(sum(e.length for e in train), len(sampler))
     held_out_batch = _held_out_batch(encode_episodes(source, held_out, dist.device), config, k)
     trained = torch.nn.ModuleDict(
         {
@@ -183,7 +207,12 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
         config.lr,
         run_dir / "latent_world_model_state.safetensors",
         run_dir / "tb" / "latent_world_model",
-        schedule={"steps": config.steps, "horizon": config.horizon},
+        schedule={
+            "steps": config.steps,
+            "horizon": config.horizon,
+            "init_checkpoint": str(config.init_checkpoint),
+            "extra_footage_dirs": list(config.extra_footage_dirs),
+        },
         checkpoint_every=config.checkpoint_every,
         eval_every=config.eval_every,
     )
@@ -191,9 +220,10 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
     def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         model.train()
         rng = np.random.default_rng([config.seed, step])
-        terms = latent_losses(
-            model, sampler.sample(config.batch_size, rng), config.horizon_decay, dist.device
-        )
+        share = config.extra_footage_share if len(extra_windows) else 0.0
+        # unweighted: the end head is calibrated to the mixture the planner meets
+        indices, _ = draw_favouring(rng, config.batch_size, len(sampler), extra_windows, share)
+        terms = latent_losses(model, sampler.batch(indices), config.horizon_decay, dist.device)
         loss = (
             config.consistency_weight * terms["consistency"]
             + config.reward_weight * terms["reward"]
@@ -222,8 +252,11 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
         info={
             "world_model": str(config.world_model),
             "footage_dir": config.footage_dir,
-            "episodes": {"train": len(train), "held_out": len(held_out)},
-            "frames": {"train": int(sum(len(e.frames) for e in train))},
+            "episodes": {"train": len(train), "held_out": len(held_out), "extra": len(extra)},
+            "frames": {
+                "train": int(sum(len(e.frames) for e in train)),
+                "extra": int(sum(len(e.frames) for e in extra)),
+            },
             "train_config": dataclasses.asdict(config),
             "wall_seconds_this_run": round(time.perf_counter() - started, 1),
         },

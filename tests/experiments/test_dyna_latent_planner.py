@@ -1,0 +1,101 @@
+"""Dyna for the latent planner, end to end on tiny models: a round records real episodes
+driven by the planner, fine-tunes the latent model on them, evaluates it, and a rerun
+resumes without training again; mismatched oracle results are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import experiments.dyna_latent_planner as dyna
+from experiments.dyna_latent_planner import DynaConfig, run_dyna
+from policies.planners import PlannerConfig
+from wfm_sim.data.footage import read_episodes
+from wfm_sim.training.latent_world_model import LatentTrainConfig, train_latent_world_model
+from world_models.model import CheckpointMismatchError
+
+
+def _config(
+    tmp_path: Path, latent: Path, finetune: LatentTrainConfig, **overrides: object
+) -> DynaConfig:
+    fields: dict[str, object] = {
+        "initial_checkpoint": str(latent),
+        "rounds": 1,
+        "episodes_per_round": 2,
+        "episodes_per_part": 2,
+        "finetune": finetune,
+        "planner": PlannerConfig(horizon=2, population=4, elites=2, iterations=1),
+        "eval_episodes": 1,
+        "oracle_results": None,
+        "footage_dir": str(tmp_path / "footage"),
+        "run_dir": str(tmp_path / "runs"),
+        "out_dir": str(tmp_path / "out"),
+        "threads": 1,
+    }
+    return DynaConfig(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_a_round_trains_on_the_planners_own_episodes_and_resumes(
+    tmp_path: Path,
+    tiny_latent_checkpoint: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = _config(tmp_path, tiny_latent_checkpoint, make_latent_train_config(tmp_path / "x"))
+    payload = run_dyna(config)
+    recorded = read_episodes(tmp_path / "footage" / "round_1")
+    assert len(recorded) == 2
+    assert {e.behaviour for e in recorded} == {"latent_planner_round_0"}
+    first, second = payload["rounds"]
+    assert first["planner_frames"] == 0
+    assert second["planner_frames"] == sum(len(e.frames) for e in recorded)
+    assert second["checkpoint"] == str(tmp_path / "runs" / "round_1" / "checkpoint")
+    assert (tmp_path / "runs" / "round_1" / "checkpoint" / "MODEL_CARD.md").exists()
+    stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert stored["oracle_mean_return"] is None and len(stored["rounds"]) == 2
+    assert (tmp_path / "out" / "dyna_latent_planner.png").stat().st_size > 0
+
+    def must_not_train(config: LatentTrainConfig) -> Path:
+        raise AssertionError("a finished round was trained again")
+
+    monkeypatch.setattr(dyna, "train_latent_world_model", must_not_train)
+    again = run_dyna(config)
+    assert [r["mean_return"] for r in again["rounds"]] == [
+        r["mean_return"] for r in payload["rounds"]
+    ]
+
+
+def test_oracle_results_of_other_starts_are_refused(
+    tmp_path: Path,
+    tiny_latent_checkpoint: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    oracle = tmp_path / "oracle.json"
+    oracle.write_text(json.dumps({"seeds": [1], "planner": {}, "results": {}}))
+    config = _config(
+        tmp_path,
+        tiny_latent_checkpoint,
+        make_latent_train_config(tmp_path / "x"),
+        oracle_results=str(oracle),
+    )
+    with pytest.raises(ValueError, match="drove seeds"):
+        run_dyna(config)
+    assert not (tmp_path / "footage").exists()
+
+
+def test_finetuning_refuses_a_checkpoint_of_other_widths(
+    tmp_path: Path,
+    tiny_latent_checkpoint: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    config = make_latent_train_config(
+        tmp_path, init_checkpoint=str(tiny_latent_checkpoint), state_dim=8
+    )
+    with pytest.raises(CheckpointMismatchError):
+        train_latent_world_model(config)
+    with pytest.raises(ValueError, match="extra_footage_share"):
+        dataclasses.replace(config, extra_footage_share=1.0)
