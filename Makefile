@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc dyna-latent-planner rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,8 +26,8 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-# Reproduce everything from recording to the committed checkpoints (about 3 hours on 2 cores).
-pipeline: train-policies record curate train-world-model train-latent-world-model rank
+# Reproduce everything from recording to the committed checkpoints (about 4.5 hours on 2 cores).
+pipeline: train-policies record curate train-world-model train-latent-world-model dyna-latent-planner rank
 
 train-policies: $(STAMP)
 	$(PY) -m experiments.train_policies
@@ -47,9 +47,10 @@ train-world-model: $(STAMP)
 	$(PY) -m experiments.train_world_model run_dir=runs/world_model/driving_more init_checkpoint=world_models/zoo/driving tokenizer_steps=0 dynamics_steps=1500 finetune_steps=400
 
 # The latent world model MPC plans over at MLP speed, on the same footage coded by the
-# driving model's frozen tokenizer (the committed one: see its MODEL_CARD.md).
+# driving model's frozen tokenizer (the committed one: see its MODEL_CARD.md); the zoo's
+# driving_latent is this model after 8 Dyna rounds (make dyna-latent-planner).
 train-latent-world-model: $(STAMP)
-	$(PY) -m experiments.train_latent_world_model export_dir=world_models/zoo/driving_latent weights_dtype=float16
+	$(PY) -m experiments.train_latent_world_model export_dir=runs/latent_world_model/driving/base weights_dtype=float16
 
 # The tokenizer family (9 variants, two at a time on one thread each: about 35 min on 2 cores;
 # dv_1x4x4 is the per-frame one a world model can code its frames with).
@@ -67,6 +68,12 @@ rank: $(STAMP)
 # best zoo policy, in the real env.
 mpc: $(STAMP)
 	$(PY) -m experiments.mpc_demo
+
+# Dyna for the latent planner: 8 rounds of real planner episodes, fine-tuning on them and
+# evaluation on the MPC demo's 12 starts (after train-latent-world-model; about 6 min a round
+# on 2 cores), the last round exported as the zoo's driving_latent.
+dyna-latent-planner: $(STAMP)
+	$(PY) -m experiments.dyna_latent_planner export_dir=world_models/zoo/driving_latent
 
 # RL in the world model (PPO, DQN), in the real env, and real training started from the world model.
 rl: $(STAMP)

@@ -72,6 +72,11 @@ class DynaConfig:
     oracle_results: str | None = "experiments/results/mpc_latent/metrics.json"
     """An MPC demo's metrics.json whose oracle_planner drove the same starts with the same
     budget; None: no oracle line."""
+    export_dir: str | None = None
+    """Where the last round's model is also exported (e.g. the zoo's ``driving_latent``), in
+    ``export_weights_dtype`` and measured as rounded, with a model card of the whole chain;
+    None: not exported."""
+    export_weights_dtype: str = "float16"
     footage_dir: str = "data/footage/driving_dyna"
     run_dir: str = "runs/dyna_latent_planner"
     out_dir: str = "experiments/results/dyna_latent_planner"
@@ -139,17 +144,24 @@ def _collect(config: DynaConfig, round_index: int, checkpoint: str) -> Path:
     return record_footage(recorder, [(f"latent_planner_round_{round_index - 1}", behaviour)])
 
 
-def _finetune(config: DynaConfig, round_index: int, init: str, footage: list[Path]) -> Path:
-    """Round ``round_index``'s checkpoint: ``init`` fine-tuned on the footage plus every
-    round's planner episodes so far (kept when already exported)."""
+def _round_train_config(
+    config: DynaConfig, round_index: int, init: str, footage: list[Path]
+) -> LatentTrainConfig:
+    """Round ``round_index``'s fine-tuning: ``init`` on the footage plus every round's planner
+    episodes so far, in its own run folder."""
     run_dir = Path(config.run_dir) / f"round_{round_index}"
-    train_config = dataclasses.replace(
+    return dataclasses.replace(
         config.finetune,
         init_checkpoint=init,
         extra_footage_dirs=[str(f) for f in footage],
         run_dir=str(run_dir),
         export_dir=str(run_dir / "checkpoint"),
     )
+
+
+def _finetune(config: DynaConfig, round_index: int, init: str, footage: list[Path]) -> Path:
+    """Round ``round_index``'s checkpoint (kept when already exported)."""
+    train_config = _round_train_config(config, round_index, init, footage)
     export_dir = Path(train_config.export_dir)
     if not (export_dir / "MODEL_CARD.md").exists():
         train_latent_world_model(train_config)
@@ -176,6 +188,27 @@ def _evaluate(config: DynaConfig, round_index: int, checkpoint: str) -> dict[str
         threads=config.threads,
     )
     return run_mpc_demo(demo)
+
+
+def _export_last_round(config: DynaConfig, last: LatentTrainConfig) -> Path:
+    """The last round's model (its finished run resumed, nothing trained) exported to
+    ``config.export_dir``, with a model card naming the chain that made it."""
+    assert config.export_dir is not None
+    export = dataclasses.replace(
+        last, export_dir=config.export_dir, weights_dtype=config.export_weights_dtype
+    )
+    export_dir = train_latent_world_model(export)
+    metrics = json.loads((export_dir / "metrics.json").read_text())
+    write_json_atomic(export_dir / "metrics.json", {**metrics, "machine": machine_facts()})
+    made_by = (
+        f"Made by: `python -m experiments.dyna_latent_planner rounds={config.rounds} "
+        f"initial_checkpoint={config.initial_checkpoint} export_dir={config.export_dir}` "
+        f"(Dyna: {config.rounds} rounds of {config.episodes_per_round} real episodes driven by "
+        "the planner over the model, each followed by fine-tuning on the footage plus them; "
+        "`experiments/results/dyna_latent_planner/` holds every round's real return). "
+        f"The starting model: `make train-latent-world-model`."
+    )
+    return write_latent_model_card(Path(config.export_dir), export, made_by)
 
 
 def _round_row(round_index: int, checkpoint: str, evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -229,10 +262,13 @@ def run_dyna(config: DynaConfig) -> dict[str, Any]:
     first = _evaluate(config, 0, checkpoint)
     rows = [_round_row(0, checkpoint, first)]
     footage: list[Path] = []
+    init = checkpoint
     for round_index in range(1, config.rounds + 1):
         footage.append(_collect(config, round_index, checkpoint))
-        checkpoint = str(_finetune(config, round_index, checkpoint, footage))
+        init, checkpoint = checkpoint, str(_finetune(config, round_index, checkpoint, footage))
         rows.append(_round_row(round_index, checkpoint, _evaluate(config, round_index, checkpoint)))
+    if config.export_dir is not None:
+        _export_last_round(config, _round_train_config(config, config.rounds, init, footage))
     baseline_name = MPCDemoConfig().baseline_policy
     baseline = {"name": baseline_name, **first["results"][baseline_name]}
     payload = {

@@ -23,14 +23,24 @@ from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.training.latent_world_model import LatentTrainConfig, train_latent_world_model
 
 
-def write_latent_model_card(export_dir: Path, config: LatentTrainConfig) -> Path:
-    """MODEL_CARD.md beside the checkpoint: the command and config that made it, the data
-    it saw and its held-out measures."""
+def write_latent_model_card(
+    export_dir: Path, config: LatentTrainConfig, made_by: str | None = None
+) -> Path:
+    """MODEL_CARD.md beside the checkpoint: the command and config that made it (``made_by``:
+    Markdown that replaces the single training command, for a chain such as Dyna), the data it
+    saw and its held-out measures."""
     info = json.loads((export_dir / "config.json").read_text())["info"]
     metrics = json.loads((export_dir / "metrics.json").read_text())
     weights_mb = (export_dir / "model.safetensors").stat().st_size / 1e6
     overrides = " ".join(
         f"{k}={v}" for k, v in info["train_config"].items() if v != getattr(LatentTrainConfig(), k)
+    )
+    extra_episodes = info["episodes"].get("extra", 0)
+    extra = (
+        f"; plus {extra_episodes} episodes ({info['frames']['extra']} frames) from "
+        f"{', '.join(f'`{d}`' for d in config.extra_footage_dirs)}"
+        if extra_episodes
+        else ""
     )
     rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items() if k != "machine")
     text = f"""# Latent world model for planning
@@ -40,11 +50,11 @@ frozen frame tokenizer codes the last frames, an MLP steps the state under an ac
 predicts the step's reward and whether it ends the episode (a crash). It imagines no pixels:
 `policies.planners.LatentModelPlanner` scores a CEM population in milliseconds.
 
-Made by: `python -m experiments.train_latent_world_model {overrides}`
+{made_by or f"Made by: `python -m experiments.train_latent_world_model {overrides}`"}
 
 Data: `{info["footage_dir"]}`, {info["episodes"]["train"]} training episodes
 ({info["frames"]["train"]} frames), {info["episodes"]["held_out"]} held out (the source world
-model's split). Weights: {weights_mb:.1f} MB. Wall-clock of the run that finished it:
+model's split){extra}. Weights: {weights_mb:.1f} MB. Wall-clock of the run that finished it:
 {info["wall_seconds_this_run"]} s on this machine.
 
 Held-out measures: open-loop from each window's real context under its real actions

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from experiments.bench.common import RESULTS_DIR
 from experiments.train_rl import RLConfig, steps_to_threshold
 from wfm_sim.io import atomic_path
@@ -460,10 +462,17 @@ def _latent_model_section(
     m = json.loads((folder / "metrics.json").read_text())
     info = json.loads((folder / "config.json").read_text())["info"]
     steps = ", ".join(str(i + 1) for i in range(len(m["reward_mae_by_step"])))
+    extra = info["frames"].get("extra", 0)
+    made = (
+        f"`make train-latent-world-model`, then `make dyna-latent-planner`: its last round trained "
+        f"{info['train_config']['steps']:,} steps on {info['frames']['train']:,} footage frames "
+        f"plus {extra:,} frames of the planner's own real episodes"
+        if extra
+        else f"`make train-latent-world-model`; {info['train_config']['steps']:,} steps on "
+        f"{info['frames']['train']:,} training frames"
+    )
     return [
-        f"The latent world model the `latent_planner` plans over (`make train-latent-world-model`; "
-        f"{info['train_config']['steps']:,} steps on {info['frames']['train']:,} training "
-        "frames), "
+        f"The latent world model the `latent_planner` plans over ({made}), "
         f"on {m['windows']:,} held-out windows: open-loop from each window's real context under "
         "its real actions, no pixels imagined.",
         "",
@@ -477,6 +486,19 @@ def _latent_model_section(
         f"(Brier {m['end_brier']:.3f}).",
         "",
         _machine(m),
+    ]
+
+
+def _mpc_before_dyna_note() -> list[str]:
+    """A line under the 4-episode MPC run while it is the one measured before the Dyna rounds
+    replaced the zoo's latent model (at fba60cb); a rerun of ``make mpc`` drops it."""
+    r = _load("mpc/metrics.json")
+    if r is None or r["machine"].get("commit") != "fba60cb":
+        return []
+    return [
+        "This run's `latent_planner` row is the latent model before its Dyna rounds (the run "
+        "predates them); the 12-episode run below plans over the committed, Dyna-trained one.",
+        "",
     ]
 
 
@@ -495,8 +517,10 @@ def _dyna_section() -> list[str]:
         f"{c['finetune']['steps']:,} steps on the footage plus every round's planner episodes "
         f"({c['finetune']['extra_footage_share']:.0%} of each batch from them), then drives the "
         f"{len(r['seeds'])} evaluation starts of the run above (seeds "
-        f"{r['seeds'][0]}–{r['seeds'][-1]}) with the same budget. Round 0 is the committed "
-        "model. Plot: `experiments/results/dyna_latent_planner/dyna_latent_planner.png`.",
+        f"{r['seeds'][0]}–{r['seeds'][-1]}) with the same budget. Round 0 is the trained model "
+        "(`make train-latent-world-model`); the last round, exported, is the zoo's "
+        "`driving_latent` (`make dyna-latent-planner`). Plot: "
+        "`experiments/results/dyna_latent_planner/dyna_latent_planner.png`.",
         "",
         "| round | planner frames trained on | mean return | of the oracle's | crash rate "
         "| end AUC 1 / 5 steps ahead (held out) |",
@@ -514,7 +538,45 @@ def _dyna_section() -> list[str]:
         f"Same starts: oracle planner {oracle:.2f}" if oracle is not None else "No oracle run",
     ]
     lines[-1] += f"; `{baseline['name']}` {baseline['mean_return']:.2f}."
-    return [*lines, "", _machine(r)]
+    return [*lines, "", _machine(r), "", *_fresh_starts_lines()]
+
+
+def _fresh_starts_lines() -> list[str]:
+    """The starting and the last Dyna model on starts no round was measured on."""
+    base, dyna = (
+        _load("mpc_latent_fresh/base/metrics.json"),
+        _load("mpc_latent_fresh/dyna/metrics.json"),
+    )
+    if base is None or dyna is None:
+        return []
+    before = np.array(base["results"]["latent_planner"]["returns"])
+    after = np.array(dyna["results"]["latent_planner"]["returns"])
+    gain = after - before
+    error = gain.std(ddof=1) / np.sqrt(len(gain))
+    seeds = dyna["seeds"]
+    command = (
+        "python -m experiments.mpc_demo run_pixel_planner=false run_oracle=false "
+        f"episodes={len(seeds)} seed={seeds[0]} latent_checkpoint=CHECKPOINT "
+        "out_dir=experiments/results/mpc_latent_fresh/NAME"
+    )
+    rows = [
+        ("starting model (`base`)", base["results"]["latent_planner"]),
+        (f"after Dyna (`dyna`: `{dyna['latent_checkpoint']}`)", dyna["results"]["latent_planner"]),
+        *((f"`{name}`", m) for name, m in dyna["results"].items() if name != "latent_planner"),
+    ]
+    return [
+        f"On {len(seeds)} starts no round was measured on (seeds {seeds[0]}–{seeds[-1]}; "
+        f"`{command}`):",
+        "",
+        "| controller | mean return | crash rate |",
+        "|---|---|---|",
+        *(f"| {name} | {m['mean_return']:.2f} | {m['crash_rate']:.2f} |" for name, m in rows),
+        "",
+        f"Paired over the starts, Dyna gains {gain.mean():+.2f} ± {error:.2f} (standard error); "
+        f"better on {int((gain > 0).sum())} starts, worse on {int((gain < 0).sum())}.",
+        "",
+        _machine(dyna),
+    ]
 
 
 def _budget(name: str) -> str:
@@ -1385,6 +1447,7 @@ def render() -> str:
         "",
         *_mpc_section(),
         "",
+        *_mpc_before_dyna_note(),
         "The planner over the latent world model alone against the same oracle, on more episodes "
         "(the first 4 seeds are those above):",
         "",

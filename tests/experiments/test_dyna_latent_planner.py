@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import experiments.dyna_latent_planner as dyna
 from experiments.dyna_latent_planner import DynaConfig, run_dyna
 from policies.planners import PlannerConfig
 from wfm_sim.data.footage import read_episodes
 from wfm_sim.training.latent_world_model import LatentTrainConfig, train_latent_world_model
+from world_models.latent import LatentWorldModel
 from world_models.model import CheckpointMismatchError
 
 
@@ -45,7 +48,12 @@ def test_a_round_trains_on_the_planners_own_episodes_and_resumes(
     make_latent_train_config: Callable[..., LatentTrainConfig],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = _config(tmp_path, tiny_latent_checkpoint, make_latent_train_config(tmp_path / "x"))
+    config = _config(
+        tmp_path,
+        tiny_latent_checkpoint,
+        make_latent_train_config(tmp_path / "x"),
+        export_dir=str(tmp_path / "zoo"),
+    )
     payload = run_dyna(config)
     recorded = read_episodes(tmp_path / "footage" / "round_1")
     assert len(recorded) == 2
@@ -58,12 +66,22 @@ def test_a_round_trains_on_the_planners_own_episodes_and_resumes(
     stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert stored["oracle_mean_return"] is None and len(stored["rounds"]) == 2
     assert (tmp_path / "out" / "dyna_latent_planner.png").stat().st_size > 0
+    # the last round, exported in float16 with a card naming the chain and the planner data
+    exported = LatentWorldModel.load(tmp_path / "zoo")
+    assert exported.config == LatentWorldModel.load(second["checkpoint"]).config
+    stored = load_file(str(tmp_path / "zoo" / "model.safetensors"))
+    assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float16}
+    card = (tmp_path / "zoo" / "MODEL_CARD.md").read_text()
+    assert "python -m experiments.dyna_latent_planner rounds=1" in card
+    assert "round_1" in card and "machine" in json.loads(
+        (tmp_path / "zoo" / "metrics.json").read_text()
+    )
 
     def must_not_train(config: LatentTrainConfig) -> Path:
         raise AssertionError("a finished round was trained again")
 
     monkeypatch.setattr(dyna, "train_latent_world_model", must_not_train)
-    again = run_dyna(config)
+    again = run_dyna(dataclasses.replace(config, export_dir=None))
     assert [r["mean_return"] for r in again["rounds"]] == [
         r["mean_return"] for r in payload["rounds"]
     ]
