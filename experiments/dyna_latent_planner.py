@@ -31,7 +31,7 @@ import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
 from experiments.mpc_demo import MPCDemoConfig, run_mpc_demo
-from experiments.train_latent_world_model import write_latent_model_card
+from experiments.train_latent_world_model import describe_export, write_latent_model_card
 from policies.planners import LatentModelPlanner, PlannerConfig
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources.recorder import RecorderConfig, record_footage
@@ -174,8 +174,10 @@ def _evaluate(config: DynaConfig, round_index: int, checkpoint: str) -> dict[str
     evaluation starts; kept when this round was already evaluated with this checkpoint."""
     out = Path(config.out_dir) / f"round_{round_index}"
     done = out / "metrics.json"
-    if done.exists() and json.loads(done.read_text())["latent_checkpoint"] == checkpoint:
-        return dict(json.loads(done.read_text()))
+    if done.exists():
+        stored: dict[str, Any] = json.loads(done.read_text())
+        if stored["latent_checkpoint"] == checkpoint:
+            return stored
     demo = MPCDemoConfig(
         checkpoint=config.finetune.world_model,
         episodes=config.eval_episodes,
@@ -198,17 +200,15 @@ def _export_last_round(config: DynaConfig, last: LatentTrainConfig) -> Path:
         last, export_dir=config.export_dir, weights_dtype=config.export_weights_dtype
     )
     export_dir = train_latent_world_model(export)
-    metrics = json.loads((export_dir / "metrics.json").read_text())
-    write_json_atomic(export_dir / "metrics.json", {**metrics, "machine": machine_facts()})
     made_by = (
         f"Made by: `python -m experiments.dyna_latent_planner rounds={config.rounds} "
         f"initial_checkpoint={config.initial_checkpoint} export_dir={config.export_dir}` "
         f"(Dyna: {config.rounds} rounds of {config.episodes_per_round} real episodes driven by "
         "the planner over the model, each followed by fine-tuning on the footage plus them; "
         "`experiments/results/dyna_latent_planner/` holds every round's real return). "
-        f"The starting model: `make train-latent-world-model`."
+        "The starting model: `make train-latent-world-model`."
     )
-    return write_latent_model_card(Path(config.export_dir), export, made_by)
+    return describe_export(export_dir, export, made_by)
 
 
 def _round_row(round_index: int, checkpoint: str, evaluation: dict[str, Any]) -> dict[str, Any]:

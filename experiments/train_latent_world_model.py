@@ -70,6 +70,17 @@ Held-out measures: open-loop from each window's real context under its real acti
     return path
 
 
+def describe_export(
+    export_dir: Path, config: LatentTrainConfig, made_by: str | None = None
+) -> Path:
+    """Stamp an exported checkpoint's metrics.json with the machine facts and write its
+    model card (``made_by`` as in ``write_latent_model_card``); returns the card's path."""
+    metrics_path = export_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    write_json_atomic(metrics_path, {**metrics, "machine": machine_facts()})
+    return write_latent_model_card(export_dir, config, made_by)
+
+
 ConfigStore.instance().store(name="train_latent_world_model_schema", node=LatentTrainConfig)
 
 
@@ -78,10 +89,7 @@ def main(cfg: DictConfig) -> None:
     """Train, export, write the model card and print where they are."""
     config = to_dataclass(cfg, LatentTrainConfig)
     export_dir = train_latent_world_model(config)
-    metrics_path = export_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    write_json_atomic(metrics_path, {**metrics, "machine": machine_facts()})
-    card = write_latent_model_card(export_dir, config)
+    card = describe_export(export_dir, config)
     print(f"latent world model in {export_dir}; model card {card}")
 
 
