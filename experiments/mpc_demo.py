@@ -33,10 +33,11 @@ from policies.planners import (
     PlannerConfig,
     WorldModelPlanner,
 )
-from wfm_sim.io import write_json_atomic
+from wfm_sim.io import file_sha256, write_json_atomic
 from wfm_sim.sources import ACTION_NAMES
 from wfm_sim.video import write_mp4
 from world_models.latent import LatentWorldModel
+from world_models.model import WEIGHTS_FILE
 
 OUTCOMES: dict[str, str] = {
     "driving": "crash_rate: share of episodes in which the ego vehicle crashed",
@@ -222,10 +223,13 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     if missing:
         raise ValueError(f"policies {missing} are not in the {task.name} zoo: {sorted(zoo)}")
     controllers: list[tuple[str, Any]] = []
+    latent_digest = None
     if config.run_pixel_planner:
         controllers.append(("wfm_planner", wfm_planner))
     if config.latent_checkpoint:
         latent = LatentWorldModel.load(config.latent_checkpoint, device="cpu")
+        latent_folder = world_models.checkpoint_path(config.latent_checkpoint)
+        latent_digest = file_sha256(latent_folder / WEIGHTS_FILE)
         controllers.append(("latent_planner", LatentModelPlanner(latent, config.planner)))
     controllers += [(name, zoo[name]) for name in wanted]
     if config.run_oracle:
@@ -266,6 +270,7 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
         "results": results,
         **_fractions(results, config.floor_policy),
         "latent_checkpoint": config.latent_checkpoint,
+        "latent_weights_sha256": latent_digest,
         "video": written.get("wfm_planner"),
         "latent_video": written.get("latent_planner"),
     }

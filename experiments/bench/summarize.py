@@ -14,7 +14,8 @@ import numpy as np
 
 from experiments.bench.common import RESULTS_DIR
 from experiments.train_rl import RLConfig, steps_to_threshold
-from wfm_sim.io import atomic_path
+from wfm_sim.io import atomic_path, file_sha256
+from world_models.model import WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -451,7 +452,7 @@ def _mpc_section(
                 f"`{r['floor_policy']}` policy: the {label[0].lower() + label[1:]} gets "
                 f"{100 * gain:.0f}% of it.",
             ]
-    return [*lines, "", _machine(r)]
+    return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
 def _latent_model_section(
@@ -489,17 +490,55 @@ def _latent_model_section(
     ]
 
 
-def _mpc_before_dyna_note() -> list[str]:
-    """A line under the 4-episode MPC run while it is the one measured before the Dyna rounds
-    replaced the zoo's latent model (at fba60cb); a rerun of ``make mpc`` drops it."""
-    r = _load("mpc/metrics.json")
-    if r is None or r["machine"].get("commit") != "fba60cb":
+def _stale_latent_note(r: dict[str, Any], command: str) -> list[str]:
+    """A line under an MPC run whose latent planner planned over other weights than the zoo
+    model of that name holds now (the run's recorded SHA-256 against the file's)."""
+    recorded = r.get("latent_weights_sha256")
+    zoo_weights = ROOT / "world_models" / "zoo" / str(r.get("latent_checkpoint")) / WEIGHTS_FILE
+    if recorded is None or not zoo_weights.exists() or file_sha256(zoo_weights) == recorded:
         return []
     return [
-        "This run's `latent_planner` row is the latent model before its Dyna rounds (the run "
-        "predates them); the 12-episode run below plans over the committed, Dyna-trained one.",
         "",
+        f"This run's `latent_planner` planned over an earlier `{r['latent_checkpoint']}` than "
+        f"the zoo's now (weights SHA-256 {recorded[:12]}, the zoo's "
+        f"{file_sha256(zoo_weights)[:12]}): rerun `{command}` to measure the committed one.",
     ]
+
+
+def _mpc_crashes_section() -> list[str]:
+    r = _load("mpc_crashes/crashes.json")
+    command = "python -m experiments.mpc_crashes"
+    if r is None:
+        return [f"Not measured yet: run `{command}` (`make mpc-crashes`)."]
+    s = r["summary"]
+    seeds = r["seeds"]
+    lines = [
+        f"`{command}`: the latent planner over `{r['latent_checkpoint']}` (the MPC demo's "
+        f"budget) drives {s['episodes']} real episodes (seeds {seeds[0]}–{seeds[-1]}; mean "
+        f"return {r['mean_return']:.2f}); for each crash, highway-env's ground truth names the "
+        "car it hit and where that car was at each step before, beside the model's probability "
+        "that the plan it chose would end in a crash.",
+        "",
+        "| crashes | " + " | ".join(s["by_kind"]) + " | a lane change among the last 2 actions |",
+        "|---|" + "---|" * (len(s["by_kind"]) + 1),
+        f"| {s['crashes']} of {s['episodes']} | "
+        + " | ".join(str(v) for v in s["by_kind"].values())
+        + f" | {s['lane_change_in_last_2_actions']} |",
+        "",
+        f"The other car was in view a median {s['steps_in_view_before_median']:g} steps before "
+        "the crash; the model gave the plan it chose a median crash probability of "
+        f"{s['plan_crash_probability_2_steps_before_median']:.3f} two steps before and "
+        f"{s['plan_crash_probability_1_step_before_median']:.3f} one step before. "
+        f"{s['foreseeable_missed']} of {s['crashes']} crashes were foreseeable and missed (the "
+        "car in view for at least 2 steps, the plan rated below 0.5 two steps before)"
+        + (
+            ": most are errors of the model, not of what the 64×64 view shows."
+            if 2 * s["foreseeable_missed"] > s["crashes"]
+            else "; the rest came too soon after the car came into view, or were rated risky."
+        )
+        + " Frames before each crash: `experiments/results/mpc_crashes/crashes.png`.",
+    ]
+    return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
 def _dyna_section() -> list[str]:
@@ -1447,7 +1486,6 @@ def render() -> str:
         "",
         *_mpc_section(),
         "",
-        *_mpc_before_dyna_note(),
         "The planner over the latent world model alone against the same oracle, on more episodes "
         "(the first 4 seeds are those above):",
         "",
@@ -1461,6 +1499,10 @@ def render() -> str:
         "### Dyna: fine-tuning the latent model on the planner's own driving",
         "",
         *_dyna_section(),
+        "",
+        "### Where the latent planner crashes",
+        "",
+        *_mpc_crashes_section(),
         "",
         "## Robotics: MuJoCo Pusher through the same pipeline",
         "",

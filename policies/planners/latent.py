@@ -64,6 +64,16 @@ class LatentModelPlanner:
         rewards, ends = self.model.imagine(self._state, plans)
         return expected_returns(rewards, ends, self.config).cpu().numpy()
 
+    @torch.no_grad()
+    def end_probabilities(self, plan: np.ndarray) -> np.ndarray:
+        """The model's probability (H,) that each imagined step of ``plan`` (H,) ends the
+        episode (a crash), from the current state: how risky the planner judged a plan."""
+        if self._state is None:
+            self._state = self.model.encode_frames(self._context())
+        sequence = torch.from_numpy(np.ascontiguousarray(plan, np.int64)).reshape(1, -1)
+        _, ends = self.model.imagine(self._state, sequence.to(self.device))
+        return ends[0].cpu().numpy()
+
     def act(self, frame: np.ndarray, rng: np.random.Generator) -> Action:
         """Re-plan from the frames ending in ``frame`` and return the first action."""
         if not self._frames:

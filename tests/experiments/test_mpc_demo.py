@@ -12,6 +12,7 @@ from hydra import compose, initialize
 from experiments.config import to_dataclass
 from experiments.mpc_demo import MPCDemoConfig, _fractions, run_mpc_demo
 from policies.planners import PlannerConfig
+from wfm_sim.io import file_sha256
 from wfm_sim.video import read_video
 
 
@@ -54,6 +55,9 @@ def test_mpc_demo_plans_over_the_latent_world_model(
     stored = json.loads((tmp_path / "mpc" / "metrics.json").read_text())
     assert set(stored["results"]) == {"latent_planner", "dqn_15k", "oracle_planner"}
     assert stored["latent_checkpoint"] == str(tiny_latent_checkpoint)
+    assert stored["latent_weights_sha256"] == file_sha256(
+        tiny_latent_checkpoint / "model.safetensors"
+    )
     oracle = stored["results"]["oracle_planner"]["mean_return"]
     latent = stored["results"]["latent_planner"]["mean_return"]
     assert stored["latent_fraction_of_oracle_return"] == pytest.approx(latent / oracle)

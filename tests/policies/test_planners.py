@@ -219,3 +219,16 @@ def test_latent_planner_finds_the_known_optimum(tiny_model_config: WorldModelCon
     assert scores[0] > scores[2] > scores[1]
     with pytest.raises(ValueError, match=r"\(P, H\)"):
         searched.score(np.array([3, 3, 3]))
+
+
+def test_latent_planner_reports_each_step_end_probability_of_a_plan(
+    tiny_model_config: WorldModelConfig,
+) -> None:
+    model = _KnownLatentModel(LatentWorldModelConfig(tiny_model_config, 8, 16, 4))
+    planner = LatentModelPlanner(model, PlannerConfig(horizon=3, population=125, elites=5))
+    frame = np.zeros((64, 64, 3), dtype=np.uint8)
+    planner.begin_episode([frame], [])
+    np.testing.assert_allclose(planner.end_probabilities(np.array([3, 0, 1])), [0, 1, 0], atol=1e-6)
+    planner.act(frame, np.random.default_rng(0))
+    assert planner.last_plan is not None
+    np.testing.assert_allclose(planner.end_probabilities(planner.last_plan), [0, 0, 0], atol=1e-6)

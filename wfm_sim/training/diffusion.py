@@ -23,7 +23,6 @@ same global batch and trains on its slice, and only rank 0 writes files.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from tqdm.auto import tqdm
 from wfm_sim.curation.embed import TextEmbedder
 from wfm_sim.data.shards import decode_mp4_bytes, iter_shard_samples, shard_paths
 from wfm_sim.distributed import Distributed, distributed
-from wfm_sim.io import atomic_path, write_json_atomic
+from wfm_sim.io import atomic_path, file_sha256, write_json_atomic
 from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.tokenizer import VideoTokenizer, load_tokenizer
 from wfm_sim.tokenizer.data import held_out_clip_ids
@@ -207,7 +206,7 @@ def encode_windows(
 
 def _cache_key(source: WindowSource, tokenizer_dir: Path, paths: list[Path]) -> str:
     """What the latent cache depends on: tokenizer weights, shard files, windowing, split."""
-    digest = hashlib.sha256((tokenizer_dir / "model.safetensors").read_bytes()).hexdigest()
+    digest = file_sha256(tokenizer_dir / "model.safetensors")
     return json.dumps(
         {
             "tokenizer_weights_sha256": digest,
