@@ -541,6 +541,27 @@ def _mpc_crashes_section() -> list[str]:
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
+def _zoo_dyna_round(last_round: int) -> str:
+    """Which Dyna round the zoo's ``driving_latent`` is (from the run folder its config names),
+    said against the last round measured."""
+    info = json.loads(
+        (ROOT / "world_models" / "zoo" / "driving_latent" / "config.json").read_text()
+    )["info"]
+    run_dir = Path(info["train_config"]["run_dir"]).name
+    zoo_round = int(run_dir.removeprefix("round_")) if run_dir.startswith("round_") else None
+    if zoo_round == last_round:
+        return (
+            "the last round, exported, is the zoo's `driving_latent` (`make dyna-latent-planner`)"
+        )
+    if zoo_round is None:
+        return "the zoo's `driving_latent` is not one of these rounds"
+    return (
+        f"the zoo's `driving_latent` is round {zoo_round} (`make dyna-latent-planner` runs "
+        f"{zoo_round} rounds and exports the last); the rounds after it were run with "
+        f"`rounds={last_round}` and not exported"
+    )
+
+
 def _dyna_section() -> list[str]:
     r = _load("dyna_latent_planner/metrics.json")
     command = "python -m experiments.dyna_latent_planner"
@@ -557,8 +578,7 @@ def _dyna_section() -> list[str]:
         f"({c['finetune']['extra_footage_share']:.0%} of each batch from them), then drives the "
         f"{len(r['seeds'])} evaluation starts of the run above (seeds "
         f"{r['seeds'][0]}–{r['seeds'][-1]}) with the same budget. Round 0 is the trained model "
-        "(`make train-latent-world-model`); the last round, exported, is the zoo's "
-        "`driving_latent` (`make dyna-latent-planner`). Plot: "
+        f"(`make train-latent-world-model`); {_zoo_dyna_round(len(r['rounds']) - 1)}. Plot: "
         "`experiments/results/dyna_latent_planner/dyna_latent_planner.png`.",
         "",
         "| round | planner frames trained on | mean return | of the oracle's | crash rate "
@@ -598,9 +618,20 @@ def _fresh_starts_lines() -> list[str]:
         f"episodes={len(seeds)} seed={seeds[0]} latent_checkpoint=CHECKPOINT "
         "out_dir=experiments/results/mpc_latent_fresh/NAME"
     )
+    longer = _load("mpc_latent_fresh/dyna12/metrics.json")
     rows = [
         ("starting model (`base`)", base["results"]["latent_planner"]),
         (f"after Dyna (`dyna`: `{dyna['latent_checkpoint']}`)", dyna["results"]["latent_planner"]),
+        *(
+            [
+                (
+                    f"after 12 rounds (`dyna12`: `{longer['latent_checkpoint']}`, not in the zoo)",
+                    longer["results"]["latent_planner"],
+                )
+            ]
+            if longer is not None
+            else []
+        ),
         *((f"`{name}`", m) for name, m in dyna["results"].items() if name != "latent_planner"),
     ]
     return [
