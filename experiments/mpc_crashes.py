@@ -7,7 +7,7 @@ A crash whose car was in view for steps before it, and that the model rated unli
 model error (more data, an ensemble); one whose car came into view only just before is a
 limit of what the camera shows.
 
-    python -m experiments.mpc_crashes [episodes=12 seed=20000 latent_checkpoint=...]
+    python -m experiments.mpc_crashes [episodes=36 seed=20000 latent_checkpoint=...]
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
 from policies.planners import LatentModelPlanner, PlannerConfig
-from wfm_sim.io import atomic_path, file_sha256, write_json_atomic
+from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import ACTION_NAMES, DrivingSimConfig, make_driving_env
 from world_models.latent import LatentWorldModel
-from world_models.model import WEIGHTS_FILE
 
 LANE_CHANGES = (ACTION_NAMES.index("LANE_LEFT"), ACTION_NAMES.index("LANE_RIGHT"))
 SAME_LANE_M = 2.0
@@ -246,7 +245,7 @@ def run_crash_diagnosis(config: CrashDiagnosisConfig) -> dict[str, Any]:
     sim = DrivingSimConfig()
     env = make_driving_env(sim)
     model = LatentWorldModel.load(config.latent_checkpoint, device="cpu")
-    digest = file_sha256(world_models.checkpoint_path(config.latent_checkpoint) / WEIGHTS_FILE)
+    digest = world_models.weights_sha256(config.latent_checkpoint)
     planner = LatentModelPlanner(model, config.planner)
     view = View.of(sim)
     seeds = [config.seed + i for i in range(config.episodes)]

@@ -33,11 +33,10 @@ from policies.planners import (
     PlannerConfig,
     WorldModelPlanner,
 )
-from wfm_sim.io import file_sha256, write_json_atomic
+from wfm_sim.io import write_json_atomic
 from wfm_sim.sources import ACTION_NAMES
 from wfm_sim.video import write_mp4
 from world_models.latent import LatentWorldModel
-from world_models.model import WEIGHTS_FILE
 
 OUTCOMES: dict[str, str] = {
     "driving": "crash_rate: share of episodes in which the ego vehicle crashed",
@@ -228,8 +227,7 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
         controllers.append(("wfm_planner", wfm_planner))
     if config.latent_checkpoint:
         latent = LatentWorldModel.load(config.latent_checkpoint, device="cpu")
-        latent_folder = world_models.checkpoint_path(config.latent_checkpoint)
-        latent_digest = file_sha256(latent_folder / WEIGHTS_FILE)
+        latent_digest = world_models.weights_sha256(config.latent_checkpoint)
         controllers.append(("latent_planner", LatentModelPlanner(latent, config.planner)))
     controllers += [(name, zoo[name]) for name in wanted]
     if config.run_oracle:

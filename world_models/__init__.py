@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wfm_sim.io import file_sha256
 from world_models.action_model import ActionModel, ActionModelConfig, is_action_model
 from world_models.config import WorldModelConfig
 from world_models.model import (
+    WEIGHTS_FILE,
     CheckpointMismatchError,
     ImaginedStep,
     WorldModel,
@@ -36,6 +38,12 @@ def checkpoint_path(name_or_path: str | Path) -> Path:
         return path
     zoo = sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").exists())
     raise FileNotFoundError(f"no world model named or at {name_or_path!r}; the zoo has {zoo}")
+
+
+def weights_sha256(name_or_path: str | Path) -> str:
+    """Hex SHA-256 of a checkpoint's weights file (zoo name or folder): which version of a
+    model a result was measured with."""
+    return file_sha256(checkpoint_path(name_or_path) / WEIGHTS_FILE)
 
 
 EnvModel = WorldModel | ActionModel

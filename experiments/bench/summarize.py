@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+import world_models
 from experiments.bench.common import RESULTS_DIR
 from experiments.train_rl import RLConfig, steps_to_threshold
-from wfm_sim.io import atomic_path, file_sha256
-from world_models.model import WEIGHTS_FILE
+from wfm_sim.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -494,14 +494,17 @@ def _stale_latent_note(r: dict[str, Any], command: str) -> list[str]:
     """A line under an MPC run whose latent planner planned over other weights than the zoo
     model of that name holds now (the run's recorded SHA-256 against the file's)."""
     recorded = r.get("latent_weights_sha256")
-    zoo_weights = ROOT / "world_models" / "zoo" / str(r.get("latent_checkpoint")) / WEIGHTS_FILE
-    if recorded is None or not zoo_weights.exists() or file_sha256(zoo_weights) == recorded:
+    zoo_model = world_models.ZOO_DIR / str(r.get("latent_checkpoint"))
+    if recorded is None or not (zoo_model / "config.json").exists():
+        return []
+    current = world_models.weights_sha256(zoo_model)
+    if current == recorded:
         return []
     return [
         "",
         f"This run's `latent_planner` planned over an earlier `{r['latent_checkpoint']}` than "
         f"the zoo's now (weights SHA-256 {recorded[:12]}, the zoo's "
-        f"{file_sha256(zoo_weights)[:12]}): rerun `{command}` to measure the committed one.",
+        f"{current[:12]}): rerun `{command}` to measure the committed one.",
     ]
 
 
@@ -544,9 +547,7 @@ def _mpc_crashes_section() -> list[str]:
 def _zoo_dyna_round(last_round: int) -> str:
     """Which Dyna round the zoo's ``driving_latent`` is (from the run folder its config names),
     said against the last round measured."""
-    info = json.loads(
-        (ROOT / "world_models" / "zoo" / "driving_latent" / "config.json").read_text()
-    )["info"]
+    info = json.loads((world_models.ZOO_DIR / "driving_latent" / "config.json").read_text())["info"]
     run_dir = Path(info["train_config"]["run_dir"]).name
     zoo_round = int(run_dir.removeprefix("round_")) if run_dir.startswith("round_") else None
     if zoo_round == last_round:

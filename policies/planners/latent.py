@@ -53,25 +53,27 @@ class LatentModelPlanner:
         padded = [recent[0]] * (k - len(recent)) + recent
         return torch.from_numpy(np.stack(padded))[None].to(self.device)
 
+    def _current_state(self) -> torch.Tensor:
+        """The state of the last K real frames, coded once a decision."""
+        if self._state is None:
+            self._state = self.model.encode_frames(self._context())
+        return self._state
+
     @torch.no_grad()
     def score(self, sequences: np.ndarray) -> np.ndarray:
         """Expected discounted imagined return of each sequence (P, H) from the current state."""
         if sequences.ndim != 2:
             raise ValueError(f"action sequences must have shape (P, H), got {sequences.shape}")
-        if self._state is None:
-            self._state = self.model.encode_frames(self._context())
         plans = torch.from_numpy(np.ascontiguousarray(sequences, np.int64)).to(self.device)
-        rewards, ends = self.model.imagine(self._state, plans)
+        rewards, ends = self.model.imagine(self._current_state(), plans)
         return expected_returns(rewards, ends, self.config).cpu().numpy()
 
     @torch.no_grad()
     def end_probabilities(self, plan: np.ndarray) -> np.ndarray:
         """The model's probability (H,) that each imagined step of ``plan`` (H,) ends the
         episode (a crash), from the current state: how risky the planner judged a plan."""
-        if self._state is None:
-            self._state = self.model.encode_frames(self._context())
         sequence = torch.from_numpy(np.ascontiguousarray(plan, np.int64)).reshape(1, -1)
-        _, ends = self.model.imagine(self._state, sequence.to(self.device))
+        _, ends = self.model.imagine(self._current_state(), sequence.to(self.device))
         return ends[0].cpu().numpy()
 
     def act(self, frame: np.ndarray, rng: np.random.Generator) -> Action:
