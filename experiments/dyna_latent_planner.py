@@ -37,6 +37,7 @@ from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources.recorder import RecorderConfig, record_footage
 from wfm_sim.training.latent_world_model import (
     LatentTrainConfig,
+    score_on_footage,
     train_latent_world_model,
 )
 from world_models.latent import LatentWorldModel
@@ -192,6 +193,22 @@ def _evaluate(config: DynaConfig, round_index: int, checkpoint: str) -> dict[str
     return run_mpc_demo(demo)
 
 
+def _score_on_next_episodes(
+    config: DynaConfig, round_index: int, checkpoint: str, footage: Path
+) -> dict[str, Any]:
+    """Round ``round_index``'s model measured on the next round's footage: the real episodes
+    its own planner drove, which it was never trained on (kept when already measured)."""
+    path = Path(config.out_dir) / f"round_{round_index}" / "next_episodes.json"
+    if path.exists():
+        stored: dict[str, Any] = json.loads(path.read_text())
+        if stored["latent_checkpoint"] == checkpoint and stored["footage"] == str(footage):
+            return stored
+    scores = score_on_footage(checkpoint, [str(footage)], config.finetune)
+    measured = {"latent_checkpoint": checkpoint, "footage": str(footage), **scores}
+    write_json_atomic(path, measured)
+    return measured
+
+
 def _export_last_round(config: DynaConfig, last: LatentTrainConfig) -> Path:
     """The last round's model (its finished run resumed, nothing trained) exported to
     ``config.export_dir``, with a model card naming the chain that made it."""
@@ -226,6 +243,7 @@ def _round_row(round_index: int, checkpoint: str, evaluation: dict[str, Any]) ->
         "latency_ms_mean": planner["latency_ms_mean"],
         "end_auc_by_step": model_metrics["end_auc_by_step"],
         "reward_mae_by_step": model_metrics["reward_mae_by_step"],
+        "next_episodes_end_auc_by_step": None,
     }
 
 
@@ -265,6 +283,8 @@ def run_dyna(config: DynaConfig) -> dict[str, Any]:
     init = checkpoint
     for round_index in range(1, config.rounds + 1):
         footage.append(_collect(config, round_index, checkpoint))
+        ahead = _score_on_next_episodes(config, round_index - 1, checkpoint, footage[-1])
+        rows[-1]["next_episodes_end_auc_by_step"] = ahead["end_auc_by_step"]
         init, checkpoint = checkpoint, str(_finetune(config, round_index, checkpoint, footage))
         rows.append(_round_row(round_index, checkpoint, _evaluate(config, round_index, checkpoint)))
     if config.export_dir is not None:

@@ -27,7 +27,9 @@ from tqdm.auto import tqdm
 import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
+from experiments.mpc_demo import drive_episode
 from policies.planners import LatentModelPlanner, PlannerConfig
+from policies.planners.receding import Action
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import ACTION_NAMES, DrivingSimConfig, make_driving_env
 from world_models.latent import LatentWorldModel
@@ -126,26 +128,24 @@ def _drive(
     env: Any, planner: LatentModelPlanner, seed: int, view: View, frames_before: int
 ) -> dict[str, Any]:
     """One real episode; at a crash, the diagnosis and the frames before it."""
-    frame, _ = env.reset(seed=seed)
-    planner.begin_episode([frame], [])
-    rng = np.random.default_rng(seed)
-    frames, actions, risks, offsets = [frame], [], [], []
-    total, done, info = 0.0, False, {}
-    while not done:
-        action = int(planner.act(frame, rng))
+    frames: list[np.ndarray] = []
+    actions: list[int] = []
+    risks: list[float] = []
+    offsets: list[dict[int, tuple[float, float]]] = []
+
+    def record(frame: np.ndarray, action: Action) -> None:
         assert planner.last_plan is not None
         ends = planner.end_probabilities(planner.last_plan)
         risks.append(float(1 - np.prod(1 - ends)))
         offsets.append(_offsets(env))
-        actions.append(action)
-        frame, reward, terminated, truncated, info = env.step(action)
-        planner.observe(frame, action)
+        actions.append(int(action))
         frames.append(frame)
-        total += float(reward)
-        done = terminated or truncated
-    episode: dict[str, Any] = {"seed": seed, "return": total, "steps": len(actions)}
-    partner = _crash_partner(env) if info.get("crashed") else None
-    episode["crashed"] = bool(info.get("crashed"))
+
+    run = drive_episode(env, planner, seed, on_step=record)
+    frames.append(run["last_frame"])
+    episode: dict[str, Any] = {"seed": seed, "return": run["return"], "steps": len(actions)}
+    partner = _crash_partner(env) if run["crashed"] else None
+    episode["crashed"] = run["crashed"]
     if not episode["crashed"]:
         return episode
     path = [o.get(partner) if partner is not None else None for o in offsets]

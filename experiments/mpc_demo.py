@@ -11,6 +11,7 @@ the real episode beside the plan the world model imagined at each step.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from policies.planners import (
     PlannerConfig,
     WorldModelPlanner,
 )
+from policies.planners.receding import Action
 from wfm_sim.io import write_json_atomic
 from wfm_sim.sources import ACTION_NAMES
 from wfm_sim.video import write_mp4
@@ -100,16 +102,21 @@ class MPCDemoConfig:
             raise ValueError(f"success_distance must be > 0 metres, got {self.success_distance}")
 
 
-def _drive(
+StepHook = Callable[[np.ndarray, Action], None]
+"""Called at each decision with the frame the actor saw and the action it chose, before the
+action is taken: to record the plan, the simulator's state or a video panel."""
+
+
+def drive_episode(
     env: Any,
     actor: Any,
     seed: int,
     max_steps: int | None = None,
-    video: list[np.ndarray] | None = None,
+    on_step: StepHook | None = None,
 ) -> dict[str, Any]:
-    """One real episode driven by ``actor`` (at most ``max_steps`` steps); returns its return,
-    whether it crashed, its last ``info`` and the decision latencies. With ``video``, a
-    world-model planner's plan panels are appended to it."""
+    """One real episode driven by ``actor`` (at most ``max_steps`` steps), calling ``on_step``
+    at each decision; returns its return, whether it crashed, its last frame and ``info``, and
+    the decision latencies."""
     frame, info = env.reset(seed=seed)
     if isinstance(actor, WorldModelPlanner | OraclePlanner | LatentModelPlanner):
         actor.begin_episode([frame], [])
@@ -119,10 +126,8 @@ def _drive(
         started = time.perf_counter()
         action = actor.act(frame, rng)
         latencies.append(time.perf_counter() - started)
-        if video is not None and isinstance(actor, WorldModelPlanner):
-            video.append(_plan_panel(actor, frame))
-        if video is not None and isinstance(actor, LatentModelPlanner):
-            video.append(_latent_plan_panel(actor, frame))
+        if on_step is not None:
+            on_step(frame, action)
         frame, reward, terminated, truncated, info = env.step(action)
         if isinstance(actor, WorldModelPlanner | LatentModelPlanner):
             actor.observe(frame, action)
@@ -130,7 +135,23 @@ def _drive(
         crashed = crashed or bool(info.get("crashed", False))
         steps += 1
         done = terminated or truncated or steps == max_steps
-    return {"return": total, "crashed": crashed, "final_info": info, "latencies": latencies}
+    return {
+        "return": total,
+        "crashed": crashed,
+        "last_frame": frame,
+        "final_info": info,
+        "latencies": latencies,
+    }
+
+
+def _panel_recorder(actor: Any, video: list[np.ndarray]) -> StepHook | None:
+    """A step hook appending a model-based planner's plan panel to ``video``; None for an
+    actor that imagines nothing."""
+    if isinstance(actor, WorldModelPlanner):
+        return lambda frame, action: video.append(_plan_panel(actor, frame))
+    if isinstance(actor, LatentModelPlanner):
+        return lambda frame, action: video.append(_latent_plan_panel(actor, frame))
+    return None
 
 
 def _plan_panel(planner: WorldModelPlanner, frame: np.ndarray) -> np.ndarray:
@@ -236,12 +257,12 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, actor in controllers:
         runs = [
-            _drive(
+            drive_episode(
                 env,
                 actor,
                 seed,
                 max_steps=config.max_steps,
-                video=videos.get(name) if i == 0 else None,
+                on_step=_panel_recorder(actor, videos[name]) if i == 0 and name in videos else None,
             )
             for i, seed in enumerate(tqdm(seeds, desc=name))
         ]

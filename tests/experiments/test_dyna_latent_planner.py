@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -62,6 +63,13 @@ def test_a_round_trains_on_the_planners_own_episodes_and_resumes(
     assert first["planner_frames"] == 0
     assert second["planner_frames"] == sum(len(e.frames) for e in recorded)
     assert second["checkpoint"] == str(tmp_path / "runs" / "round_1" / "checkpoint")
+    # round 0's model measured on the episodes its planner drove in round 1; the last round
+    # has no next episodes
+    ahead = json.loads((tmp_path / "out" / "round_0" / "next_episodes.json").read_text())
+    assert ahead["footage"] == str(tmp_path / "footage" / "round_1")
+    np.testing.assert_equal(first["next_episodes_end_auc_by_step"], ahead["end_auc_by_step"])
+    assert len(ahead["end_auc_by_step"]) == config.finetune.horizon
+    assert second["next_episodes_end_auc_by_step"] is None
     assert (tmp_path / "runs" / "round_1" / "checkpoint" / "MODEL_CARD.md").exists()
     stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert stored["oracle_mean_return"] is None and len(stored["rounds"]) == 2

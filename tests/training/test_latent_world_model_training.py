@@ -40,6 +40,23 @@ def test_export_holds_the_source_tokenizer_measures_and_a_model_card(
     assert "steps=4" in card and "reward_mae_by_step" in card
 
 
+def test_footage_measured_on_is_scored_apart_and_never_trained_on(
+    tmp_path: Path,
+    tiny_footage: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    config = make_latent_train_config(tmp_path, eval_footage_dirs=[str(tiny_footage)])
+    export = trainer.train_latent_world_model(config)
+    metrics = json.loads((export / "metrics.json").read_text())
+    scored = metrics["eval_footage"]
+    assert scored["dirs"] == [str(tiny_footage)]
+    windows = sum(e.length for e in read_episodes(tiny_footage))
+    assert scored["windows"] == min(windows, config.held_out_windows)
+    assert len(scored["end_auc_by_step"]) == config.horizon
+    info = json.loads((export / "config.json").read_text())["info"]
+    assert info["episodes"]["extra"] == 0  # measured on, not trained on
+
+
 def test_a_killed_run_resumes_where_it_stopped(
     tmp_path: Path,
     make_latent_train_config: Callable[..., LatentTrainConfig],

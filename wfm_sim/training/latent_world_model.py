@@ -35,6 +35,7 @@ from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.training.imagined_heads import roc_auc
 from wfm_sim.training.world_model import encode_episodes
 from world_models.latent import LatentWorldModel, LatentWorldModelConfig
+from world_models.model import WorldModel
 
 
 @dataclass
@@ -72,6 +73,11 @@ class LatentTrainConfig:
     extra_footage_dirs: list[str] = field(default_factory=list)
     """Footage folders trained on besides ``footage_dir`` (never held out): e.g. real episodes
     driven by a planner over this model, for a Dyna round."""
+    eval_footage_dirs: list[str] = field(default_factory=list)
+    """Footage folders measured on and never trained on (e.g. real episodes a planner over
+    this model drove after its training): how well the model predicts the states its planner
+    leads to, which the footage's held-out episodes do not show. Exported as
+    ``eval_footage`` in metrics.json."""
     extra_footage_share: float = 0.5
     """Share of each batch drawn from the extra footage's windows (when there is some): a
     little of the planner's own driving would otherwise be lost in the footage."""
@@ -164,6 +170,33 @@ def _held_out_batch(held_out: list[Episode], config: LatentTrainConfig, k: int) 
     return sampler.batch(rng.choice(len(sampler), size=count, replace=False))
 
 
+def footage_batch(
+    source: WorldModel, folders: list[str], config: LatentTrainConfig, k: int
+) -> WindowBatch | None:
+    """Windows of the footage in ``folders`` coded by ``source``'s tokenizer, drawn as the
+    held-out ones are (at most ``config.held_out_windows``, seeded); None for no folders."""
+    if not folders:
+        return None
+    episodes = [e for folder in folders for e in read_episodes(folder)]
+    if not episodes:
+        raise ValueError(f"no episodes in the footage folders {folders}")
+    device = next(source.parameters()).device
+    return _held_out_batch(encode_episodes(source, episodes, device), config, k)
+
+
+def score_on_footage(
+    checkpoint: str, folders: list[str], config: LatentTrainConfig
+) -> dict[str, Any]:
+    """``score_latent_model`` of a latent checkpoint on footage it was not trained on (e.g.
+    the real episodes its own planner drove): how well it predicts where its planner leads."""
+    source = world_models.load_world_model(config.world_model, device="cpu")
+    model = LatentWorldModel.load(checkpoint, device="cpu").float()
+    batch = footage_batch(source, folders, config, model.context)
+    if batch is None:
+        raise ValueError("score_on_footage needs at least one footage folder")
+    return score_latent_model(model, batch)
+
+
 def train_latent_world_model(config: LatentTrainConfig) -> Path:
     """Train (or resume) the latent world model and export it with its held-out measures;
     returns the export folder."""
@@ -190,6 +223,7 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
     # the extra episodes come last, so their windows are the sampler's last ones
     extra_windows = np.arange(sum(e.length for e in train), len(sampler))
     held_out_batch = _held_out_batch(encode_episodes(source, held_out, dist.device), config, k)
+    eval_batch = footage_batch(source, list(config.eval_footage_dirs), config, k)
     trained = torch.nn.ModuleDict(
         {
             "encoder": model.encoder,
@@ -232,11 +266,18 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
         return loss, {"loss": loss.detach(), **{n: v.detach() for n, v in terms.items()}}
 
     def evaluate() -> dict[str, float]:
-        scores = score_latent_model(model, held_out_batch)
+        measured = {"": score_latent_model(model, held_out_batch)}
+        if eval_batch is not None:
+            measured["eval_footage_"] = score_latent_model(model, eval_batch)
         return {
-            "reward_mae_step1": scores["reward_mae_by_step"][0],
-            "end_auc_step1": scores["end_auc_by_step"][0],
-            "end_brier": scores["end_brier"],
+            f"{prefix}{name}": value
+            for prefix, scores in measured.items()
+            for name, value in (
+                ("reward_mae_step1", scores["reward_mae_by_step"][0]),
+                ("end_auc_step1", scores["end_auc_by_step"][0]),
+                ("end_auc_step2", scores["end_auc_by_step"][min(1, config.horizon - 1)]),
+                ("end_brier", scores["end_brier"]),
+            )
         }
 
     run_stage(stage, trained, optimizer, step_loss, dist, evaluate=evaluate)
@@ -245,6 +286,11 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
         for parameter in model.parameters():
             parameter.copy_(parameter.to(weights_dtype))
     metrics = score_latent_model(model, held_out_batch)
+    if eval_batch is not None:
+        metrics["eval_footage"] = {
+            "dirs": list(config.eval_footage_dirs),
+            **score_latent_model(model, eval_batch),
+        }
     export_dir = Path(config.export_dir)
     model.eval().save(
         export_dir,
