@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes dyna-latent-planner rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels dyna-latent-planner rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -73,6 +73,9 @@ mpc: $(STAMP)
 # (highway-env's ground truth), how long it was in view, the model's risk for the chosen plan.
 mpc-crashes: $(STAMP)
 	$(PY) -m experiments.mpc_crashes
+
+plan-labels: $(STAMP)
+	$(PY) -m experiments.plan_labels
 
 # Dyna for the latent planner: 8 rounds of real planner episodes, fine-tuning on them and
 # evaluation on the MPC demo's 12 starts (after train-latent-world-model; about 6 min a round

@@ -169,7 +169,7 @@ def _latent_plan_panel(
     pixels): the plan's actions and its expected return."""
     assert planner.last_plan is not None
     plan = [ACTION_NAMES[a].removeprefix("LANE_") for a in planner.last_plan.tolist()]
-    expected = float(planner.score(planner.last_plan[None])[0])
+    expected = planner.last_plan_score
     big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
     band = Image.new("RGB", (big.shape[1], 30), (255, 255, 255))
     draw = ImageDraw.Draw(band)

@@ -545,6 +545,49 @@ def _mpc_crashes_section() -> list[str]:
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
+def _plan_labels_section() -> list[str]:
+    r = _load("plan_labels/metrics.json")
+    command = "python -m experiments.plan_labels"
+    if r is None:
+        return [f"Not measured yet: run `{command}` (`make plan-labels`)."]
+    c, labels = r["config"], r["labels"]
+    lines = [
+        f"`{command} models=[{','.join(c['models'])}]`: the latent planner over "
+        f"`{c['latent_checkpoint']}` (the MPC demo's budget) drives {c['episodes']} real "
+        f"episodes (seeds {c['seed']}–{c['seed'] + c['episodes'] - 1}); at each of its "
+        f"{labels['decisions']:,} decisions its {c['best_plans']} best-rated candidate plans "
+        f"and {c['random_plans']} random ones are played on clones of highway-env "
+        f"({labels['plans']:,} plans, {labels['simulator_steps']:,} simulator steps; "
+        f"{labels['plans_crashing']:.0%} of them crash). Each model then rates the same "
+        "candidates from the same real frames, decision by decision, as the planner would "
+        f"(expected return with terminal value {c['planner']['terminal_value']:g}).",
+        "",
+        "| model | its best-rated plan crashes | … while a safe plan was on the table "
+        "| crash AUC within a decision | return Spearman within a decision "
+        "| regret (real return lost to its pick) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in r["models"].items():
+        auc, rho = m["crash_auc_mean"], m["return_spearman_mean"]
+        lines.append(
+            f"| `{name}` | {m['pick_crashes']:.0%} | "
+            f"{m['pick_crashes_with_a_safe_plan_on_the_table']:.0%} | "
+            f"{auc:.3f} | {rho:.3f} | {m['regret_mean']:.2f} |"
+            if auc is not None and rho is not None
+            else f"| `{name}` | {m['pick_crashes']:.0%} | – | – | – | {m['regret_mean']:.2f} |"
+        )
+    lines += [
+        "",
+        "A plan crashing here is not a crash of the planner: it re-plans every step and acts "
+        "on the first action only. The oracle planner ranks candidates by these real returns, "
+        "so its pick never crashes while a safe plan is on the table; the rows above are how "
+        "far each model's ranking is from that.",
+    ]
+    drove = r["models"].get(c["latent_checkpoint"], {}).get("weights_sha256")
+    recorded = {"latent_checkpoint": c["latent_checkpoint"], "latent_weights_sha256": drove}
+    return [*lines, *_stale_latent_note(recorded, command), "", _machine(r)]
+
+
 def _zoo_dyna_round(last_round: int) -> str:
     """Which Dyna round the zoo's ``driving_latent`` is (from the run folder its config names),
     said against the last round measured."""
@@ -1561,6 +1604,10 @@ def render() -> str:
         "### Where the latent planner crashes",
         "",
         *_mpc_crashes_section(),
+        "",
+        "### How the latent model ranks the plans its planner weighs",
+        "",
+        *_plan_labels_section(),
         "",
         "## Robotics: MuJoCo Pusher through the same pipeline",
         "",

@@ -34,6 +34,9 @@ class LatentModelPlanner:
         self._state: torch.Tensor | None = None
         self.last_plan: np.ndarray | None = None
         """The best sequence (H,) int64 of the last decision."""
+        self.last_candidates: list[tuple[np.ndarray, np.ndarray]] = []
+        """Every batch of sequences (P, H) the last decision scored, with their scores (P,):
+        the plans it weighed."""
         self.last_latency = 0.0
 
     def begin_episode(self, frames: list[np.ndarray], actions: list[Action]) -> None:
@@ -47,16 +50,17 @@ class LatentModelPlanner:
         """Record the frame the last action led to."""
         self._frames.append(frame)
 
-    def _context(self) -> torch.Tensor:
+    def context_frames(self) -> np.ndarray:
+        """The last K real frames (K, H, W, 3) uint8 the current state is coded from."""
         k = self.model.context
         recent = self._frames[-k:]
-        padded = [recent[0]] * (k - len(recent)) + recent
-        return torch.from_numpy(np.stack(padded))[None].to(self.device)
+        return np.stack([recent[0]] * (k - len(recent)) + recent)
 
     def _current_state(self) -> torch.Tensor:
         """The state of the last K real frames, coded once a decision."""
         if self._state is None:
-            self._state = self.model.encode_frames(self._context())
+            context = torch.from_numpy(self.context_frames())[None].to(self.device)
+            self._state = self.model.encode_frames(context)
         return self._state
 
     @torch.no_grad()
@@ -66,7 +70,20 @@ class LatentModelPlanner:
             raise ValueError(f"action sequences must have shape (P, H), got {sequences.shape}")
         plans = torch.from_numpy(np.ascontiguousarray(sequences, np.int64)).to(self.device)
         rewards, ends = self.model.imagine(self._current_state(), plans)
-        return expected_returns(rewards, ends, self.config).cpu().numpy()
+        scores = expected_returns(rewards, ends, self.config).cpu().numpy()
+        self.last_candidates.append((np.array(sequences, dtype=np.int64), scores))
+        return scores
+
+    @property
+    def last_plan_score(self) -> float:
+        """The expected imagined return of the last decision's chosen plan."""
+        if self.last_plan is None:
+            raise ValueError("no decision yet: call act first")
+        for sequences, scores in self.last_candidates:
+            rows = np.flatnonzero((sequences == self.last_plan).all(axis=1))
+            if len(rows):
+                return float(scores[rows[0]])
+        raise AssertionError("the chosen plan is always among the scored candidates")
 
     @torch.no_grad()
     def end_probabilities(self, plan: np.ndarray) -> np.ndarray:
@@ -82,6 +99,7 @@ class LatentModelPlanner:
             self._frames = [frame]
         started = time.perf_counter()
         self._state = None  # the context changed: code it again on the first score
+        self.last_candidates = []
         action, self.last_plan = self.search.plan(self.score, rng)
         self.last_latency = time.perf_counter() - started
         return action

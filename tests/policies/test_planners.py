@@ -232,3 +232,25 @@ def test_latent_planner_reports_each_step_end_probability_of_a_plan(
     planner.act(frame, np.random.default_rng(0))
     assert planner.last_plan is not None
     np.testing.assert_allclose(planner.end_probabilities(planner.last_plan), [0, 0, 0], atol=1e-6)
+
+
+def test_latent_planner_keeps_the_candidates_of_its_last_decision(
+    tiny_model_config: WorldModelConfig,
+) -> None:
+    model = _KnownLatentModel(LatentWorldModelConfig(tiny_model_config, 8, 16, 4))
+    planner = LatentModelPlanner(model, PlannerConfig(horizon=3, population=16, iterations=2))
+    frame = np.zeros((64, 64, 3), dtype=np.uint8)
+    planner.begin_episode([frame], [])
+    with pytest.raises(ValueError, match="act first"):
+        _ = planner.last_plan_score
+    planner.act(frame, np.random.default_rng(0))
+    assert [s.shape for s, _ in planner.last_candidates] == [(16, 3), (16, 3)]
+    scored = np.concatenate([v for _, v in planner.last_candidates])
+    assert planner.last_plan is not None
+    assert planner.last_plan_score == pytest.approx(scored.max())
+    assert planner.last_plan_score == pytest.approx(
+        float(planner.score(planner.last_plan[None])[0])
+    )
+    planner.act(frame, np.random.default_rng(1))  # a new decision forgets the old candidates
+    assert len(planner.last_candidates) == 2
+    np.testing.assert_array_equal(planner.context_frames(), np.stack([frame] * model.context))
