@@ -322,6 +322,10 @@ def run_plan_labels(config: PlanLabelConfig) -> dict[str, Any]:
         "benchmark": "plan_labels",
         "machine": machine_facts(),
         "config": dataclasses.asdict(config),
+        "latent_checkpoint": config.latent_checkpoint,
+        "latent_weights_sha256": json.loads((folder / "labels.json").read_text())[
+            "latent_weights_sha256"
+        ],
         "labels": {
             "folder": str(folder),
             "decisions": len(labels["contexts"]),

@@ -583,9 +583,7 @@ def _plan_labels_section() -> list[str]:
         "so its pick never crashes while a safe plan is on the table; the rows above are how "
         "far each model's ranking is from that.",
     ]
-    drove = r["models"].get(c["latent_checkpoint"], {}).get("weights_sha256")
-    recorded = {"latent_checkpoint": c["latent_checkpoint"], "latent_weights_sha256": drove}
-    return [*lines, *_stale_latent_note(recorded, command), "", _machine(r)]
+    return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
 def _zoo_dyna_round(last_round: int) -> str:

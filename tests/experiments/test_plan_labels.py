@@ -101,6 +101,8 @@ def test_the_entry_point_labels_resumes_and_scores(
     scores = stored["models"][str(tiny_latent_checkpoint)]
     assert scores["decisions"] == decisions and 0 <= scores["pick_crashes"] <= 1
     assert len(scores["weights_sha256"]) == 64
+    # the labels name the weights of the planner that made them, as MPC runs do
+    assert stored["latent_weights_sha256"] == scores["weights_sha256"]
 
     def fails(*args: object) -> None:
         raise AssertionError("a finished part was labelled again")
