@@ -116,10 +116,13 @@ def drive_episode(
 ) -> dict[str, Any]:
     """One real episode driven by ``actor`` (at most ``max_steps`` steps), calling ``on_step``
     at each decision; returns its return, whether it crashed, its last frame and ``info``, and
-    the decision latencies."""
+    the decision latencies. An actor with ``begin_episode`` (a planner) is started from the
+    first frame, and one with ``observe`` is shown each frame its action led to."""
     frame, info = env.reset(seed=seed)
-    if isinstance(actor, WorldModelPlanner | OraclePlanner | LatentModelPlanner):
-        actor.begin_episode([frame], [])
+    begin_episode = getattr(actor, "begin_episode", None)
+    observe = getattr(actor, "observe", None)
+    if begin_episode is not None:
+        begin_episode([frame], [])
     rng = np.random.default_rng(seed)
     total, latencies, done, crashed, steps = 0.0, [], False, False, 0
     while not done:
@@ -129,8 +132,8 @@ def drive_episode(
         if on_step is not None:
             on_step(frame, action)
         frame, reward, terminated, truncated, info = env.step(action)
-        if isinstance(actor, WorldModelPlanner | LatentModelPlanner):
-            actor.observe(frame, action)
+        if observe is not None:
+            observe(frame, action)
         total += float(reward)
         crashed = crashed or bool(info.get("crashed", False))
         steps += 1

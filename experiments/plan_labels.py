@@ -32,18 +32,24 @@ from tqdm.auto import tqdm
 import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
+from experiments.mpc_demo import drive_episode
 from policies.planners import LatentModelPlanner, PlannerConfig
-from policies.planners.oracle import clone_simulator
+from policies.planners.oracle import PlayedPlan, clone_simulator, plan_returns, play_plan
+from policies.planners.receding import Action
 from policies.planners.returns import expected_returns
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import make_driving_env
 from world_models.latent import LatentWorldModel
 
-PLAN_KEYS = ("state", "actions", "rewards", "ended", "valid")
+PLAN_KEYS = ("state", "actions", "rewards", "ended", "valid", "outlasted")
 """Arrays of a labels part with one row per labelled plan: the decision it was a candidate
-at (a row of ``contexts``), the plan, and per step the real reward, whether the episode ended
-there and whether the step was played (none after an end). ``contexts`` holds the last K real
-frames (K, H, W, 3) of each decision."""
+at (a row of ``contexts``), the plan, per step the real reward, whether the episode ended
+there and whether the step was played (none after an end), and whether the episode ran on
+past the plan (``PlayedPlan``). ``contexts`` holds the last K real frames (K, H, W, 3) of
+each decision."""
+
+LABELS_FORMAT = 2
+"""Version of the parts' arrays (2: ``outlasted`` added); labels of another are refused."""
 
 
 @dataclass
@@ -88,20 +94,12 @@ class _NoObservation:
         return None
 
 
-def play_on_clone(env: Any, plan: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``plan`` (H,) played on a clone of the real env's state: per step the reward, whether
-    the episode ended there, and whether the step was played (none after an end)."""
+def play_on_clone(env: Any, plan: np.ndarray) -> PlayedPlan:
+    """``plan`` (H,) played on a clone of the real env's state, as the oracle planner plays
+    one (the clone computes no observations: labelling reads rewards and ends only)."""
     clone: Any = clone_simulator(env)
     clone.observation_type = _NoObservation()
-    horizon = len(plan)
-    rewards = np.zeros(horizon, np.float32)
-    ended, valid = np.zeros(horizon, bool), np.zeros(horizon, bool)
-    for t, action in enumerate(plan):
-        _, reward, terminated, truncated, _ = clone.step(int(action))
-        rewards[t], ended[t], valid[t] = reward, terminated, True
-        if terminated or truncated:
-            break
-    return rewards, ended, valid
+    return play_plan(clone, plan)
 
 
 def chosen_candidates(
@@ -117,33 +115,53 @@ def chosen_candidates(
     return np.concatenate([top, drawn]).astype(np.int64)
 
 
+class _LabellingDriver:
+    """The latent planner as ``drive_episode``'s actor: at every decision its candidates are
+    played on clones of ``env`` and kept in ``decisions`` before it acts, and an ``epsilon``
+    share of its actions is replaced by random ones (all drawn from the episode's generator)."""
+
+    def __init__(self, env: Any, planner: LatentModelPlanner, config: PlanLabelConfig) -> None:
+        self.env, self.planner, self.config = env, planner, config
+        self.decisions: list[dict[str, np.ndarray]] = []
+
+    def begin_episode(self, frames: list[np.ndarray], actions: list[Action]) -> None:
+        """Start the planner from the episode's first frames."""
+        self.planner.begin_episode(frames, actions)
+        self.decisions = []
+
+    def observe(self, frame: np.ndarray, action: Action) -> None:
+        """Pass the frame the action led to on to the planner."""
+        self.planner.observe(frame, action)
+
+    def act(self, frame: np.ndarray, rng: np.random.Generator) -> int:
+        """Plan, label the decision's candidates, then act (at random an ``epsilon`` share)."""
+        action = int(self.planner.act(frame, rng))
+        plans = chosen_candidates(
+            self.planner, self.config.best_plans, self.config.random_plans, rng
+        )
+        played = [play_on_clone(self.env, plan) for plan in plans]
+        self.decisions.append(
+            {
+                "contexts": self.planner.context_frames()[None],
+                "actions": plans,
+                "rewards": np.stack([p.rewards for p in played]).astype(np.float32),
+                "ended": np.stack([p.ended for p in played]),
+                "valid": np.stack([p.played for p in played]),
+                "outlasted": np.array([p.outlasted for p in played]),
+            }
+        )
+        if rng.random() < self.config.epsilon:
+            action = int(rng.integers(self.planner.model.n_actions))
+        return action
+
+
 def _label_episode(
     env: Any, planner: LatentModelPlanner, config: PlanLabelConfig, seed: int
 ) -> list[dict[str, np.ndarray]]:
     """One real episode's labelled decisions, one dict of arrays per decision."""
-    rng = np.random.default_rng(seed)
-    frame, _ = env.reset(seed=seed)
-    planner.begin_episode([frame], [])
-    decisions, done = [], False
-    while not done:
-        action = int(planner.act(frame, rng))
-        plans = chosen_candidates(planner, config.best_plans, config.random_plans, rng)
-        played = [play_on_clone(env, plan) for plan in plans]
-        decisions.append(
-            {
-                "contexts": planner.context_frames()[None],
-                "actions": plans,
-                "rewards": np.stack([p[0] for p in played]),
-                "ended": np.stack([p[1] for p in played]),
-                "valid": np.stack([p[2] for p in played]),
-            }
-        )
-        if rng.random() < config.epsilon:
-            action = int(rng.integers(planner.model.n_actions))
-        frame, _, terminated, truncated, _ = env.step(action)
-        planner.observe(frame, action)
-        done = terminated or truncated
-    return decisions
+    driver = _LabellingDriver(env, planner, config)
+    drive_episode(env, driver, seed)
+    return driver.decisions
 
 
 def _part_path(folder: Path, part: int) -> Path:
@@ -154,6 +172,7 @@ def _keep_settings(folder: Path, config: PlanLabelConfig) -> None:
     """Record how the labels in ``folder`` are made, or refuse to add to labels made another
     way (another planner model, budget, seeds or candidate counts)."""
     settings = {
+        "format": LABELS_FORMAT,
         "latent_weights_sha256": world_models.weights_sha256(config.latent_checkpoint),
         "seed": config.seed,
         "episodes_per_part": config.episodes_per_part,
@@ -202,8 +221,8 @@ def collect_plan_labels(config: PlanLabelConfig) -> Path:
         arrays["state"] = np.concatenate(
             [np.full(len(d["actions"]), i, np.int64) for i, d in enumerate(decisions)]
         )
-        arrays["ended"] = arrays["ended"].astype(np.uint8)
-        arrays["valid"] = arrays["valid"].astype(np.uint8)
+        for flag in ("ended", "valid", "outlasted"):
+            arrays[flag] = arrays[flag].astype(np.uint8)
         with atomic_path(_part_path(folder, part)) as tmp:
             save_file(arrays, str(tmp), metadata={"part": str(part)})
     bar.close()
@@ -227,23 +246,23 @@ def read_plan_labels(folder: str | Path) -> dict[str, np.ndarray]:
         arrays = load_file(str(path))
         missing = {"contexts", *PLAN_KEYS} - set(arrays)
         if missing:
-            raise ValueError(f"{path} is not a plan-labels part: it lacks {sorted(missing)}")
+            raise ValueError(
+                f"{path} is not a plan-labels part of format {LABELS_FORMAT}: it lacks "
+                f"{sorted(missing)}; delete {folder} and run python -m experiments.plan_labels"
+            )
         arrays["state"] = arrays["state"] + offset
         offset += len(arrays["contexts"])
         loaded.append(arrays)
     labels = {k: np.concatenate([a[k] for a in loaded]) for k in ("contexts", *PLAN_KEYS)}
-    labels["ended"], labels["valid"] = labels["ended"].astype(bool), labels["valid"].astype(bool)
+    for flag in ("ended", "valid", "outlasted"):
+        labels[flag] = labels[flag].astype(bool)
     return labels
 
 
 def real_returns(labels: dict[str, np.ndarray], config: PlannerConfig) -> np.ndarray:
-    """Each labelled plan's real return as the planner scores a plan: discounted rewards of
-    the steps played, plus the terminal value when the episode outlasts the plan."""
-    horizon = labels["rewards"].shape[1]
-    discounts = config.discount ** np.arange(horizon)
-    played = (labels["rewards"] * labels["valid"] * discounts).sum(axis=1)
-    outlasts = labels["valid"][:, -1] & ~labels["ended"].any(axis=1)
-    return played + outlasts * config.discount**horizon * config.terminal_value
+    """Each labelled plan's real return as the oracle planner scores a plan
+    (``plan_returns``)."""
+    return plan_returns(labels["rewards"], labels["valid"], labels["outlasted"], config)
 
 
 def rank_candidates(

@@ -14,7 +14,14 @@ from policies.planners.config import PlannerConfig
 from policies.planners.continuous import plan_continuous
 from policies.planners.discrete import ScoreFn, plan
 from policies.planners.latent import LatentModelPlanner
-from policies.planners.oracle import MujocoClone, OraclePlanner, clone_simulator
+from policies.planners.oracle import (
+    MujocoClone,
+    OraclePlanner,
+    PlayedPlan,
+    clone_simulator,
+    plan_returns,
+    play_plan,
+)
 from policies.planners.receding import Action, RecedingHorizon
 from policies.planners.returns import expected_returns
 from policies.planners.world_model import WorldModelPlanner
@@ -24,6 +31,7 @@ __all__ = [
     "LatentModelPlanner",
     "MujocoClone",
     "OraclePlanner",
+    "PlayedPlan",
     "PlannerConfig",
     "RecedingHorizon",
     "ScoreFn",
@@ -32,4 +40,6 @@ __all__ = [
     "expected_returns",
     "plan",
     "plan_continuous",
+    "plan_returns",
+    "play_plan",
 ]

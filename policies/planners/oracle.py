@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -66,6 +67,44 @@ class MujocoClone:
         return self.sim
 
 
+@dataclass(frozen=True)
+class PlayedPlan:
+    """A plan played on a simulator clone: per step (H,) its reward and whether it ended the
+    episode (a crash), which steps were played (none after the episode stopped), and whether
+    the episode ran on past the plan's last step (no end and no time limit within it)."""
+
+    rewards: np.ndarray
+    ended: np.ndarray
+    played: np.ndarray
+    outlasted: bool
+
+
+def play_plan(sim: Any, plan: np.ndarray, continuous: bool = False) -> PlayedPlan:
+    """Step ``sim`` (a clone, stepped in place) through ``plan`` (H,) or (H, A) until the plan
+    or the episode ends."""
+    horizon = len(plan)
+    rewards = np.zeros(horizon)
+    ended, played = np.zeros(horizon, bool), np.zeros(horizon, bool)
+    for t, action in enumerate(plan):
+        _, reward, terminated, truncated, _ = sim.step(action if continuous else int(action))
+        rewards[t], ended[t], played[t] = float(reward), terminated, True
+        if terminated or truncated:
+            return PlayedPlan(rewards, ended, played, outlasted=False)
+    return PlayedPlan(rewards, ended, played, outlasted=True)
+
+
+def plan_returns(
+    rewards: np.ndarray, played: np.ndarray, outlasted: np.ndarray, config: PlannerConfig
+) -> np.ndarray:
+    """The real return (N,) of plans played (rewards and played steps (N, H), ``outlasted``
+    (N,)) as a planner scores a plan: discounted rewards of the steps played, plus the
+    terminal value (discounted as step H) when the episode outlasts the plan."""
+    horizon = rewards.shape[1]
+    discounts = config.discount ** np.arange(horizon)
+    earned = (np.where(played, rewards, 0.0) * discounts).sum(axis=1)
+    return earned + np.where(outlasted, config.discount**horizon * config.terminal_value, 0.0)
+
+
 def _clone_maker(env: gym.Env) -> Callable[[], Any]:
     """A function returning a steppable copy of ``env``'s current state: a synced MuJoCo clone,
     or a deep copy of any other simulator."""
@@ -93,19 +132,15 @@ class OraclePlanner:
 
     def score(self, sequences: np.ndarray) -> np.ndarray:
         """Discounted real return of each sequence (P, H) or (P, H, A) from the env's state,
-        plus the terminal value for a sequence the episode outlasts."""
-        returns = np.zeros(len(sequences))
-        for i, sequence in enumerate(sequences):
-            clone = self._clone()
-            for t, action in enumerate(sequence):
-                step_action = action if self.search.continuous else int(action)
-                _, reward, terminated, truncated, _ = clone.step(step_action)
-                returns[i] += (self.config.discount**t) * float(reward)
-                if terminated or truncated:
-                    break
-            else:  # the episode outlasts the plan
-                returns[i] += (self.config.discount ** len(sequence)) * self.config.terminal_value
-        return returns
+        plus the terminal value for a sequence the episode outlasts (``plan_returns``)."""
+        continuous = self.search.continuous
+        played = [play_plan(self._clone(), sequence, continuous) for sequence in sequences]
+        return plan_returns(
+            np.stack([p.rewards for p in played]),
+            np.stack([p.played for p in played]),
+            np.array([p.outlasted for p in played]),
+            self.config,
+        )
 
     def act(self, frame: np.ndarray, rng: np.random.Generator) -> Action:
         """Re-plan from the real env's current state and return the first action."""

@@ -44,12 +44,16 @@ def test_ranking_measures_match_hand_computed_values() -> None:
 
 def test_real_return_credits_the_terminal_value_only_to_plans_the_episode_outlasts() -> None:
     labels = {
-        "rewards": np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], np.float32),
-        "ended": np.array([[False, False, False], [False, True, False]]),
-        "valid": np.array([[True, True, True], [True, True, False]]),
+        "rewards": np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], np.float32),
+        "ended": np.array([[False, False, False], [False, True, False], [False] * 3]),
+        "valid": np.array([[True, True, True], [True, True, False], [True] * 3]),
+        # the third plan met the time limit at its last step: nothing is left to credit
+        "outlasted": np.array([True, False, False]),
     }
     config = PlannerConfig(horizon=3, discount=0.5, terminal_value=8.0)
-    np.testing.assert_allclose(real_returns(labels, config), [1 + 0.5 + 0.25 + 0.125 * 8, 1.0])
+    np.testing.assert_allclose(
+        real_returns(labels, config), [1 + 0.5 + 0.25 + 0.125 * 8, 1.0, 1 + 0.5 + 0.25]
+    )
 
 
 def test_a_plan_is_played_on_a_clone_and_the_real_env_is_untouched() -> None:
@@ -58,12 +62,15 @@ def test_a_plan_is_played_on_a_clone_and_the_real_env_is_untouched() -> None:
     ego = env.unwrapped.vehicle
     before = ego.position.copy()
     for _ in range(6):  # speeding up for 8 more steps eventually meets a car or the end
-        rewards, ended, valid = play_on_clone(env, np.full(8, FASTER))
+        played = play_on_clone(env, np.full(8, FASTER))
         np.testing.assert_array_equal(ego.position, before)
-        assert valid[0] and (rewards[valid] >= 0).all()
-        if ended.any():
-            last = int(np.flatnonzero(ended)[0])
-            assert not valid[last + 1 :].any()  # nothing is played after an end
+        assert played.played[0] and (played.rewards[played.played] >= 0).all()
+        if not played.ended.any():
+            assert played.outlasted  # 8 steps from the start end well inside the time limit
+        if played.ended.any():
+            last = int(np.flatnonzero(played.ended)[0])
+            assert not played.played[last + 1 :].any()  # nothing is played after an end
+            assert not played.outlasted
             break
     env.close()
 

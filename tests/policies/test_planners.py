@@ -19,6 +19,8 @@ from policies.planners import (
     clone_simulator,
     expected_returns,
     plan,
+    plan_returns,
+    play_plan,
 )
 from policies.planners.discrete import all_sequences
 from wfm_sim.sources import make_driving_env
@@ -157,6 +159,33 @@ def test_oracle_credits_the_terminal_value_only_to_sequences_that_do_not_end() -
     else:
         pytest.fail("no crash within 40 faster steps from seed 3: pick a seed that crashes")
     assert valued.score(np.array([[3, 3]]))[0] == pytest.approx(plain.score(np.array([[3, 3]]))[0])
+
+
+class _TimeLimitedSim:
+    """Pays 1 a step and hits its time limit after ``limit`` steps."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.steps = limit, 0
+
+    def step(self, action: int) -> tuple[None, float, bool, bool, dict[str, object]]:
+        self.steps += 1
+        return None, 1.0, False, self.steps >= self.limit, {}
+
+
+def test_a_plan_cut_by_the_time_limit_at_its_last_step_earns_no_terminal_value() -> None:
+    config = PlannerConfig(horizon=2, discount=0.5, terminal_value=8.0)
+    cut, running = (
+        play_plan(_TimeLimitedSim(2), np.array([1, 1])),
+        play_plan(_TimeLimitedSim(3), np.array([1, 1])),
+    )
+    assert cut.played.all() and not cut.outlasted and running.outlasted
+    returns = plan_returns(
+        np.stack([cut.rewards, running.rewards]),
+        np.stack([cut.played, running.played]),
+        np.array([cut.outlasted, running.outlasted]),
+        config,
+    )
+    np.testing.assert_allclose(returns, [1.5, 1.5 + 0.25 * 8])
 
 
 def test_oracle_scores_are_the_real_returns_and_leave_the_env_alone() -> None:
