@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels dyna-latent-planner rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels planner-risk dyna-latent-planner rl bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -76,6 +76,10 @@ mpc-crashes: $(STAMP)
 
 plan-labels: $(STAMP)
 	$(PY) -m experiments.plan_labels
+
+# How the latent planner trades crashes for speed: terminal values and risk aversion on 100 fresh starts.
+planner-risk: $(STAMP)
+	$(PY) -m experiments.bench.planner_risk
 
 # Dyna for the latent planner: 8 rounds of real planner episodes, fine-tuning on them and
 # evaluation on the MPC demo's 12 starts (after train-latent-world-model; about 6 min a round

@@ -586,6 +586,73 @@ def _plan_labels_section() -> list[str]:
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
+def _planner_risk_section() -> list[str]:
+    r = _load("planner_risk.json")
+    command = "python -m experiments.bench.planner_risk"
+    if r is None:
+        return [f"Not measured yet: run `{command}` (`make planner-risk`)."]
+    rows = r["settings"]
+    lines = [
+        f"`{command}`: the latent planner over `{r['latent_checkpoint']}` (the MPC demo's "
+        f"budget) drives the same {r['episodes']} real episodes (seeds "
+        f"{r['seeds'][0]}–{r['seeds'][1]}, used by no other measure) under each way of "
+        "weighing a crash: the terminal value a plan still running is credited, or risk "
+        "aversion λ with floor κ (`PlannerConfig.risk_aversion`, `risk_floor`: the plan's "
+        "score gains −λ·log(risk + κ), risk being the model's chance that the plan ends "
+        "within its horizon).",
+        "",
+        "| setting | mean return (± s.e.) | episodes that crash | return of those that do not "
+        "| decision latency (mean / p95) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        safe = row["mean_return_without_crash"]
+        lines.append(
+            f"| {row['setting']} | {row['mean_return']:.2f} ± {row['return_sem']:.2f} | "
+            f"{row['crashes']} of {r['episodes']} | "
+            + (f"{safe:.2f}" if safe is not None else "–")
+            + f" | {row['latency_ms_mean']:.1f} / {row['latency_ms_p95']:.1f} ms |"
+        )
+    base, others = rows[0], rows[1:]
+    # the fewest crashes at a mean return within the two standard errors of the first setting
+    close = [
+        o
+        for o in others
+        if base["mean_return"] - o["mean_return"] <= base["return_sem"] + o["return_sem"]
+    ]
+    lines.append("")
+    if close:
+        pick = min(close, key=lambda o: (o["crashes"], -o["mean_return"]))
+        slower = all(
+            o["mean_return_without_crash"] is not None
+            and o["mean_return_without_crash"] < base["mean_return_without_crash"]
+            for o in others
+            if o["crashes"] < base["crashes"]
+        )
+        lines.append(
+            f"Against {base['setting']}: {pick['setting']} crashes in {pick['crashes']} of "
+            f"{r['episodes']} episodes instead of {base['crashes']}, for a mean return "
+            f"{base['mean_return'] - pick['mean_return']:.2f} lower (within the two standard "
+            "errors). Its episodes that do not crash return "
+            f"{pick['mean_return_without_crash']:.2f} against "
+            f"{base['mean_return_without_crash']:.2f}: it avoids crashes by driving slower"
+            + (
+                ", as every setting that crashes less does. The model's crash risk does not "
+                "tell a fast safe plan from a fast doomed one well enough for a planner to "
+                "keep the speed and drop the crashes."
+                if slower
+                else "."
+            )
+            + f" Plot: `{r['figure']}`."
+        )
+    else:
+        lines.append(
+            f"Every other setting returns less than {base['setting']} by more than the two "
+            f"standard errors. Plot: `{r['figure']}`."
+        )
+    return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
+
+
 def _zoo_dyna_round(last_round: int) -> str:
     """Which Dyna round the zoo's ``driving_latent`` is (from the run folder its config names),
     said against the last round measured."""
@@ -1606,6 +1673,10 @@ def render() -> str:
         "### How the latent model ranks the plans its planner weighs",
         "",
         *_plan_labels_section(),
+        "",
+        "### How the latent planner weighs a crash",
+        "",
+        *_planner_risk_section(),
         "",
         "## Robotics: MuJoCo Pusher through the same pipeline",
         "",

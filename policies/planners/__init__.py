@@ -23,7 +23,7 @@ from policies.planners.oracle import (
     play_plan,
 )
 from policies.planners.receding import Action, RecedingHorizon
-from policies.planners.returns import expected_returns
+from policies.planners.returns import expected_returns, plan_scores
 from policies.planners.world_model import WorldModelPlanner
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "expected_returns",
     "plan",
     "plan_continuous",
+    "plan_scores",
     "plan_returns",
     "play_plan",
 ]

@@ -24,6 +24,11 @@ class PlannerConfig:
     weighs an end (a crash) by the return it forfeits and not only by the few steps it sees.
     When ``population`` covers every discrete sequence (n_actions ** horizon), each is scored
     once instead of searched.
+    A model-based planner adds ``risk_aversion * -log(risk + risk_floor)`` to a sequence's
+    expected return, ``risk`` being the model's chance that the sequence ends (a crash) within
+    its horizon (``plan_scores``): a hedge against a model that rates crashes too unlikely,
+    which tells small risks apart (0.01 from 0.03) as much as large ones; risks well below
+    ``risk_floor`` count alike. 0 ranks by the expected return alone.
     """
 
     method: str = "cem"
@@ -39,6 +44,8 @@ class PlannerConfig:
     min_std: float = 0.05
     warm_start: bool = True
     terminal_value: float = 0.0
+    risk_aversion: float = 0.0
+    risk_floor: float = 0.01
 
     def __post_init__(self) -> None:
         if self.method not in ("cem", "mppi"):
@@ -53,6 +60,10 @@ class PlannerConfig:
             raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing}")
         if not np.isfinite(self.terminal_value):
             raise ValueError(f"terminal_value must be finite, got {self.terminal_value}")
+        if not (np.isfinite(self.risk_aversion) and self.risk_aversion >= 0):
+            raise ValueError(f"risk_aversion must be finite and >= 0, got {self.risk_aversion}")
+        if not 0.0 < self.risk_floor <= 1.0:
+            raise ValueError(f"risk_floor must lie in (0, 1], got {self.risk_floor}")
         if not 0.0 < self.min_std <= self.init_std:
             raise ValueError(
                 f"need 0 < min_std <= init_std (fractions of the box's half-width); got "

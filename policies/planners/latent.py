@@ -12,7 +12,7 @@ import torch
 
 from policies.planners.config import PlannerConfig
 from policies.planners.receding import Action, RecedingHorizon
-from policies.planners.returns import expected_returns
+from policies.planners.returns import plan_scores
 from world_models.latent import LatentWorldModel
 
 
@@ -65,12 +65,13 @@ class LatentModelPlanner:
 
     @torch.no_grad()
     def score(self, sequences: np.ndarray) -> np.ndarray:
-        """Expected discounted imagined return of each sequence (P, H) from the current state."""
+        """Each sequence's (P, H) score from the current state: its expected discounted
+        imagined return, less the risk term of a risk-averse config (``plan_scores``)."""
         if sequences.ndim != 2:
             raise ValueError(f"action sequences must have shape (P, H), got {sequences.shape}")
         plans = torch.from_numpy(np.ascontiguousarray(sequences, np.int64)).to(self.device)
         rewards, ends = self.model.imagine(self._current_state(), plans)
-        scores = expected_returns(rewards, ends, self.config).cpu().numpy()
+        scores = plan_scores(rewards, ends, self.config).cpu().numpy()
         self.last_candidates.append((np.array(sequences, dtype=np.int64), scores))
         return scores
 

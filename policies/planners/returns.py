@@ -1,5 +1,6 @@
-"""The return every model-based planner scores a sequence by: imagined rewards weighted by
-the chance of not having ended yet, discounted, plus the worth of a plan still running."""
+"""What every model-based planner scores a sequence by: imagined rewards weighted by the
+chance of not having ended yet, discounted, plus the worth of a plan still running; and, when
+the planner is risk-averse, a term for the chance the plan ends at all."""
 
 from __future__ import annotations
 
@@ -25,3 +26,16 @@ def expected_returns(
     discounts = config.discount ** torch.arange(horizon, dtype=rewards.dtype, device=rewards.device)
     total = (before * discounts * rewards).sum(dim=1)
     return total + running[:, -1] * config.discount**horizon * config.terminal_value
+
+
+def plan_scores(
+    rewards: torch.Tensor, end_probabilities: torch.Tensor, config: PlannerConfig
+) -> torch.Tensor:
+    """What a model-based planner ranks sequences (P, H) by: ``expected_returns`` minus
+    ``config.risk_aversion * log(risk + config.risk_floor)``, where risk is the chance the
+    sequence ends within its horizon, ``1 - prod(1 - end_probabilities)``."""
+    scores = expected_returns(rewards, end_probabilities, config)
+    if config.risk_aversion == 0:
+        return scores
+    risk = 1 - torch.prod(1 - end_probabilities, dim=1)
+    return scores - config.risk_aversion * torch.log(risk + config.risk_floor)

@@ -11,7 +11,7 @@ import torch
 from envs.core import WorldModelCore, action_space_of
 from policies.planners.config import PlannerConfig
 from policies.planners.receding import Action, RecedingHorizon
-from policies.planners.returns import expected_returns
+from policies.planners.returns import plan_scores
 from world_models import WorldModel
 
 
@@ -75,7 +75,7 @@ class WorldModelPlanner:
         """Imagine every sequence (P, H) or (P, H, A) from the last K real frames (one batched
         core of P, started from the shared context): discounted returns weighted by the chance
         of not having ended (the terminal value included), and, with ``decode``, the imagined
-        frames of each step."""
+        frames of each step (with a risk-averse config, the scores of ``plan_scores``)."""
         plan_actions = self._sequences(sequences)
         k = self.model.config.context
         frames = torch.from_numpy(np.stack(self._frames[-k:]))
@@ -91,11 +91,12 @@ class WorldModelPlanner:
             ends.append(imagined.end_probability)
             if decode:
                 decoded.append(self.model.tokenizer.decode(imagined.latent).cpu().numpy())
-        total = expected_returns(torch.stack(rewards, 1), torch.stack(ends, 1), self.config)
+        total = plan_scores(torch.stack(rewards, 1), torch.stack(ends, 1), self.config)
         return total, decoded
 
     def score(self, sequences: np.ndarray) -> np.ndarray:
-        """Expected discounted imagined return of each sequence (P, H) or (P, H, A)."""
+        """Each sequence's (P, H) or (P, H, A) score: its expected discounted imagined return
+        (less the risk term of a risk-averse config, ``plan_scores``)."""
         return self._rollout(sequences, decode=False)[0].cpu().numpy()
 
     def imagine(self, sequence: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from policies.planners import (
     expected_returns,
     plan,
     plan_returns,
+    plan_scores,
     play_plan,
 )
 from policies.planners.discrete import all_sequences
@@ -217,6 +218,24 @@ def test_expected_returns_against_hand_computed_values() -> None:
     torch.testing.assert_close(expected_returns(rewards, ends, config), expected)
     with pytest.raises(ValueError, match=r"\(P, H\)"):
         expected_returns(rewards, ends[:, :1], config)
+
+
+def test_a_risk_averse_score_adds_a_log_term_in_the_chance_the_plan_ends() -> None:
+    rewards = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+    ends = torch.tensor([[0.0, 0.0], [0.5, 0.5]])  # risk 0 and 1 - 0.5 * 0.5 = 0.75
+    neutral = PlannerConfig(discount=0.5, terminal_value=10.0)
+    torch.testing.assert_close(
+        plan_scores(rewards, ends, neutral), expected_returns(rewards, ends, neutral)
+    )
+    averse = PlannerConfig(discount=0.5, terminal_value=10.0, risk_aversion=2.0, risk_floor=0.25)
+    bonus = -2.0 * torch.log(torch.tensor([0.25, 1.0]))  # log(0 + 0.25), log(0.75 + 0.25)
+    torch.testing.assert_close(
+        plan_scores(rewards, ends, averse), expected_returns(rewards, ends, neutral) + bonus
+    )
+    with pytest.raises(ValueError, match="risk_aversion"):
+        PlannerConfig(risk_aversion=-1.0)
+    with pytest.raises(ValueError, match="risk_floor"):
+        PlannerConfig(risk_floor=0.0)
 
 
 class _KnownLatentModel(LatentWorldModel):
