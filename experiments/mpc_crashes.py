@@ -28,7 +28,7 @@ import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
 from experiments.mpc_demo import drive_episode
-from policies.planners import LatentModelPlanner, PlannerConfig
+from policies.planners import LatentModelPlanner, PlannerConfig, crash_risks
 from policies.planners.receding import Action
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import ACTION_NAMES, DrivingSimConfig, make_driving_env
@@ -136,7 +136,7 @@ def _drive(
     def record(frame: np.ndarray, action: Action) -> None:
         assert planner.last_plan is not None
         ends = planner.end_probabilities(planner.last_plan)
-        risks.append(float(1 - np.prod(1 - ends)))
+        risks.append(float(crash_risks(torch.from_numpy(ends)[None])[0]))
         offsets.append(_offsets(env))
         actions.append(int(action))
         frames.append(frame)

@@ -36,7 +36,7 @@ from experiments.mpc_demo import drive_episode
 from policies.planners import LatentModelPlanner, PlannerConfig
 from policies.planners.oracle import PlayedPlan, clone_simulator, plan_returns, play_plan
 from policies.planners.receding import Action
-from policies.planners.returns import plan_scores
+from policies.planners.returns import crash_risks, plan_scores
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import make_driving_env
 from world_models.latent import LatentWorldModel
@@ -317,7 +317,7 @@ def score_model(
     states = coded[torch.from_numpy(labels["state"])]
     rewards, ends = model.imagine(states, torch.from_numpy(labels["actions"]))
     predicted = plan_scores(rewards, ends, config).numpy()  # as the planner ranks them
-    crash_risk = (1 - torch.prod(1 - ends, dim=1)).numpy()
+    crash_risk = crash_risks(ends).numpy()
     crashed = labels["ended"].any(axis=1)
     return rank_candidates(
         labels["state"], predicted, crash_risk, real_returns(labels, config), crashed

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 import world_models
 from experiments.bench.common import RESULTS_DIR, write_result
-from experiments.mpc_demo import drive_episode
+from experiments.mpc_demo import drive_episode, summarize_runs
 from policies.planners import LatentModelPlanner, PlannerConfig
 from wfm_sim.sources import make_driving_env
 from world_models.latent import LatentWorldModel
@@ -76,22 +76,18 @@ def measure(
         runs = [drive_episode(env, planner, seed, max_steps) for seed in seeds]
         returns = np.array([r["return"] for r in runs])
         crashed = np.array([r["crashed"] for r in runs])
-        latencies_ms = 1000 * np.concatenate([r["latencies"] for r in runs])
         rows.append(
             {
                 "setting": name,
                 "planner": values,
-                "mean_return": float(returns.mean()),
+                **summarize_runs(runs, "driving"),
                 "return_sem": float(returns.std(ddof=1) / np.sqrt(len(returns)))
                 if len(returns) > 1
                 else None,
                 "crashes": int(crashed.sum()),
-                "crash_rate": float(crashed.mean()),
                 "mean_return_without_crash": float(returns[~crashed].mean())
                 if (~crashed).any()
                 else None,
-                "latency_ms_mean": float(latencies_ms.mean()),
-                "latency_ms_p95": float(np.percentile(latencies_ms, 95)),
             }
         )
     env.close()

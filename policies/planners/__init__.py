@@ -23,7 +23,7 @@ from policies.planners.oracle import (
     play_plan,
 )
 from policies.planners.receding import Action, RecedingHorizon
-from policies.planners.returns import expected_returns, plan_scores
+from policies.planners.returns import crash_risks, expected_returns, plan_scores
 from policies.planners.world_model import WorldModelPlanner
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "ScoreFn",
     "WorldModelPlanner",
     "clone_simulator",
+    "crash_risks",
     "expected_returns",
     "plan",
     "plan_continuous",

@@ -28,14 +28,20 @@ def expected_returns(
     return total + running[:, -1] * config.discount**horizon * config.terminal_value
 
 
+def crash_risks(end_probabilities: torch.Tensor) -> torch.Tensor:
+    """End probabilities (P, H) of each imagined step -> (P,): the chance that each sequence
+    ends (a crash) somewhere within its horizon."""
+    return 1 - torch.prod(1 - end_probabilities, dim=1)
+
+
 def plan_scores(
     rewards: torch.Tensor, end_probabilities: torch.Tensor, config: PlannerConfig
 ) -> torch.Tensor:
     """What a model-based planner ranks sequences (P, H) by: ``expected_returns`` minus
     ``config.risk_aversion * log(risk + config.risk_floor)``, where risk is the chance the
-    sequence ends within its horizon, ``1 - prod(1 - end_probabilities)``."""
+    sequence ends within its horizon (``crash_risks``)."""
     scores = expected_returns(rewards, end_probabilities, config)
     if config.risk_aversion == 0:
         return scores
-    risk = 1 - torch.prod(1 - end_probabilities, dim=1)
-    return scores - config.risk_aversion * torch.log(risk + config.risk_floor)
+    risks = crash_risks(end_probabilities)
+    return scores - config.risk_aversion * torch.log(risks + config.risk_floor)

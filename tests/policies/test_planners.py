@@ -250,16 +250,26 @@ class _KnownLatentModel(LatentWorldModel):
         return states, reward, end_logit
 
 
-def test_latent_planner_finds_the_known_optimum(tiny_model_config: WorldModelConfig) -> None:
-    model = _KnownLatentModel(LatentWorldModelConfig(tiny_model_config, 8, 16, 4))
-    exhaustive = PlannerConfig(horizon=3, population=125, elites=5, iterations=1)
-    planner = LatentModelPlanner(model, exhaustive)
+def _started_known_planner(
+    model_config: WorldModelConfig, config: PlannerConfig
+) -> tuple[LatentModelPlanner, np.ndarray]:
+    """A latent planner over ``_KnownLatentModel``, begun on a black frame (returned too)."""
+    model = _KnownLatentModel(LatentWorldModelConfig(model_config, 8, 16, 4))
+    planner = LatentModelPlanner(model, config)
     frame = np.zeros((64, 64, 3), dtype=np.uint8)
     planner.begin_episode([frame], [])
+    return planner, frame
+
+
+def test_latent_planner_finds_the_known_optimum(tiny_model_config: WorldModelConfig) -> None:
+    exhaustive = PlannerConfig(horizon=3, population=125, elites=5, iterations=1)
+    planner, frame = _started_known_planner(tiny_model_config, exhaustive)
     assert planner.act(frame, np.random.default_rng(0)) == 3
     assert planner.last_plan is not None and planner.last_plan.tolist() == [3, 3, 3]
     assert planner.last_latency > 0
-    searched = LatentModelPlanner(model, PlannerConfig(horizon=3, population=32, iterations=4))
+    searched = LatentModelPlanner(
+        planner.model, PlannerConfig(horizon=3, population=32, iterations=4)
+    )
     searched.begin_episode([frame], [])
     searched.observe(frame, 3)
     assert searched.act(frame, np.random.default_rng(1)) == 3
@@ -272,10 +282,8 @@ def test_latent_planner_finds_the_known_optimum(tiny_model_config: WorldModelCon
 def test_latent_planner_reports_each_step_end_probability_of_a_plan(
     tiny_model_config: WorldModelConfig,
 ) -> None:
-    model = _KnownLatentModel(LatentWorldModelConfig(tiny_model_config, 8, 16, 4))
-    planner = LatentModelPlanner(model, PlannerConfig(horizon=3, population=125, elites=5))
-    frame = np.zeros((64, 64, 3), dtype=np.uint8)
-    planner.begin_episode([frame], [])
+    config = PlannerConfig(horizon=3, population=125, elites=5)
+    planner, frame = _started_known_planner(tiny_model_config, config)
     np.testing.assert_allclose(planner.end_probabilities(np.array([3, 0, 1])), [0, 1, 0], atol=1e-6)
     planner.act(frame, np.random.default_rng(0))
     assert planner.last_plan is not None
@@ -285,10 +293,8 @@ def test_latent_planner_reports_each_step_end_probability_of_a_plan(
 def test_latent_planner_keeps_the_candidates_of_its_last_decision(
     tiny_model_config: WorldModelConfig,
 ) -> None:
-    model = _KnownLatentModel(LatentWorldModelConfig(tiny_model_config, 8, 16, 4))
-    planner = LatentModelPlanner(model, PlannerConfig(horizon=3, population=16, iterations=2))
-    frame = np.zeros((64, 64, 3), dtype=np.uint8)
-    planner.begin_episode([frame], [])
+    config = PlannerConfig(horizon=3, population=16, iterations=2)
+    planner, frame = _started_known_planner(tiny_model_config, config)
     with pytest.raises(ValueError, match="act first"):
         _ = planner.last_plan_score
     planner.act(frame, np.random.default_rng(0))
@@ -301,4 +307,6 @@ def test_latent_planner_keeps_the_candidates_of_its_last_decision(
     )
     planner.act(frame, np.random.default_rng(1))  # a new decision forgets the old candidates
     assert len(planner.last_candidates) == 2
-    np.testing.assert_array_equal(planner.context_frames(), np.stack([frame] * model.context))
+    np.testing.assert_array_equal(
+        planner.context_frames(), np.stack([frame] * planner.model.context)
+    )
