@@ -32,7 +32,7 @@ from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
 from experiments.mpc_demo import MPCDemoConfig, run_mpc_demo
 from experiments.train_latent_world_model import describe_export, write_latent_model_card
-from policies.planners import LatentModelPlanner, PlannerConfig
+from policies.planners import LatentModelPlanner, PlannerConfig, oracle_settings
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources.recorder import RecorderConfig, record_footage
 from wfm_sim.training.latent_world_model import (
@@ -119,11 +119,14 @@ class PlannerBehaviour:
 
 def _oracle_return(config: DynaConfig, seeds: list[int]) -> float | None:
     """The oracle planner's mean return over ``seeds`` from ``config.oracle_results``, refused
-    when that run drove other starts or planned with another budget."""
+    when that run drove other starts or its oracle planned otherwise (the model-only risk
+    settings may differ: the oracle ranks by real returns)."""
     if config.oracle_results is None:
         return None
     stored = json.loads(Path(config.oracle_results).read_text())
-    if stored["seeds"] != seeds or stored["planner"] != vars(config.planner):
+    if stored["seeds"] != seeds or oracle_settings(stored["planner"]) != oracle_settings(
+        vars(config.planner)
+    ):
         raise ValueError(
             f"{config.oracle_results} drove seeds {stored['seeds']} with planner "
             f"{stored['planner']}, not seeds {seeds} with {vars(config.planner)}: rerun the "

@@ -397,6 +397,13 @@ def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
     return [*lines, "", _machine(first)]
 
 
+def _risk_words(planner: dict[str, Any]) -> str:
+    """How a planner config weighs a crash beyond the return it forfeits, as a clause."""
+    if not planner.get("risk_aversion"):
+        return ""
+    return f", risk aversion {planner['risk_aversion']:g}, floor {planner['risk_floor']:g}"
+
+
 def _mpc_section(
     folder: str = "mpc", config_name: str = "mpc_demo", overrides: str = ""
 ) -> list[str]:
@@ -410,6 +417,7 @@ def _mpc_section(
     extras = ""
     if p.get("terminal_value"):
         extras += f", terminal value {p['terminal_value']:g} for a plan still running"
+    extras += _risk_words(p)
     if r.get("decode_rounds"):
         extras += f", world-model frames drawn in {r['decode_rounds']} rounds"
     if r.get("temperature", 1.0) != 1.0:
@@ -518,7 +526,7 @@ def _mpc_crashes_section() -> list[str]:
     seeds = r["seeds"]
     lines = [
         f"`{command}`: the latent planner over `{r['latent_checkpoint']}` (the MPC demo's "
-        f"budget) drives {s['episodes']} real episodes (seeds {seeds[0]}–{seeds[-1]}; mean "
+        f"budget{_risk_words(r['planner'])}) drives {s['episodes']} real episodes (seeds {seeds[0]}–{seeds[-1]}; mean "
         f"return {r['mean_return']:.2f}); for each crash, highway-env's ground truth names the "
         "car it hit and where that car was at each step before, beside the model's probability "
         "that the plan it chose would end in a crash.",
@@ -536,7 +544,8 @@ def _mpc_crashes_section() -> list[str]:
         f"{s['foreseeable_missed']} of {s['crashes']} crashes were foreseeable and missed (the "
         "car in view for at least 2 steps, the plan rated below 0.5 two steps before)"
         + (
-            ": most are errors of the model, not of what the 64×64 view shows."
+            f": {'all' if s['foreseeable_missed'] == s['crashes'] else 'most'} are errors of "
+            "the model, not of what the 64×64 view shows."
             if 2 * s["foreseeable_missed"] > s["crashes"]
             else "; the rest came too soon after the car came into view, or were rated risky."
         )
@@ -560,7 +569,8 @@ def _plan_labels_section() -> list[str]:
         f"({labels['plans']:,} plans, {labels['simulator_steps']:,} simulator steps; "
         f"{labels['plans_crashing']:.0%} of them crash). Each model then rates the same "
         "candidates from the same real frames, decision by decision, as the planner would "
-        f"(expected return with terminal value {c['planner']['terminal_value']:g}).",
+        f"(expected return with terminal value {c['planner']['terminal_value']:g}"
+        f"{_risk_words(c['planner'])}).",
         "",
         "| model | its best-rated plan crashes | … while a safe plan was on the table "
         "| crash AUC within a decision | return Spearman within a decision "
@@ -687,7 +697,8 @@ def _dyna_section() -> list[str]:
         f"{c['finetune']['steps']:,} steps on the footage plus every round's planner episodes "
         f"({c['finetune']['extra_footage_share']:.0%} of each batch from them), then drives the "
         f"{len(r['seeds'])} evaluation starts of the run above (seeds "
-        f"{r['seeds'][0]}–{r['seeds'][-1]}) with the same budget. Round 0 is the trained model "
+        f"{r['seeds'][0]}–{r['seeds'][-1]}) with the same budget"
+        f"{_risk_words(c['planner']) or ', without risk aversion'}. Round 0 is the trained model "
         f"(`make train-latent-world-model`); {_zoo_dyna_round(len(r['rounds']) - 1)}. Plot: "
         "`experiments/results/dyna_latent_planner/dyna_latent_planner.png`.",
         "",
@@ -751,6 +762,7 @@ def _fresh_starts_lines() -> list[str]:
     command = (
         "python -m experiments.mpc_demo run_pixel_planner=false run_oracle=false "
         f"episodes={len(seeds)} seed={seeds[0]} latent_checkpoint=CHECKPOINT "
+        f"planner.risk_aversion={dyna['planner'].get('risk_aversion', 0.0):g} "
         "out_dir=experiments/results/mpc_latent_fresh/NAME"
     )
     longer = _load("mpc_latent_fresh/dyna12/metrics.json")

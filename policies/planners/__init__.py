@@ -10,7 +10,7 @@ search as zoo-style policies that re-plan every step (receding horizon, ``Recedi
 which imagines no pixels and scores a population in milliseconds.
 """
 
-from policies.planners.config import PlannerConfig
+from policies.planners.config import PlannerConfig, oracle_settings
 from policies.planners.continuous import plan_continuous
 from policies.planners.discrete import ScoreFn, plan
 from policies.planners.latent import LatentModelPlanner
@@ -39,6 +39,7 @@ __all__ = [
     "clone_simulator",
     "crash_risks",
     "expected_returns",
+    "oracle_settings",
     "plan",
     "plan_continuous",
     "plan_scores",

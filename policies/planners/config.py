@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+MODEL_ONLY_FIELDS = ("risk_aversion", "risk_floor")
+"""``PlannerConfig`` fields that only a model-based planner reads: the oracle planner ranks
+plans by the simulator's real returns, which carry no model risk."""
+
+
+def oracle_settings(planner: dict[str, Any]) -> dict[str, Any]:
+    """A planner config as plain data (``vars(config)`` or a results file's ``planner``)
+    without the fields the oracle planner ignores: two runs whose oracle settings match drove
+    the same oracle."""
+    return {key: value for key, value in planner.items() if key not in MODEL_ONLY_FIELDS}
 
 
 @dataclass

@@ -113,6 +113,24 @@ def test_oracle_results_of_other_starts_are_refused(
     assert not (tmp_path / "footage").exists()
 
 
+def test_the_oracle_of_a_risk_averse_demo_run_serves_a_planner_without_risk_aversion(
+    tmp_path: Path,
+    tiny_latent_checkpoint: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    config = _config(tmp_path, tiny_latent_checkpoint, make_latent_train_config(tmp_path / "x"))
+    demo_planner = dataclasses.replace(config.planner, risk_aversion=1.0, risk_floor=0.03)
+    oracle = tmp_path / "oracle.json"
+    stored = {"seeds": [7], "results": {"oracle_planner": {"mean_return": 12.5}}}
+    oracle.write_text(json.dumps({**stored, "planner": vars(demo_planner)}))
+    with_oracle = dataclasses.replace(config, oracle_results=str(oracle))
+    assert dyna._oracle_return(with_oracle, [7]) == 12.5
+    longer = dataclasses.replace(demo_planner, horizon=config.planner.horizon + 1)
+    oracle.write_text(json.dumps({**stored, "planner": vars(longer)}))
+    with pytest.raises(ValueError, match="drove seeds"):
+        dyna._oracle_return(with_oracle, [7])
+
+
 def test_finetuning_refuses_a_checkpoint_of_other_widths(
     tmp_path: Path,
     tiny_latent_checkpoint: Path,
