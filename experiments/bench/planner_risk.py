@@ -26,19 +26,21 @@ from tqdm.auto import tqdm
 
 import world_models
 from experiments.bench.common import RESULTS_DIR, write_result
-from experiments.mpc_demo import drive_episode, summarize_runs
+from experiments.mpc_demo import MPCDemoConfig, drive_episode, summarize_runs
 from policies.planners import LatentModelPlanner, PlannerConfig
 from wfm_sim.sources import make_driving_env
 from world_models.latent import LatentWorldModel
 
-BUDGET: dict[str, Any] = {
-    "method": "cem",
-    "horizon": 4,
-    "population": 32,
-    "elites": 6,
-    "iterations": 2,
-}
-"""The MPC demo's search budget (experiments/conf/mpc_demo.yaml)."""
+BUDGET_KEYS = ("method", "horizon", "population", "elites", "iterations")
+"""The ``PlannerConfig`` fields of a search budget, which every setting shares."""
+
+
+def demo_budget() -> dict[str, Any]:
+    """The MPC demo's search budget (its config's planner, whose other fields are left to
+    the settings)."""
+    planner = MPCDemoConfig().planner
+    return {key: getattr(planner, key) for key in BUDGET_KEYS}
+
 
 SETTINGS: dict[str, dict[str, float]] = {
     "terminal value 16": {"terminal_value": 16.0},
@@ -70,9 +72,9 @@ def measure(
     """Drive every seed with the latent planner under each setting; one row per setting."""
     env = make_driving_env()
     model = LatentWorldModel.load(latent_checkpoint)
-    rows = []
+    budget, rows = demo_budget(), []
     for name, values in tqdm(settings.items(), desc="planner settings"):
-        planner = LatentModelPlanner(model, PlannerConfig(**BUDGET, **values))
+        planner = LatentModelPlanner(model, PlannerConfig(**budget, **values))
         runs = [drive_episode(env, planner, seed, max_steps) for seed in seeds]
         returns = np.array([r["return"] for r in runs])
         crashed = np.array([r["crashed"] for r in runs])
@@ -149,7 +151,7 @@ def main() -> None:
         {
             "latent_checkpoint": args.latent_checkpoint,
             "latent_weights_sha256": world_models.weights_sha256(args.latent_checkpoint),
-            "budget": BUDGET,
+            "budget": demo_budget(),
             "seeds": [seeds[0], seeds[-1]],
             "episodes": args.episodes,
             "settings": rows,

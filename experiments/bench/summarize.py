@@ -526,8 +526,8 @@ def _mpc_crashes_section() -> list[str]:
     seeds = r["seeds"]
     lines = [
         f"`{command}`: the latent planner over `{r['latent_checkpoint']}` (the MPC demo's "
-        f"budget{_risk_words(r['planner'])}) drives {s['episodes']} real episodes (seeds {seeds[0]}–{seeds[-1]}; mean "
-        f"return {r['mean_return']:.2f}); for each crash, highway-env's ground truth names the "
+        f"budget{_risk_words(r['planner'])}) drives {s['episodes']} real episodes (seeds "
+        f"{seeds[0]}–{seeds[-1]}; mean return {r['mean_return']:.2f}); for each crash, highway-env's ground truth names the "
         "car it hit and where that car was at each step before, beside the model's probability "
         "that the plan it chose would end in a crash.",
         "",
