@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
-from experiments.mpc_demo import MPCDemoConfig, run_mpc_demo
+from experiments.mpc_demo import MPCDemoConfig, driving_demo_planner, run_mpc_demo
 from experiments.train_latent_world_model import describe_export, write_latent_model_card
 from policies.planners import LatentModelPlanner, PlannerConfig, oracle_settings
 from wfm_sim.io import atomic_path, write_json_atomic
@@ -63,11 +63,7 @@ class DynaConfig:
     finetune: LatentTrainConfig = field(
         default_factory=lambda: LatentTrainConfig(steps=1000, lr=3e-4)
     )
-    planner: PlannerConfig = field(
-        default_factory=lambda: PlannerConfig(
-            horizon=4, population=32, elites=6, iterations=2, terminal_value=16.0
-        )
-    )
+    planner: PlannerConfig = field(default_factory=lambda: driving_demo_planner(risk_aversion=0.0))
     eval_episodes: int = 12
     eval_seed: int = 20_000
     oracle_results: str | None = "experiments/results/mpc_latent/metrics.json"

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
-from experiments.mpc_demo import drive_episode
+from experiments.mpc_demo import drive_episode, driving_demo_planner
 from policies.planners import LatentModelPlanner, PlannerConfig, crash_risks
 from policies.planners.receding import Action
 from wfm_sim.io import atomic_path, write_json_atomic
@@ -47,11 +47,7 @@ class CrashDiagnosisConfig:
     latent_checkpoint: str = "driving_latent"
     episodes: int = 36
     seed: int = 20_000
-    planner: PlannerConfig = field(
-        default_factory=lambda: PlannerConfig(
-            horizon=4, population=32, elites=6, iterations=2, terminal_value=16.0
-        )
-    )
+    planner: PlannerConfig = field(default_factory=driving_demo_planner)
     frames_before: int = 4
     out_dir: str = "experiments/results/mpc_crashes"
     threads: int = 2

@@ -10,6 +10,7 @@ the real episode beside the plan the world model imagined at each step.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,24 @@ OUTCOMES: dict[str, str] = {
 """Per task, the outcome rate reported beside the return, named and defined."""
 
 
+def driving_demo_planner(**changes: Any) -> PlannerConfig:
+    """The driving MPC demo's planner (``experiments/conf/planner/driving_demo.yaml``), which
+    the crash diagnosis, the plan labels and Dyna plan with too, so that their oracle returns
+    and crashes compare; ``changes`` replace fields (Dyna and the plan labels rank by the
+    expected return alone: ``risk_aversion=0.0``)."""
+    planner = PlannerConfig(
+        method="cem",
+        horizon=4,
+        population=32,
+        elites=6,
+        iterations=2,
+        terminal_value=16.0,
+        risk_aversion=1.0,
+        risk_floor=0.01,
+    )
+    return dataclasses.replace(planner, **changes)
+
+
 @dataclass
 class MPCDemoConfig:
     """Which task and model, how many real episodes (``max_steps``: cut each one short, for
@@ -62,9 +81,7 @@ class MPCDemoConfig:
     max_steps: int | None = None
     baseline_policy: str = "dqn_15k"
     floor_policy: str | None = None
-    planner: PlannerConfig = field(
-        default_factory=lambda: PlannerConfig(horizon=4, population=32, elites=6, iterations=2)
-    )
+    planner: PlannerConfig = field(default_factory=driving_demo_planner)
     latent_checkpoint: str | None = None
     """A latent world model (``world_models.latent``, e.g. ``world_models/zoo/driving_latent``)
     to plan over too, as ``latent_planner`` with the same budget; None: not run."""

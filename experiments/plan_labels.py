@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 import world_models
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
-from experiments.mpc_demo import drive_episode
+from experiments.mpc_demo import drive_episode, driving_demo_planner
 from policies.planners import LatentModelPlanner, PlannerConfig
 from policies.planners.oracle import PlayedPlan, clone_simulator, plan_returns, play_plan
 from policies.planners.receding import Action
@@ -66,11 +66,7 @@ class PlanLabelConfig:
     best_plans: int = 4
     random_plans: int = 4
     epsilon: float = 0.1
-    planner: PlannerConfig = field(
-        default_factory=lambda: PlannerConfig(
-            horizon=4, population=32, elites=6, iterations=2, terminal_value=16.0
-        )
-    )
+    planner: PlannerConfig = field(default_factory=lambda: driving_demo_planner(risk_aversion=0.0))
     models: list[str] = field(default_factory=lambda: ["driving_latent"])
     labels_dir: str = "data/plan_labels/driving"
     out_dir: str = "experiments/results/plan_labels"

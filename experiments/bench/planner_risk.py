@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 import world_models
 from experiments.bench.common import RESULTS_DIR, write_result
-from experiments.mpc_demo import MPCDemoConfig, drive_episode, summarize_runs
+from experiments.mpc_demo import drive_episode, driving_demo_planner, summarize_runs
 from policies.planners import LatentModelPlanner, PlannerConfig
 from wfm_sim.sources import make_driving_env
 from world_models.latent import LatentWorldModel
@@ -36,9 +36,9 @@ BUDGET_KEYS = ("method", "horizon", "population", "elites", "iterations")
 
 
 def demo_budget() -> dict[str, Any]:
-    """The MPC demo's search budget (its config's planner, whose other fields are left to
-    the settings)."""
-    planner = MPCDemoConfig().planner
+    """The MPC demo's search budget (its planner's, whose other fields are left to the
+    settings)."""
+    planner = driving_demo_planner()
     return {key: getattr(planner, key) for key in BUDGET_KEYS}
 
 

@@ -70,3 +70,49 @@ def test_dyna_latent_planner_yaml_lists_every_field() -> None:
     assert config.rounds == 2 and config.finetune.steps == 9
     # the MPC demo's budget, so the oracle's return of its 12-episode run is comparable
     assert config.planner.terminal_value == 16.0 and config.planner.population == 32
+
+
+# (config name, the committed result it measured, where that result keeps its planner)
+PLANNER_RESULTS = [
+    ("mpc_demo", "experiments/results/mpc/metrics.json", ("planner",)),
+    ("mpc_crashes", "experiments/results/mpc_crashes/crashes.json", ("planner",)),
+    ("plan_labels", "experiments/results/plan_labels/metrics.json", ("config", "planner")),
+    (
+        "dyna_latent_planner",
+        "experiments/results/dyna_latent_planner/metrics.json",
+        ("config", "planner"),
+    ),
+    ("mpc_demo_robot", "experiments/results/mpc_robot/metrics.json", ("planner",)),
+]
+
+
+@pytest.mark.parametrize(("name", "result", "keys"), PLANNER_RESULTS)
+def test_each_planner_config_is_the_one_its_committed_result_measured(
+    name: str, result: str, keys: tuple[str, ...]
+) -> None:
+    """The shared planner group (conf/planner/driving_demo.yaml) and each entry point's own
+    changes compose to the planner its committed figures were measured with (fields a result
+    predates take PlannerConfig's defaults), and to its dataclass's default when driving."""
+    import json
+    from pathlib import Path
+
+    import experiments.dyna_latent_planner as dyna
+    import experiments.mpc_crashes as crashes
+    import experiments.mpc_demo as demo
+    import experiments.plan_labels as labels
+    from policies.planners import PlannerConfig
+
+    schema = {
+        "mpc_demo": demo.MPCDemoConfig,
+        "mpc_crashes": crashes.CrashDiagnosisConfig,
+        "plan_labels": labels.PlanLabelConfig,
+        "dyna_latent_planner": dyna.DynaConfig,
+        "mpc_demo_robot": demo.MPCDemoConfig,
+    }[name]
+    config = to_dataclass(_compose(name, []), schema)
+    stored = json.loads((Path(__file__).parents[2] / result).read_text())
+    for key in keys:
+        stored = stored[key]
+    assert config.planner == PlannerConfig(**stored)
+    if name != "mpc_demo_robot":
+        assert config.planner == schema().planner
