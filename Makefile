@@ -87,13 +87,15 @@ planner-risk: $(STAMP)
 dyna-latent-planner: $(STAMP)
 	$(PY) -m experiments.dyna_latent_planner export_dir=world_models/zoo/driving_latent
 
-# RL in the world model (PPO, DQN), in the real env, and real training started from the world model.
+# RL in the world model (PPO, DQN), in the real env, and real training started from the world model;
+# then what each constant action returns on the same real evaluation starts.
 rl: $(STAMP)
 	$(PY) -m experiments.train_rl env=wfm algorithm=ppo
 	$(PY) -m experiments.train_rl env=wfm algorithm=dqn
 	$(PY) -m experiments.train_rl env=real
 	$(PY) -m experiments.train_rl env=real init=wfm_policy
 	$(PY) -m experiments.train_rl env=real init=wfm_encoder
+	$(PY) -m experiments.bench.rl_constant_actions
 
 # RL with a tenth of the real PPO run's interactions: a world model trained from scratch on the
 # first 110 footage episodes (1,985 frames; ~35 min on 2 cores), trained on (~15 min) with a

@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import hydra
@@ -181,8 +181,15 @@ def _build_algorithm(config: RLConfig, env: VecEnv, on_wfm: bool) -> BaseAlgorit
     )
 
 
+class Predictor(Protocol):
+    """What the real-env evaluation acts with: an SB3 algorithm, or any object that maps a
+    frame to an action the same way (``experiments.bench.rl_constant_actions``)."""
+
+    def predict(self, observation: Any, *, deterministic: bool) -> tuple[Any, Any]: ...
+
+
 def evaluate_in_real_env(
-    model: BaseAlgorithm, episodes: int, first_seed: int, task: Task
+    model: Predictor, episodes: int, first_seed: int, task: Task
 ) -> list[float]:
     """Zero-shot returns of ``model`` (deterministic) in the task's real simulator."""
     env = task.make_real_env()

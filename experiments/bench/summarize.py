@@ -15,6 +15,7 @@ from scipy import stats
 
 import world_models
 from experiments.bench.common import RESULTS_DIR
+from experiments.bench.rl_constant_actions import acts_like
 from experiments.train_rl import RLConfig, steps_to_threshold
 from wfm_sim.io import atomic_path
 
@@ -393,8 +394,41 @@ def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
                 f"{real['real_return_mean']:.2f} for the real-trained run (returns are "
                 f"negative, so no percentage), with {100 * used:.0f}% of its real interactions.",
             ]
+    if folder == "rl":
+        labels = {_RL_RUNS[name].format(sim=real_sim): run for name, run in runs.items()}
+        lines += _constant_action_lines(labels)
     first = next(r for r in runs.values() if r is not None)
     return [*lines, "", _machine(first)]
+
+
+def _constant_action_lines(runs: dict[str, dict[str, Any] | None]) -> list[str]:
+    """The constant actions' returns on the RL evaluation starts, and which runs return
+    exactly what one of them does there (they act like it on those starts)."""
+    constant = _load("rl_constant_actions.json")
+    if constant is None:
+        return []
+    means = ", ".join(
+        f"{name} {mean:.2f}"
+        for name, mean in sorted(constant["mean_returns"].items(), key=lambda kv: -kv[1])
+    )
+    alike: dict[str, list[str]] = {}
+    for label, run in runs.items():
+        seed = (run or {}).get("config", {}).get("eval_seed", constant["eval_seed"])
+        if run is not None and seed == constant["eval_seed"]:
+            action = acts_like(run["real_returns"], constant["returns"])
+            if action is not None:
+                alike.setdefault(action, []).append(label)
+    lines = [
+        "",
+        f"Each constant action on the same {constant['episodes']} real starts "
+        f"(`python -m experiments.bench.rl_constant_actions`): {means}.",
+    ]
+    for action, labels in alike.items():
+        lines[-1] += (
+            f" Returning exactly what constant {action} does on every start, so acting like it "
+            f"there: {'; '.join(labels)}."
+        )
+    return lines
 
 
 def _rl_small_footage_section() -> list[str]:
@@ -426,6 +460,7 @@ def _rl_small_footage_section() -> list[str]:
         f"{100 * share:.0f}% of the real-trained return with {100 * used:.1f}% of its real "
         "interactions (aim: ≥ 90% with ≤ 10%). Not counted on either side: the real steps "
         "that trained the zoo policies among the footage's drivers.",
+        *_constant_action_lines({"PPO in the small-footage world model": small}),
         "",
         _machine(small),
     ]

@@ -33,3 +33,37 @@ def test_the_small_footage_run_is_weighed_against_the_real_run(
     text = "\n".join(summarize._rl_small_footage_section())
     assert "1,985 (9.9% of the real run's)" in text
     assert "52% of the real-trained return with 9.9% of its real interactions" in text
+
+
+def test_a_run_returning_a_constant_actions_returns_is_named_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from experiments.bench.rl_constant_actions import acts_like
+
+    constant = {"IDLE": [12.0, 3.5], "SLOWER": [21.02, 20.02]}
+    assert acts_like([21.0204, 20.02], constant) == "SLOWER"
+    assert acts_like([21.1, 20.02], constant) is None
+    assert acts_like([12.0], constant) is None  # another number of starts
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    assert summarize._constant_action_lines({"run": {"real_returns": [12.0, 3.5]}}) == []
+    (tmp_path / "rl_constant_actions.json").write_text(
+        json.dumps(
+            {
+                "episodes": 2,
+                "eval_seed": 30_000,
+                "returns": constant,
+                "mean_returns": {"IDLE": 7.75, "SLOWER": 20.52},
+            }
+        )
+    )
+    runs = {
+        "fast": {"real_returns": [12.0, 3.5]},
+        "slow": {"real_returns": [21.02, 20.02], "config": {"eval_seed": 30_000}},
+        "elsewhere": {"real_returns": [21.02, 20.02], "config": {"eval_seed": 1}},
+        "mixed": {"real_returns": [12.0, 20.02]},
+    }
+    text = "\n".join(summarize._constant_action_lines(runs))
+    assert "SLOWER 20.52, IDLE 7.75" in text
+    assert "what constant IDLE does on every start, so acting like it there: fast." in text
+    assert "what constant SLOWER does on every start, so acting like it there: slow." in text
+    assert "elsewhere" not in text and "mixed" not in text

@@ -1,0 +1,71 @@
+"""What each constant action returns on the RL runs' real evaluation starts: the yardstick that
+tells whether a trained policy learned more than one action.
+
+    python -m experiments.bench.rl_constant_actions
+
+The RL runs (``experiments.train_rl``) are evaluated deterministically on a handful of fixed
+real starts; a run whose per-episode returns equal a constant action's on every start acts, on
+those starts, like that constant action. Writes ``experiments/results/rl_constant_actions.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from experiments.bench.common import write_result
+from experiments.tasks import get_task
+from experiments.train_rl import RLConfig, evaluate_in_real_env
+from wfm_sim.sources import ACTION_NAMES
+
+
+class ConstantPredictor:
+    """Always ``action``, with the ``predict`` signature the real-env evaluation calls."""
+
+    def __init__(self, action: int) -> None:
+        self.action = action
+
+    def predict(self, observation: Any, *, deterministic: bool) -> tuple[int, None]:
+        """The fixed action, whatever the frame."""
+        return self.action, None
+
+
+def measure(episodes: int, first_seed: int) -> dict[str, Any]:
+    """Per-episode real returns of every constant driving action on the given starts."""
+    task = get_task("driving")
+    returns = {
+        name: [
+            round(r, 3)
+            for r in evaluate_in_real_env(ConstantPredictor(action), episodes, first_seed, task)
+        ]
+        for action, name in enumerate(ACTION_NAMES)
+    }
+    return {
+        "episodes": episodes,
+        "eval_seed": first_seed,
+        "returns": returns,
+        "mean_returns": {name: float(np.mean(r)) for name, r in returns.items()},
+    }
+
+
+def acts_like(run_returns: list[float], constant: dict[str, list[float]]) -> str | None:
+    """The constant action whose per-episode returns a run's equal on every start (to the
+    3 decimals both are stored with), or None."""
+    for name, returns in constant.items():
+        if len(returns) == len(run_returns) and np.allclose(returns, run_returns, atol=1e-3):
+            return name
+    return None
+
+
+def main() -> None:
+    config = RLConfig()
+    result = measure(config.eval_episodes, config.eval_seed)
+    path = write_result("rl_constant_actions", result)
+    for name, mean in result["mean_returns"].items():
+        print(f"{name:>10}: {mean:.2f}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
