@@ -17,18 +17,21 @@ import numpy as np
 from experiments.bench.common import write_result
 from experiments.tasks import get_task
 from experiments.train_rl import RLConfig, evaluate_in_real_env
+from policies.base import ConstantPolicy, Policy
 from wfm_sim.sources import ACTION_NAMES
 
 
-class ConstantPredictor:
-    """Always ``action``, with the ``predict`` signature the real-env evaluation calls."""
+class PolicyPredictor:
+    """A zoo policy (``policies.base.Policy``) behind the ``predict`` call the real-env
+    evaluation makes of SB3 algorithms; its randomness, if any, from a generator seeded 0."""
 
-    def __init__(self, action: int) -> None:
-        self.action = action
+    def __init__(self, policy: Policy[int]) -> None:
+        self.policy = policy
+        self.rng = np.random.default_rng(0)
 
     def predict(self, observation: Any, *, deterministic: bool) -> tuple[int, None]:
-        """The fixed action, whatever the frame."""
-        return self.action, None
+        """The policy's action on the frame."""
+        return self.policy.act(observation, self.rng), None
 
 
 def measure(episodes: int, first_seed: int) -> dict[str, Any]:
@@ -37,7 +40,9 @@ def measure(episodes: int, first_seed: int) -> dict[str, Any]:
     returns = {
         name: [
             round(r, 3)
-            for r in evaluate_in_real_env(ConstantPredictor(action), episodes, first_seed, task)
+            for r in evaluate_in_real_env(
+                PolicyPredictor(ConstantPolicy(action, name)), episodes, first_seed, task
+            )
         ]
         for action, name in enumerate(ACTION_NAMES)
     }

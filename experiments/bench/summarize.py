@@ -413,11 +413,12 @@ def _constant_action_lines(runs: dict[str, dict[str, Any] | None]) -> list[str]:
     )
     alike: dict[str, list[str]] = {}
     for label, run in runs.items():
-        seed = (run or {}).get("config", {}).get("eval_seed", constant["eval_seed"])
-        if run is not None and seed == constant["eval_seed"]:
-            action = acts_like(run["real_returns"], constant["returns"])
-            if action is not None:
-                alike.setdefault(action, []).append(label)
+        if run is None:
+            continue
+        seed = run.get("config", {}).get("eval_seed", constant["eval_seed"])
+        action = acts_like(run["real_returns"], constant["returns"])
+        if seed == constant["eval_seed"] and action is not None:
+            alike.setdefault(action, []).append(label)
     lines = [
         "",
         f"Each constant action on the same {constant['episodes']} real starts "

@@ -4,6 +4,8 @@ world-model TrainConfig is listed, so any of them can be overridden on the comma
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize
@@ -93,9 +95,6 @@ def test_each_planner_config_is_the_one_its_committed_result_measured(
     """The shared planner group (conf/planner/driving_demo.yaml) and each entry point's own
     changes compose to the planner its committed figures were measured with (fields a result
     predates take PlannerConfig's defaults), and to its dataclass's default when driving."""
-    import json
-    from pathlib import Path
-
     import experiments.dyna_latent_planner as dyna
     import experiments.mpc_crashes as crashes
     import experiments.mpc_demo as demo
