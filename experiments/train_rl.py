@@ -126,7 +126,9 @@ class _Curve(BaseCallback):
         return True
 
 
-def _training_env(config: RLConfig, env: str) -> VecEnv:
+def training_env(config: RLConfig, env: str) -> VecEnv:
+    """The vectorised, monitored env a run trains in: ``config.n_envs`` copies of the world
+    model (batched) for ``"wfm"``, up to 4 real simulators for ``"real"``."""
     if env == "wfm":
         return VecMonitor(
             WFMVecEnvSB3(num_envs=config.n_envs, seed=config.seed, checkpoint=config.checkpoint)
@@ -134,7 +136,7 @@ def _training_env(config: RLConfig, env: str) -> VecEnv:
     return VecMonitor(DummyVecEnv([get_task(config.task).make_real_env] * min(config.n_envs, 4)))
 
 
-def _build_algorithm(config: RLConfig, env: VecEnv, on_wfm: bool) -> BaseAlgorithm:
+def build_algorithm(config: RLConfig, env: VecEnv, on_wfm: bool) -> BaseAlgorithm:
     """PPO with SB3's CNN (or the world model's encoder as features), or DQN with the zoo's
     ``SmallCNN`` and the zoo's hyper-parameters, one gradient step per transition."""
     if config.algorithm == "dqn":
@@ -213,14 +215,19 @@ def _real_interactions(config: RLConfig) -> int:
     world model was trained on (the imagination is free)."""
     if config.env == "real" and config.init == "scratch":
         return config.total_steps
-    training = json.loads(
-        (world_models.checkpoint_path(config.checkpoint) / "training.json").read_text()
-    )
-    footage = int(training["frames"]["train"] + training["frames"]["held_out"])
+    footage = footage_frames(config.checkpoint)
     return footage + (config.total_steps if config.env == "real" else 0)
 
 
-def _learn(model: BaseAlgorithm, steps: int, name: str) -> tuple[list[tuple[int, float]], float]:
+def footage_frames(checkpoint: str) -> int:
+    """Real frames behind a world model: its footage (held-out episodes included, they were
+    recorded too) and every extra footage folder it trained on."""
+    training = json.loads((world_models.checkpoint_path(checkpoint) / "training.json").read_text())
+    frames = training["frames"]
+    return int(frames["train"] + frames["held_out"] + frames.get("extra", 0))
+
+
+def learn(model: BaseAlgorithm, steps: int, name: str) -> tuple[list[tuple[int, float]], float]:
     """Train ``model`` for ``steps`` env steps: (learning curve, seconds)."""
     curve = _Curve()
     started = time.perf_counter()
@@ -235,15 +242,15 @@ def train_rl(config: RLConfig) -> dict[str, Any]:
     pretrain_seconds = 0.0
     pretrained: BaseAlgorithm | None = None
     if config.init == "wfm_policy":
-        wfm_env = _training_env(config, "wfm")
-        pretrained = _build_algorithm(config, wfm_env, on_wfm=True)
-        _, pretrain_seconds = _learn(pretrained, config.pretrain_steps, f"{config.run_name}_pre")
+        wfm_env = training_env(config, "wfm")
+        pretrained = build_algorithm(config, wfm_env, on_wfm=True)
+        _, pretrain_seconds = learn(pretrained, config.pretrain_steps, f"{config.run_name}_pre")
         wfm_env.close()
-    env = _training_env(config, config.env)
-    model = _build_algorithm(config, env, on_wfm=config.env == "wfm")
+    env = training_env(config, config.env)
+    model = build_algorithm(config, env, on_wfm=config.env == "wfm")
     if pretrained is not None:
         model.policy.load_state_dict(pretrained.policy.state_dict())
-    curve, train_seconds = _learn(model, config.total_steps, config.run_name)
+    curve, train_seconds = learn(model, config.total_steps, config.run_name)
     env.close()
     returns = evaluate_in_real_env(
         model, config.eval_episodes, config.eval_seed, get_task(config.task)

@@ -467,6 +467,73 @@ def _rl_small_footage_section() -> list[str]:
     ]
 
 
+def _steps(count: int | None) -> str:
+    """A step count of a Dyna round's training, or what None there means."""
+    return "its own" if count is None else f"{count:,}"
+
+
+def _rl_dyna_section() -> list[str]:
+    """The Dyna loop's rounds (``experiments.dyna_rl``): real return against the real frames
+    used so far, weighed against the real-trained run of ``_rl_section``."""
+    dyna, real = _load("rl_dyna/metrics.json"), _load("rl/real_ppo.json")
+    if dyna is None or real is None:
+        return ["Not measured yet: run `make rl-dyna` (and `make rl` for the real run)."]
+    config = dyna["config"]
+    lines = [
+        f"PPO ({config['rl']['total_steps']:,} steps a round) starts in a world model made "
+        "as the one above from the first 80 footage episodes alone (round 0: none of the "
+        f"policy's own episodes yet). After each round the policy drives "
+        f"{config['episodes_per_round']} real episodes (actions sampled), the model trains on "
+        "from the previous round's on the footage plus every round's episodes (its starting "
+        f"model's last run again, with {_steps(config['dynamics_steps'])} dynamics and "
+        f"{_steps(config['finetune_steps'])} fine-tune steps), and PPO goes on from where it "
+        "was (`make rl-dyna`). Real frames counted: the footage, held-out episodes included, "
+        "and the rounds' episodes.",
+        "",
+        "| round | real frames used | real return (mean) | of the real-trained return | "
+        "imagined return (last 20 episodes) | PPO wall-clock |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in dyna["rounds"]:
+        imagined = row["imagined_return_last"]
+        lines.append(
+            f"| {row['round']} | {row['real_frames']:,} "
+            f"({100 * row['real_frames'] / real['real_interactions']:.1f}%) | "
+            f"{row['real_return_mean']:.2f} over {len(row['real_returns'])} episodes | "
+            f"{100 * row['real_return_mean'] / real['real_return_mean']:.0f}% | "
+            f"{'-' if imagined is None else f'{imagined:.2f}'} | {row['train_seconds']} s |"
+        )
+    last = dyna["rounds"][-1]
+    used = last["real_frames"] / real["real_interactions"]
+    share = last["real_return_mean"] / real["real_return_mean"]
+    budget = (
+        " The next round could have passed the frame budget." if dyna["stopped_by_budget"] else ""
+    )
+    eval_seed = {"eval_seed": config["rl"]["eval_seed"]}
+    checks = dyna.get("seed_check", [])
+    by_round: dict[int, list[str]] = {}
+    for check in checks:
+        by_round.setdefault(check["round"], []).append(
+            f"seed {check['seed']} {check['real_return_mean']:.2f}"
+        )
+    seeds = "; ".join(f"in round {r}'s model {', '.join(runs)}" for r, runs in by_round.items())
+    checked = f" PPO from scratch with other seeds, {seeds}." if checks else ""
+    labelled = {
+        **{f"round {r['round']}": r for r in dyna["rounds"]},
+        **{f"seed {c['seed']} in round {c['round']}'s model": c for c in checks},
+    }
+    return [
+        *lines,
+        "",
+        f"After the last round: {100 * share:.0f}% of the real-trained return "
+        f"({real['real_return_mean']:.2f}) with {100 * used:.1f}% of its real interactions "
+        f"(aim: ≥ 90% with ≤ 10%; budget {config['frame_budget']:,} frames).{budget}{checked}",
+        *_constant_action_lines({k: {**v, "config": eval_seed} for k, v in labelled.items()}),
+        "",
+        _machine(dyna),
+    ]
+
+
 def _risk_words(planner: dict[str, Any]) -> str:
     """How a planner config weighs a crash beyond the return it forfeits, as a clause."""
     if not planner.get("risk_aversion"):
@@ -1733,6 +1800,10 @@ def render() -> str:
         "### With a tenth of the real run's interactions",
         "",
         *_rl_small_footage_section(),
+        "",
+        "### Dyna: the model trained on the policy's own real episodes",
+        "",
+        *_rl_dyna_section(),
         "",
         "## MPC planning in the real env",
         "",

@@ -74,6 +74,17 @@ def test_dyna_latent_planner_yaml_lists_every_field() -> None:
     assert config.planner.terminal_value == 16.0 and config.planner.population == 32
 
 
+def test_dyna_rl_yaml_lists_every_field() -> None:
+    from experiments.dyna_rl import DynaRLConfig
+
+    cfg = _compose("dyna_rl", ["rounds=3", "rl.total_steps=512"])
+    assert set(cfg) - {"hydra"} == {f.name for f in dataclasses.fields(DynaRLConfig)}
+    config = to_dataclass(cfg, DynaRLConfig)
+    assert config.rounds == 3 and config.rl.total_steps == 512 and config.rl.env == "wfm"
+    # 10% of the real-trained PPO run's steps, the interaction budget
+    assert config.frame_budget == 2_000 and config.imagined_head_steps is None
+
+
 # (config name, the committed result it measured, where that result keeps its planner)
 PLANNER_RESULTS = [
     ("mpc_demo", "experiments/results/mpc/metrics.json", ("planner",)),

@@ -67,3 +67,41 @@ def test_a_run_returning_a_constant_actions_returns_is_named_after_it(
     assert "what constant IDLE does on every start, so acting like it there: fast." in text
     assert "what constant SLOWER does on every start, so acting like it there: slow." in text
     assert "elsewhere" not in text and "mixed" not in text
+
+
+def test_the_dyna_rounds_are_weighed_against_the_real_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    assert "Not measured yet" in summarize._rl_dyna_section()[0]
+    _write(tmp_path / "rl" / "real_ppo.json", 20_000, [20.0, 22.0])
+    rounds = [
+        {"round": 0, "real_frames": 1_448, "real_returns": [7.0, 7.0], "real_return_mean": 7.0},
+        {"round": 1, "real_frames": 1_700, "real_returns": [19.0, 20.0], "real_return_mean": 19.5},
+    ]
+    for row in rounds:
+        row.update(imagined_return_last=20.0, train_seconds=300.0)
+    dyna = {
+        "config": {
+            "rl": {"total_steps": 20_000, "eval_seed": 30_000},
+            "episodes_per_round": 8,
+            "frame_budget": 2_000,
+            "dynamics_steps": 500,
+            "finetune_steps": None,
+        },
+        "rounds": rounds,
+        "stopped_by_budget": True,
+        "seed_check": [
+            {"seed": 1, "round": 0, "real_return_mean": 12.0, "real_returns": [12.0, 12.0]},
+            {"seed": 1, "round": 1, "real_return_mean": 19.5, "real_returns": [19.0, 20.0]},
+        ],
+        "machine": {"cpus": 2, "commit": "abc1234"},
+    }
+    (tmp_path / "rl_dyna").mkdir()
+    (tmp_path / "rl_dyna" / "metrics.json").write_text(json.dumps(dyna))
+    text = "\n".join(summarize._rl_dyna_section())
+    assert "| 1 | 1,700 (8.5%) | 19.50 over 2 episodes | 93% | 20.00 | 300.0 s |" in text
+    assert "93% of the real-trained return (21.00) with 8.5% of its real interactions" in text
+    assert "could have passed the frame budget" in text
+    assert "with 500 dynamics and its own fine-tune steps" in text
+    assert "in round 0's model seed 1 12.00; in round 1's model seed 1 19.50." in text

@@ -20,24 +20,14 @@ from experiments.train_rl import (
     train_rl,
 )
 from policies.features import WorldModelEncoder
+from tests.tiny_rl import tiny_rl_config
 
 
 def _tiny(checkpoint: Path, tmp_path: Path, **overrides: Any) -> RLConfig:
     """A run of a few hundred steps on the tiny world model, one real evaluation episode."""
-    settings: dict[str, Any] = {
-        "env": "wfm",
-        "checkpoint": str(checkpoint),
-        "total_steps": 256,
-        "n_envs": 4,
-        "n_steps": 32,
-        "batch_size": 64,
-        "n_epochs": 1,
-        "eval_episodes": 1,
-        "threads": 1,
-        "out_dir": str(tmp_path / "rl"),
-        "log_dir": str(tmp_path / "tb"),
-    }
-    return RLConfig(**{**settings, **overrides})
+    return tiny_rl_config(
+        tmp_path, **{"checkpoint": str(checkpoint), "total_steps": 256, **overrides}
+    )
 
 
 def test_ppo_in_the_world_model_runs_and_is_evaluated_in_the_real_env(

@@ -9,25 +9,13 @@ from pathlib import Path
 import pytest
 
 from experiments.train_rl import RLConfig, train_rl
+from tests.tiny_rl import tiny_rl_config
 
 
 def test_ppo_trains_in_the_robot_world_model_and_runs_in_the_real_pusher(
     robot_checkpoint: Path, tmp_path: Path
 ) -> None:
-    config = RLConfig(
-        task="robot",
-        env="wfm",
-        checkpoint=str(robot_checkpoint),
-        total_steps=128,
-        n_envs=4,
-        n_steps=32,
-        batch_size=64,
-        n_epochs=1,
-        eval_episodes=1,
-        threads=1,
-        out_dir=str(tmp_path / "rl"),
-        log_dir=str(tmp_path / "tb"),
-    )
+    config = tiny_rl_config(tmp_path, task="robot", checkpoint=str(robot_checkpoint))
     result = train_rl(config)
     stored = json.loads((tmp_path / "rl" / "wfm_ppo.json").read_text())
     assert stored["task"] == "robot" and len(stored["real_returns"]) == 1

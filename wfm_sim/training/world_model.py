@@ -73,6 +73,9 @@ class TrainConfig:
     shards_dir: str = ""
     """If set, train on the curated shards there (clips at the model's frame size) instead of
     ``footage_dir``'s raw footage."""
+    extra_footage_dirs: list[str] = field(default_factory=list)
+    """Footage folders whose episodes all join the training set (none held out, none a start
+    context): the real episodes a Dyna loop's policy drove (``experiments.dyna_rl``)."""
     condition_columns: list[str] = field(default_factory=list)
     """Ground-truth columns appended to each action, taken at the next frame (for example the
     camera pose ``cam_azimuth, cam_elevation, cam_distance``: a camera-conditioned model)."""
@@ -665,6 +668,13 @@ def training_episodes(config: TrainConfig) -> list[Episode]:
     )
 
 
+def extra_episodes(config: TrainConfig) -> list[Episode]:
+    """Every episode of ``config.extra_footage_dirs`` (all trained on, see the field)."""
+    episodes = [e for folder in config.extra_footage_dirs for e in read_episodes(folder)]
+    _require_actions(episodes, ", ".join(config.extra_footage_dirs))
+    return episodes
+
+
 def load_episodes(
     footage_dir: str,
     shards_dir: str,
@@ -734,6 +744,17 @@ def _start_from_checkpoint(model: WorldModel, folder: str) -> None:
         model.heads.out.bias[1] += float(np.log(report["end_pos_weight"]))
 
 
+def trained_with(folder: str | Path) -> TrainConfig:
+    """The ``TrainConfig`` of the run that exported the checkpoint ``folder``, to train it
+    further the same way (``experiments.dyna_rl``); its model is the checkpoint's own config."""
+    report = json.loads((Path(folder) / "training.json").read_text())
+    saved = {**report["train_config"], "model": read_config(folder)}
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"{folder} was trained with settings this code lacks: {unknown}")
+    return TrainConfig(**saved)
+
+
 def _lineage(init_checkpoint: str) -> dict[str, Any] | None:
     """The training report of the checkpoint a run started from (itself carrying the one
     before it), without its held-out episode list; None for a run from random weights."""
@@ -765,6 +786,8 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     episodes = training_episodes(config)
     train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
+    extra = extra_episodes(config)
+    trained_on = train + extra
     if dist.is_main:
         write_json_atomic(
             run_dir / "split.json",
@@ -782,17 +805,17 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
         trained = load_tokenizer(config.tokenizer_checkpoint, config.model.family_tokenizer())
         model.tokenizer.video.load_state_dict(trained.state_dict())
     started = time.perf_counter()
-    _train_tokenizer(model, train, config, dist)
+    _train_tokenizer(model, trained_on, config, dist)
     model.tokenizer.requires_grad_(False)
-    pos_weight = end_pos_weight(train)
-    train_latents = functools.cache(lambda: encode_episodes(model, train, device))
+    pos_weight = end_pos_weight(trained_on)
+    train_latents = functools.cache(lambda: encode_episodes(model, trained_on, device))
     # a stage continues the tokenizer and the stages before it: a resume must match them all
     schedule = {"tokenizer_steps": config.tokenizer_steps}
     for stage in _dynamics_stages(config):
         schedule = {**schedule, f"{stage.name}_steps": stage.steps}
-        _train_dynamics(model, train, train_latents, config, dist, pos_weight, stage, schedule)
+        _train_dynamics(model, trained_on, train_latents, config, dist, pos_weight, stage, schedule)
     schedule = {**schedule, "imagined_head_steps": config.imagined_head_steps}
-    _train_heads_on_imagination(model, train, config, dist, pos_weight, schedule)
+    _train_heads_on_imagination(model, trained_on, config, dist, pos_weight, schedule)
     calibrate_end_head(model.heads, pos_weight)
     export_dir = Path(config.export_dir)
     if not dist.is_main:
@@ -807,10 +830,12 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
         {
             "footage_dir": config.footage_dir,
             "shards_dir": config.shards_dir,
-            "episodes": {"train": len(train), "held_out": len(held_out)},
+            "extra_footage_dirs": list(config.extra_footage_dirs),
+            "episodes": {"train": len(train), "held_out": len(held_out), "extra": len(extra)},
             "frames": {
                 "train": int(sum(len(e.frames) for e in train)),
                 "held_out": int(sum(len(e.frames) for e in held_out)),
+                "extra": int(sum(len(e.frames) for e in extra)),
             },
             "held_out_episode_ids": [e.episode_id for e in held_out],
             "steps": {

@@ -1,0 +1,315 @@
+"""Dyna for RL in the world model: PPO learns in a world model made from a little footage, its
+own real episodes are recorded, the model trains further on the footage plus them, PPO goes on
+in the new model, and again, while the real frames used stay inside a budget.
+
+    python -m experiments.dyna_rl [rounds=2 episodes_per_round=8 ...]
+
+A policy trained in imagination exploits the model where it is wrong: a world model made from
+2,000 frames rates driving safe that crashes in the real env (``make rl-small-footage``). Its
+footage holds few of the states such a policy leads to; each round adds exactly those. The
+real frames counted are the footage behind the starting model (held-out episodes included)
+and every round's recorded episodes; the real-env evaluations only measure.
+
+Every round's footage, model, policy (safetensors) and result stay on disk, so a killed run
+resumes at the round it stopped in. Results: ``out_dir/metrics.json`` (each round's real
+return and real frames used, against the PPO run trained in the real env) and
+``out_dir/dyna_rl.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.config_store import ConfigStore
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from safetensors.torch import load_model, save_model
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from experiments.bench.common import machine_facts
+from experiments.config import to_dataclass
+from experiments.tasks import get_task
+from experiments.train_rl import (
+    RLConfig,
+    build_algorithm,
+    evaluate_in_real_env,
+    footage_frames,
+    learn,
+    training_env,
+)
+from wfm_sim.data.footage import read_episodes
+from wfm_sim.io import atomic_path, write_json_atomic
+from wfm_sim.sources.recorder import RecorderConfig, record_footage
+from wfm_sim.training.world_model import TrainConfig, train_world_model, trained_with
+
+
+@dataclass
+class DynaRLConfig:
+    """The model to start from, how many rounds of how many real episodes the policy drives,
+    the real-frame budget they must fit, the training of each round's model (the starting
+    model's own last run, repeated from the previous round's model on the footage plus every
+    round's episodes; ``*_steps`` left None keep that run's step counts), and the PPO run of
+    each round (``rl``; its checkpoint is filled in per round)."""
+
+    initial_checkpoint: str = "runs/dyna_rl/base_crash/checkpoint"
+    rounds: int = 2
+    episodes_per_round: int = 8
+    frame_budget: int = 2_000
+    """Real frames the loop may use in all: the starting model's footage and every round's
+    episodes. A round is recorded only if it fits even when all its episodes run full length."""
+    max_episode_frames: int = 31
+    """The most frames one real episode can hold (highway-fast's 30 steps and the first)."""
+    collect_seed: int = 50_000
+    """Round r records with recorder seed ``collect_seed + r`` (starts unlike the footage's
+    and the evaluation's) and samples the policy's actions from torch seed ``collect_seed + r``."""
+    dynamics_steps: int | None = None
+    finetune_steps: int | None = None
+    imagined_head_steps: int | None = None
+    rl: RLConfig = field(default_factory=lambda: RLConfig(env="wfm"))
+    check_seeds: list[int] = field(default_factory=lambda: [1, 2])
+    """PPO seeds beside ``rl.seed`` trained from scratch in the starting model and in the last
+    round's, evaluated the same way: how far a return is the model's and how far the seed's."""
+    real_results: str = "experiments/results/rl/real_ppo.json"
+    """The PPO run trained in the real env (``make rl``) the rounds are weighed against."""
+    footage_dir: str = "data/footage/dyna_rl"
+    run_dir: str = "runs/dyna_rl"
+    out_dir: str = "experiments/results/rl_dyna"
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0 or self.episodes_per_round < 1:
+            raise ValueError("rounds must be >= 0 and episodes_per_round >= 1")
+        if self.rl.env != "wfm" or self.rl.init != "scratch":
+            raise ValueError("the Dyna loop trains in the world model: rl.env=wfm rl.init=scratch")
+        if self.frame_budget < 1 or self.max_episode_frames < 2:
+            raise ValueError("frame_budget must be >= 1 and max_episode_frames >= 2")
+
+
+class PolicyBehaviour:
+    """A trained SB3 policy as a recorder behaviour. It samples its actions, as PPO does while
+    it trains, so its recorded episodes also hold the near misses of its exploration."""
+
+    def __init__(self, model: BaseAlgorithm) -> None:
+        self.model = model
+
+    def __call__(self, frame: np.ndarray, info: dict[str, Any], rng: np.random.Generator) -> int:
+        action, _ = self.model.predict(frame, deterministic=False)
+        return int(action)
+
+
+def round_train_config(
+    config: DynaRLConfig, round_index: int, init: str, footage: list[Path]
+) -> TrainConfig:
+    """Round ``round_index``'s world-model training: the starting model's last run, from
+    ``init``, on its footage plus ``footage`` (every round's episodes so far), tokenizer kept."""
+    steps = {
+        name: value
+        for name in ("dynamics_steps", "finetune_steps", "imagined_head_steps")
+        if (value := getattr(config, name)) is not None
+    }
+    run_dir = Path(config.run_dir) / f"round_{round_index}" / "model"
+    return dataclasses.replace(
+        trained_with(config.initial_checkpoint),
+        init_checkpoint=init,
+        tokenizer_steps=0,
+        extra_footage_dirs=[str(f) for f in footage],
+        run_dir=str(run_dir),
+        export_dir=str(run_dir / "checkpoint"),
+        **steps,
+    )
+
+
+def _train_model(config: DynaRLConfig, round_index: int, init: str, footage: list[Path]) -> str:
+    """Round ``round_index``'s checkpoint (kept when already exported)."""
+    train_config = round_train_config(config, round_index, init, footage)
+    if not (Path(train_config.export_dir) / "training.json").exists():
+        train_world_model(train_config)
+    return train_config.export_dir
+
+
+def _collect(config: DynaRLConfig, round_index: int, model: BaseAlgorithm) -> Path:
+    """Round ``round_index``'s real episodes driven by ``model`` (resumes a part-recorded
+    round); refuses an episode longer than ``max_episode_frames``, which the budget assumed."""
+    torch.manual_seed(config.collect_seed + round_index)
+    recorder = RecorderConfig(
+        out_dir=str(Path(config.footage_dir) / f"round_{round_index}"),
+        episodes=config.episodes_per_round,
+        episodes_per_part=config.episodes_per_round,
+        seed=config.collect_seed + round_index,
+    )
+    folder = record_footage(
+        recorder, [(f"dyna_ppo_round_{round_index - 1}", PolicyBehaviour(model))]
+    )
+    longest = max(len(e.frames) for e in read_episodes(folder))
+    if longest > config.max_episode_frames:
+        raise ValueError(
+            f"{folder} holds an episode of {longest} frames, more than max_episode_frames="
+            f"{config.max_episode_frames} that the frame budget assumed: raise it"
+        )
+    return folder
+
+
+def _train_policy(
+    config: DynaRLConfig,
+    round_index: int,
+    checkpoint: str,
+    start: Path | None,
+    seed: int | None = None,
+) -> tuple[dict[str, Any], BaseAlgorithm]:
+    """PPO in ``checkpoint``'s world model for ``rl.total_steps``, from the policy saved at
+    ``start`` (None: from scratch), evaluated zero-shot in the real env: (the round's row, the
+    policy). ``seed`` (None: ``rl.seed``) names a check seed's run, kept in its own folders.
+    A run already measured with this checkpoint is loaded, not trained again."""
+    rl = dataclasses.replace(
+        config.rl, checkpoint=checkpoint, seed=config.rl.seed if seed is None else seed
+    )
+    name = f"round_{round_index}" if seed is None else f"seed_{seed}/round_{round_index}"
+    policy_path = Path(config.run_dir) / name / "policy.safetensors"
+    row_path = Path(config.out_dir) / f"{name}.json"
+    env = training_env(rl, "wfm")
+    model = build_algorithm(rl, env, on_wfm=True)
+    if row_path.exists() and policy_path.exists():
+        stored: dict[str, Any] = json.loads(row_path.read_text())
+        if stored["checkpoint"] == checkpoint:
+            load_model(model.policy, str(policy_path))
+            env.close()
+            return stored, model
+    if start is not None:
+        load_model(model.policy, str(start))
+    curve, seconds = learn(model, rl.total_steps, f"dyna_{name.replace('/', '_')}")
+    env.close()
+    policy_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(policy_path) as tmp:
+        save_model(model.policy, str(tmp))
+    returns = evaluate_in_real_env(model, rl.eval_episodes, rl.eval_seed, get_task(rl.task))
+    row = {
+        "round": round_index,
+        "checkpoint": checkpoint,
+        "real_frames": footage_frames(checkpoint),
+        "real_return_mean": float(np.mean(returns)),
+        "real_returns": [round(r, 3) for r in returns],
+        "imagined_return_last": curve[-1][1] if curve else None,
+        "train_seconds": round(seconds, 1),
+        "curve": curve,
+    }
+    write_json_atomic(row_path, row)
+    return row, model
+
+
+def plot_rounds(
+    rows: list[dict[str, Any]],
+    checks: list[dict[str, Any]],
+    real: dict[str, Any],
+    path: Path,
+) -> Path:
+    """Real return of the policy after each round against the real frames used so far (and
+    of the check seeds' runs from scratch), beside the real-trained PPO run's return and 90%
+    of it."""
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    frames = [r["real_frames"] for r in rows]
+    ax.plot(
+        frames,
+        [r["real_return_mean"] for r in rows],
+        "o-",
+        label="Dyna PPO (one policy across rounds)",
+    )
+    if checks:
+        ax.plot(
+            [c["real_frames"] for c in checks],
+            [c["real_return_mean"] for c in checks],
+            "x",
+            color="tab:orange",
+            label="PPO from scratch, other seeds",
+        )
+    for row in rows:
+        ax.annotate(f"round {row['round']}", (row["real_frames"], row["real_return_mean"]))
+    target = real["real_return_mean"]
+    ax.axhline(
+        target, color="k", ls="--", label=f"PPO in the real env ({real['total_steps']:,} steps)"
+    )
+    ax.axhline(0.9 * target, color="k", ls=":", label="90% of it (aim)")
+    ax.axvline(0.1 * real["real_interactions"], color="tab:red", ls=":", label="10% of its steps")
+    ax.set_ylim(0, 1.15 * max(target, *(r["real_return_mean"] for r in rows + checks)))
+    ax.set_xlabel("real frames used (footage + Dyna episodes)")
+    ax.set_ylabel("mean real return (8 episodes)")
+    ax.legend(fontsize=8, loc="lower right")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return path
+
+
+def run_dyna_rl(config: DynaRLConfig) -> dict[str, Any]:
+    """All rounds that fit the budget (resuming what is on disk); writes and returns the
+    summary."""
+    torch.set_num_threads(config.rl.threads)
+    real = json.loads(Path(config.real_results).read_text())
+    checkpoint = config.initial_checkpoint
+    row, model = _train_policy(config, 0, checkpoint, None)
+    rows, footage = [row], []
+    stopped_by_budget = False
+    for round_index in range(1, config.rounds + 1):
+        worst = footage_frames(checkpoint) + config.episodes_per_round * config.max_episode_frames
+        if worst > config.frame_budget:
+            stopped_by_budget = True
+            break
+        footage.append(_collect(config, round_index, model))
+        checkpoint = _train_model(config, round_index, checkpoint, footage)
+        start = Path(config.run_dir) / f"round_{round_index - 1}" / "policy.safetensors"
+        row, model = _train_policy(config, round_index, checkpoint, start)
+        rows.append(row)
+    seed_check = [
+        {"seed": seed, **_train_policy(config, row["round"], row["checkpoint"], None, seed)[0]}
+        for row in {r["round"]: r for r in (rows[0], rows[-1])}.values()
+        for seed in config.check_seeds
+    ]
+    payload = {
+        "benchmark": "dyna_rl",
+        "machine": machine_facts(),
+        "config": dataclasses.asdict(config),
+        "real_run": {
+            "total_steps": real["total_steps"],
+            "real_interactions": real["real_interactions"],
+            "real_return_mean": real["real_return_mean"],
+        },
+        "stopped_by_budget": stopped_by_budget,
+        "rounds": [{k: v for k, v in r.items() if k != "curve"} for r in rows],
+        "curves": {r["round"]: r["curve"] for r in rows},
+        "seed_check": [{k: v for k, v in r.items() if k != "curve"} for r in seed_check],
+    }
+    out = Path(config.out_dir)
+    plot_rounds(rows, seed_check, real, out / "dyna_rl.png")
+    write_json_atomic(out / "metrics.json", payload)
+    return payload
+
+
+ConfigStore.instance().store(name="dyna_rl_schema", node=DynaRLConfig)
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="dyna_rl")
+def main(cfg: DictConfig) -> None:
+    """Run the rounds and print each one's real return against the real-trained run's."""
+    payload = run_dyna_rl(to_dataclass(cfg, DynaRLConfig))
+    real = payload["real_run"]
+    for row in payload["rounds"]:
+        print(
+            f"round {row['round']}: real return {row['real_return_mean']:.2f} "
+            f"({row['real_return_mean'] / real['real_return_mean']:.0%} of the real-trained "
+            f"{real['real_return_mean']:.2f}) with {row['real_frames']:,} real frames "
+            f"({row['real_frames'] / real['real_interactions']:.1%} of its)"
+        )
+    if payload["stopped_by_budget"]:
+        print(f"stopped: the next round could pass the {cfg.frame_budget:,}-frame budget")
+    print(f"results in {cfg.out_dir}/metrics.json and dyna_rl.png")
+
+
+if __name__ == "__main__":
+    main()

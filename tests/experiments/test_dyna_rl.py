@@ -1,0 +1,99 @@
+"""The Dyna RL loop in a tiny config: PPO's own real episodes are recorded, the world model
+trains on the footage plus them, PPO goes on from its saved policy; the real-frame budget
+holds, and a rerun resumes instead of training again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from experiments import dyna_rl
+from experiments.dyna_rl import DynaRLConfig, round_train_config, run_dyna_rl
+from experiments.train_rl import RLConfig, footage_frames
+from tests.tiny_rl import tiny_rl_config
+from wfm_sim.data.footage import read_episodes
+from wfm_sim.training.world_model import trained_with
+
+
+def _tiny(checkpoint: Path, tmp_path: Path, **overrides: Any) -> DynaRLConfig:
+    """One round of one real episode, PPO for a few hundred steps, one real evaluation."""
+    real = tmp_path / "real_ppo.json"
+    real.write_text(
+        json.dumps({"total_steps": 20_000, "real_interactions": 20_000, "real_return_mean": 20.0})
+    )
+    settings: dict[str, Any] = {
+        "initial_checkpoint": str(checkpoint),
+        "rounds": 1,
+        "episodes_per_round": 1,
+        "frame_budget": 10_000,
+        "dynamics_steps": 2,
+        "finetune_steps": 2,
+        "rl": tiny_rl_config(tmp_path),
+        "check_seeds": [],
+        "real_results": str(real),
+        "footage_dir": str(tmp_path / "footage"),
+        "run_dir": str(tmp_path / "run"),
+        "out_dir": str(tmp_path / "out"),
+    }
+    return DynaRLConfig(**{**settings, **overrides})
+
+
+def test_a_round_trains_the_model_on_the_policys_real_episodes_and_resumes(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _tiny(tiny_checkpoint, tmp_path, check_seeds=[3])
+    payload = run_dyna_rl(config)
+    first, second = payload["rounds"]
+    recorded = read_episodes(tmp_path / "footage" / "round_1")
+    assert len(recorded) == 1 and recorded[0].behaviour == "dyna_ppo_round_0"
+    assert second["real_frames"] == first["real_frames"] + len(recorded[0].frames)
+    assert first["real_frames"] == footage_frames(str(tiny_checkpoint))
+    training = json.loads((Path(second["checkpoint"]) / "training.json").read_text())
+    assert training["extra_footage_dirs"] == [str(tmp_path / "footage" / "round_1")]
+    assert training["steps"]["tokenizer"] == 0 and training["steps"]["dynamics"] == 2
+    assert (tmp_path / "run" / "round_1" / "policy.safetensors").stat().st_size > 0
+    assert (tmp_path / "out" / "dyna_rl.png").stat().st_size > 0
+    assert payload["stopped_by_budget"] is False
+    checked = [(r["seed"], r["round"]) for r in payload["seed_check"]]
+    assert checked == [(3, 0), (3, 1)]
+    assert payload["seed_check"][1]["checkpoint"] == second["checkpoint"]
+    assert (tmp_path / "run" / "seed_3" / "round_1" / "policy.safetensors").exists()
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished round is trained again")
+
+    monkeypatch.setattr(dyna_rl, "learn", no_training)
+    monkeypatch.setattr(dyna_rl, "train_world_model", no_training)
+    again = run_dyna_rl(config)
+    assert again["rounds"] == payload["rounds"]
+    assert again["seed_check"] == payload["seed_check"]
+
+
+def test_a_round_that_could_pass_the_frame_budget_is_not_recorded(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    budget = footage_frames(str(tiny_checkpoint)) + 30
+    payload = run_dyna_rl(_tiny(tiny_checkpoint, tmp_path, frame_budget=budget))
+    assert payload["stopped_by_budget"] is True
+    assert [r["round"] for r in payload["rounds"]] == [0]
+    assert not (tmp_path / "footage").exists()
+
+
+def test_each_round_repeats_the_starting_models_last_run(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    config = _tiny(tiny_checkpoint, tmp_path, finetune_steps=None)
+    base = trained_with(tiny_checkpoint)
+    round_config = round_train_config(config, 2, "prev", [Path("a"), Path("b")])
+    assert round_config.init_checkpoint == "prev" and round_config.tokenizer_steps == 0
+    assert round_config.extra_footage_dirs == ["a", "b"]
+    assert round_config.dynamics_steps == 2 and round_config.finetune_steps == base.finetune_steps
+    assert round_config.model == base.model and round_config.footage_dir == base.footage_dir
+
+
+def test_the_loop_trains_in_the_world_model_only(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rl.env=wfm"):
+        DynaRLConfig(rl=RLConfig(env="real"))
