@@ -156,6 +156,17 @@ def _collect(config: DynaRLConfig, round_index: int, model: BaseAlgorithm) -> Pa
     return folder
 
 
+def _run_name(round_index: int, seed: int | None = None) -> str:
+    """The folder (under ``run_dir``) and result name (under ``out_dir``) of a round's PPO run,
+    or of a check seed's run in that round's model."""
+    return f"round_{round_index}" if seed is None else f"seed_{seed}/round_{round_index}"
+
+
+def _policy_path(config: DynaRLConfig, round_index: int, seed: int | None = None) -> Path:
+    """Where that run's trained policy is saved (safetensors)."""
+    return Path(config.run_dir) / _run_name(round_index, seed) / "policy.safetensors"
+
+
 def _train_policy(
     config: DynaRLConfig,
     round_index: int,
@@ -170,8 +181,8 @@ def _train_policy(
     rl = dataclasses.replace(
         config.rl, checkpoint=checkpoint, seed=config.rl.seed if seed is None else seed
     )
-    name = f"round_{round_index}" if seed is None else f"seed_{seed}/round_{round_index}"
-    policy_path = Path(config.run_dir) / name / "policy.safetensors"
+    name = _run_name(round_index, seed)
+    policy_path = _policy_path(config, round_index, seed)
     row_path = Path(config.out_dir) / f"{name}.json"
     env = training_env(rl, "wfm")
     model = build_algorithm(rl, env, on_wfm=True)
@@ -263,8 +274,9 @@ def run_dyna_rl(config: DynaRLConfig) -> dict[str, Any]:
             break
         footage.append(_collect(config, round_index, model))
         checkpoint = _train_model(config, round_index, checkpoint, footage)
-        start = Path(config.run_dir) / f"round_{round_index - 1}" / "policy.safetensors"
-        row, model = _train_policy(config, round_index, checkpoint, start)
+        row, model = _train_policy(
+            config, round_index, checkpoint, _policy_path(config, round_index - 1)
+        )
         rows.append(row)
     seed_check = [
         {"seed": seed, **_train_policy(config, row["round"], row["checkpoint"], None, seed)[0]}

@@ -33,7 +33,7 @@ from wfm_sim.distributed import distributed
 from wfm_sim.io import write_json_atomic
 from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.training.imagined_heads import roc_auc
-from wfm_sim.training.world_model import encode_episodes
+from wfm_sim.training.world_model import encode_episodes, extra_episodes
 from world_models.latent import LatentWorldModel, LatentWorldModelConfig
 from world_models.model import WorldModel
 
@@ -217,7 +217,7 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
     model.copy_tokenizer_of(source)
     episodes = read_episodes(config.footage_dir)
     train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
-    extra = [e for folder in config.extra_footage_dirs for e in read_episodes(folder)]
+    extra = extra_episodes(config.extra_footage_dirs)
     k = model.context
     sampler = WindowSampler(encode_episodes(source, train + extra, dist.device), k, config.horizon)
     # the extra episodes come last, so their windows are the sampler's last ones

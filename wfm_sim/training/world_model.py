@@ -668,10 +668,11 @@ def training_episodes(config: TrainConfig) -> list[Episode]:
     )
 
 
-def extra_episodes(config: TrainConfig) -> list[Episode]:
-    """Every episode of ``config.extra_footage_dirs`` (all trained on, see the field)."""
-    episodes = [e for folder in config.extra_footage_dirs for e in read_episodes(folder)]
-    _require_actions(episodes, ", ".join(config.extra_footage_dirs))
+def extra_episodes(folders: Sequence[str]) -> list[Episode]:
+    """Every episode of a trainer's ``extra_footage_dirs`` (all trained on, none held out),
+    refused when a transition has no action."""
+    episodes = [e for folder in folders for e in read_episodes(folder)]
+    _require_actions(episodes, ", ".join(folders))
     return episodes
 
 
@@ -786,7 +787,7 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     episodes = training_episodes(config)
     train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
-    extra = extra_episodes(config)
+    extra = extra_episodes(config.extra_footage_dirs)
     trained_on = train + extra
     if dist.is_main:
         write_json_atomic(
