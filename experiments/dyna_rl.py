@@ -45,7 +45,7 @@ from experiments.train_rl import (
     learn,
     training_env,
 )
-from wfm_sim.data.footage import read_episodes
+from wfm_sim.data import episode_lengths
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources.recorder import RecorderConfig, record_footage
 from wfm_sim.training.world_model import TrainConfig, train_world_model, trained_with
@@ -147,7 +147,7 @@ def _collect(config: DynaRLConfig, round_index: int, model: BaseAlgorithm) -> Pa
     folder = record_footage(
         recorder, [(f"dyna_ppo_round_{round_index - 1}", PolicyBehaviour(model))]
     )
-    longest = max(len(e.frames) for e in read_episodes(folder))
+    longest = max(episode_lengths(folder).values())
     if longest > config.max_episode_frames:
         raise ValueError(
             f"{folder} holds an episode of {longest} frames, more than max_episode_frames="

@@ -18,6 +18,7 @@ dry run.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 import envs
 import world_models
 from envs.core import WorldModelCore
+from envs.wfm_env import WFMEnv
 from experiments.bench.common import RESULTS_DIR, batched_steps_per_second, machine_facts
 from policies.planners import LatentModelPlanner, PlannerConfig
 from wfm_sim.data.footage import Episode
@@ -39,6 +41,7 @@ from wfm_sim.io import write_json_atomic
 from wfm_sim.training.latent_world_model import latent_losses
 from wfm_sim.training.world_model import dynamics_loss, encode_episodes
 from world_models.latent import LatentWorldModel
+from world_models.model import WorldModel
 
 
 def _synchronized_seconds(device: torch.device, work: Callable[[], Any], repeats: int) -> float:
@@ -59,6 +62,8 @@ def _synchronized_seconds(device: torch.device, work: Callable[[], Any], repeats
 
 def _gym_steps_per_second(device: torch.device, steps: int) -> tuple[float, dict[str, Any]]:
     env = gym.make(envs.DRIVING_ID, device=str(device))
+    wfm_env = env.unwrapped
+    assert isinstance(wfm_env, WFMEnv)
     observation, _ = env.reset(seed=0)
     rng = np.random.default_rng(0)
     started = time.perf_counter()
@@ -70,17 +75,19 @@ def _gym_steps_per_second(device: torch.device, steps: int) -> tuple[float, dict
     facts = {
         "observation_type": type(observation).__name__,
         "observation_dtype": str(observation.dtype),
-        "model_device": str(next(env.unwrapped.model.parameters()).device),
+        "model_device": str(next(wfm_env.model.parameters()).device),
     }
     env.close()
     return rate, facts
 
 
-def _imagined_episodes(device: torch.device, count: int, length: int) -> list[Episode]:
-    """``count`` episodes of ``length`` random-action steps the world model imagines from
-    its committed real starts (pixels, rewards, ends drawn from its end probability)."""
-    model = world_models.load("driving", device=device)
-    frames, actions = world_models.load_start_contexts(world_models.checkpoint_path("driving"))
+def _imagined_episodes(
+    model: WorldModel, starts: tuple[torch.Tensor, torch.Tensor], count: int, length: int
+) -> list[Episode]:
+    """``count`` episodes of ``length`` random-action steps ``model`` imagines from its
+    committed real ``starts`` (pixels, rewards, ends drawn from its end probability)."""
+    device = next(model.parameters()).device
+    frames, actions = starts
     members = torch.arange(count) % len(frames)
     core = WorldModelCore(model, batch_size=count)
     core.reset(frames[members], actions[members])
@@ -96,9 +103,11 @@ def _imagined_episodes(device: torch.device, count: int, length: int) -> list[Ep
 
 
 def _world_model_train_step(
-    device: torch.device, episodes: list[Episode], batch: int, horizon: int
+    loaded: WorldModel, episodes: list[Episode], batch: int, horizon: int
 ) -> float:
-    model = world_models.load_world_model("driving", device=device).train()
+    """Seconds per training step of a copy of ``loaded`` (``loaded`` stays as it is)."""
+    model = copy.deepcopy(loaded).train()
+    device = next(model.parameters()).device
     context = model.config.context
     latents = WindowSampler(encode_episodes(model, episodes, device), context, horizon)
     pixels = WindowSampler(episodes, context, horizon)
@@ -112,15 +121,19 @@ def _world_model_train_step(
         with torch.autocast(device.type, dtype=torch.bfloat16):
             terms = dynamics_loss(model, windows, frames, context, end_pos_weight=5.0)
         optimizer.zero_grad()
-        sum(terms.values()).backward()
+        torch.stack(list(terms.values())).sum().backward()
         optimizer.step()
 
     return _synchronized_seconds(device, step, repeats=10)
 
 
-def _latent_train_step(device: torch.device, episodes: list[Episode], batch: int) -> float:
-    model = LatentWorldModel.load("driving_latent", device=device).float().train()
-    source = world_models.load_world_model("driving", device=device)
+def _latent_train_step(
+    loaded: LatentWorldModel, source: WorldModel, episodes: list[Episode], batch: int
+) -> float:
+    """Seconds per training step of a copy of ``loaded`` on ``episodes`` as ``source``'s
+    tokenizer codes them."""
+    model = copy.deepcopy(loaded).float().train()
+    device = next(model.parameters()).device
     sampler = WindowSampler(encode_episodes(source, episodes, device), model.context, 5)
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=1e-4)
@@ -129,16 +142,19 @@ def _latent_train_step(device: torch.device, episodes: list[Episode], batch: int
     def step() -> None:
         terms = latent_losses(model, windows, 0.7, device)
         optimizer.zero_grad()
-        sum(terms.values()).backward()
+        torch.stack(list(terms.values())).sum().backward()
         optimizer.step()
 
     return _synchronized_seconds(device, step, repeats=20)
 
 
-def _planner_latency_ms(device: torch.device, config: PlannerConfig, decisions: int) -> float:
-    planner = LatentModelPlanner(LatentWorldModel.load("driving_latent", device=device), config)
-    frames, _ = world_models.load_start_contexts(world_models.checkpoint_path("driving"))
-    start = list(frames[0].numpy())
+def _planner_latency_ms(
+    model: LatentWorldModel, start_frames: torch.Tensor, config: PlannerConfig, decisions: int
+) -> float:
+    """Mean milliseconds of one ``model``-planner decision at ``config``'s budget."""
+    device = next(model.parameters()).device
+    planner = LatentModelPlanner(model, config)
+    start = list(start_frames[0].numpy())
     planner.begin_episode(start, [])
     rng = np.random.default_rng(0)
     return 1000 * _synchronized_seconds(device, lambda: planner.act(start[-1], rng), decisions)
@@ -169,13 +185,17 @@ def main() -> None:
         "h8_p256_i3": PlannerConfig(horizon=8, population=256, elites=32, iterations=3),
         "h8_p1024_i4": PlannerConfig(horizon=8, population=1024, elites=64, iterations=4),
     }
+    latent = LatentWorldModel.load("driving_latent", device=device)
+    world_model = world_models.load_world_model("driving", device=device)
+    starts = world_models.load_start_contexts(world_models.checkpoint_path("driving"))
     latency = {
-        name: round(_planner_latency_ms(device, c, args.repeats), 2) for name, c in budgets.items()
+        name: round(_planner_latency_ms(latent, starts[0], c, args.repeats), 2)
+        for name, c in budgets.items()
     }
-    episodes = _imagined_episodes(device, count=64, length=24)
+    episodes = _imagined_episodes(world_model, starts, count=64, length=24)
     world_model_batch, latent_batch = args.world_model_batch, args.latent_batch
-    world_model_seconds = _world_model_train_step(device, episodes, world_model_batch, 4)
-    latent_seconds = _latent_train_step(device, episodes, latent_batch)
+    world_model_seconds = _world_model_train_step(world_model, episodes, world_model_batch, 4)
+    latent_seconds = _latent_train_step(latent, world_model, episodes, latent_batch)
     result = {
         "benchmark": "cuda_check",
         "machine": {

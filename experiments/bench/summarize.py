@@ -27,6 +27,12 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _not_measured(command: str, note: str = "") -> list[str]:
+    """A section's one line while its results are missing: the command that measures them
+    (and, in parentheses, ``note``)."""
+    return [f"Not measured yet: run `{command}`" + (f" ({note})" if note else "") + "."]
+
+
 def _machine(result: dict[str, Any]) -> str:
     m = result.get("machine", {})
     return (
@@ -40,7 +46,7 @@ def _ranking_section(
 ) -> list[str]:
     result = _load(f"{folder}/metrics.json")
     if result is None:
-        return [f"Not measured yet: run `{command}`."]
+        return _not_measured(command)
     aims = {"spearman": ("≥ 0.9", lambda v: v >= 0.9), "mmrv": ("≤ 0.05", lambda v: v <= 0.05)}
     perfect = {"spearman": 1, "kendall": 1, "pearson": 1, "mmrv": 0, "regret_at_1": 0}
     lines = [
@@ -73,7 +79,7 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
     r = _load(f"{name}.json")
     closed = _load(f"{ranking}/metrics.json")
     if r is None or closed is None:
-        return ["Not measured yet: run `python -m experiments.bench.ranking_diagnosis`."]
+        return _not_measured("python -m experiments.bench.ranking_diagnosis")
     command = "python -m experiments.bench.ranking_diagnosis"
     lines = [
         f"Where the ranking goes wrong (`{command}`, the same matched starts, "
@@ -188,7 +194,7 @@ def _noise_section() -> list[str]:
     under another name)."""
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("ranking_noise*.json"))]
     if not runs:
-        return ["Not measured yet: run `python -m experiments.bench.ranking_noise`."]
+        return _not_measured("python -m experiments.bench.ranking_noise")
     first = runs[0]
     report = _load("ranking/metrics.json")
     report_starts = (
@@ -251,7 +257,7 @@ def _quality_section(
 ) -> list[str]:
     r = _load(f"{name}.json")
     if r is None:
-        return [f"Not measured yet: run `{command}`."]
+        return _not_measured(command)
     ends = (
         f"termination head accuracy {r['end_accuracy']:.3f}, recall {r['end_recall']:.3f}, "
         f"precision {r['end_precision']:.3f}; calibration: mean predicted end probability "
@@ -315,7 +321,7 @@ def _family_model_section() -> list[str]:
 def _speed_section() -> list[str]:
     r = _load("env_speed.json")
     if r is None:
-        return ["Not measured yet: run `python -m experiments.bench.env_speed`."]
+        return _not_measured("python -m experiments.bench.env_speed")
     s = r["steps_per_second"]
     return [
         "Steps per second, one run on one machine (`python -m experiments.bench.env_speed`).",
@@ -341,12 +347,19 @@ _RL_RUNS = {
 }
 
 
-def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
+def _rl_section(
+    folder: str = "rl",
+    config_name: str = "train_rl",
+    real_sim: str = "highway-env",
+    constant_actions: bool = True,
+) -> list[str]:
+    """The RL runs in ``folder`` (trained in ``real_sim`` and in its world model), and with
+    ``constant_actions`` which of them act like one constant action on the evaluation starts
+    (measured for driving only)."""
     runs = {name: _load(f"{folder}/{name}.json") for name in _RL_RUNS}
     command = f"python -m experiments.train_rl --config-name {config_name}"
     if not any(runs.values()):
-        return [f"Not measured yet: run `{command} env=wfm` and `env=real`."]
-    real_sim = "highway-env" if folder == "rl" else "Pusher"
+        return _not_measured(f"{command} env=wfm", "and `env=real`")
     lines = [
         "SB3 on 64×64 frames, the same number of env steps in each, then evaluated zero-shot in "
         f"the real {real_sim}, deterministic (`{command} env=wfm|real "
@@ -394,7 +407,7 @@ def _rl_section(folder: str = "rl", config_name: str = "train_rl") -> list[str]:
                 f"{real['real_return_mean']:.2f} for the real-trained run (returns are "
                 f"negative, so no percentage), with {100 * used:.0f}% of its real interactions.",
             ]
-    if folder == "rl":
+    if constant_actions:
         labels = {_RL_RUNS[name].format(sim=real_sim): run for name, run in runs.items()}
         lines += _constant_action_lines(labels)
     first = next(r for r in runs.values() if r is not None)
@@ -437,7 +450,7 @@ def _rl_small_footage_section() -> list[str]:
     real-trained run of ``_rl_section``."""
     small, real = _load("rl_small_footage/wfm_ppo.json"), _load("rl/real_ppo.json")
     if small is None or real is None:
-        return ["Not measured yet: run `make rl-small-footage` (and `make rl` for the real run)."]
+        return _not_measured("make rl-small-footage", "and `make rl` for the real run")
     used = small["real_interactions"] / real["real_interactions"]
     share = small["real_return_mean"] / real["real_return_mean"]
     return [
@@ -477,7 +490,7 @@ def _rl_dyna_section() -> list[str]:
     used so far, weighed against the real-trained run of ``_rl_section``."""
     dyna, real = _load("rl_dyna/metrics.json"), _load("rl/real_ppo.json")
     if dyna is None or real is None:
-        return ["Not measured yet: run `make rl-dyna` (and `make rl` for the real run)."]
+        return _not_measured("make rl-dyna", "and `make rl` for the real run")
     config = dyna["config"]
     lines = [
         f"PPO ({config['rl']['total_steps']:,} steps a round) starts in a world model made "
@@ -547,7 +560,7 @@ def _mpc_section(
     r = _load(f"{folder}/metrics.json")
     command = f"python -m experiments.mpc_demo --config-name {config_name}{overrides}"
     if r is None:
-        return [f"Not measured yet: run `{command}`."]
+        return _not_measured(command)
     p = r["planner"]
     robot = r.get("task") == "robot"
     outcome = "success rate" if robot else "crash rate"
@@ -658,7 +671,7 @@ def _mpc_crashes_section() -> list[str]:
     r = _load("mpc_crashes/crashes.json")
     command = "python -m experiments.mpc_crashes"
     if r is None:
-        return [f"Not measured yet: run `{command}` (`make mpc-crashes`)."]
+        return _not_measured(command, "`make mpc-crashes`")
     s = r["summary"]
     seeds = r["seeds"]
     lines = [
@@ -695,7 +708,7 @@ def _plan_labels_section() -> list[str]:
     r = _load("plan_labels/metrics.json")
     command = "python -m experiments.plan_labels"
     if r is None:
-        return [f"Not measured yet: run `{command}` (`make plan-labels`)."]
+        return _not_measured(command, "`make plan-labels`")
     c, labels = r["config"], r["labels"]
     lines = [
         f"`{command} models=[{','.join(c['models'])}]`: the latent planner over "
@@ -737,7 +750,7 @@ def _planner_risk_section() -> list[str]:
     r = _load("planner_risk.json")
     command = "python -m experiments.bench.planner_risk"
     if r is None:
-        return [f"Not measured yet: run `{command}` (`make planner-risk`)."]
+        return _not_measured(command, "`make planner-risk`")
     rows = r["settings"]
     lines = [
         f"`{command}`: the latent planner over `{r['latent_checkpoint']}` (the MPC demo's "
@@ -823,7 +836,7 @@ def _dyna_section() -> list[str]:
     r = _load("dyna_latent_planner/metrics.json")
     command = "python -m experiments.dyna_latent_planner"
     if r is None:
-        return [f"Not measured yet: run `{command}`."]
+        return _not_measured(command)
     c = r["config"]
     oracle = r["oracle_mean_return"]
     baseline = r["baseline"]
@@ -1330,7 +1343,7 @@ never turned (``*_single_speed_model.json``), scored on the same windows."""
 def _camera_section() -> list[str]:
     r = _load("camera_control.json")
     if r is None:
-        return ["Not measured yet: run `python -m experiments.bench.camera_control`."]
+        return _not_measured("python -m experiments.bench.camera_control")
     rows = [
         ("true camera path (the model is given the real poses)", r["true_camera_path"]),
         ("camera frozen at the start pose", r["camera_frozen_at_start"]),
@@ -1383,7 +1396,7 @@ def _camera_section() -> list[str]:
 def _camera_counterfactual_section() -> list[str]:
     r = _load("camera_counterfactual.json")
     if r is None:
-        return ["Not measured yet: run `python -m experiments.bench.camera_counterfactual`."]
+        return _not_measured("python -m experiments.bench.camera_counterfactual")
     steps = r["rollout_steps"]
     lines = [
         f"The same {r['windows']} windows, replayed in the real Pusher (same seeds, same torques; "
@@ -1547,7 +1560,7 @@ def _robot_section() -> list[str]:
         "",
         "### RL in WFM-Robot-v0 against RL in the real Pusher",
         "",
-        *_rl_section("rl_robot", "train_rl_robot"),
+        *_rl_section("rl_robot", "train_rl_robot", real_sim="Pusher", constant_actions=False),
     ]
 
 
@@ -1656,7 +1669,7 @@ def _backend_rankings() -> list[str]:
 def _backends_section() -> list[str]:
     r = _load("wfm_backends.json")
     if r is None:
-        return ["Not measured yet: run `python -m experiments.bench.wfm_backends`."]
+        return _not_measured("python -m experiments.bench.wfm_backends")
     backends, _ = _backend_rows(r)
     lines = [
         f"{r['held_out_episodes']} held-out episodes of the committed driving model (4 real "
@@ -1738,7 +1751,7 @@ _GENERATOR_NAMES = {
 def _synthetic_section() -> list[str]:
     r = _load("synthetic_yield.json")
     if r is None:
-        return ["Not measured yet: run `python -m experiments.bench.synthetic_yield`."]
+        return _not_measured("python -m experiments.bench.synthetic_yield")
     lines = [
         f"Synthetic data through the guardrails: {r['clips_per_generator']} clips per generator "
         "with the shipped `experiments/conf/synthesize.yaml` (`python -m "

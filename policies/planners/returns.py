@@ -21,7 +21,7 @@ def expected_returns(
             f"{tuple(rewards.shape)} and {tuple(end_probabilities.shape)}"
         )
     horizon = rewards.shape[1]
-    running = torch.cumprod(1 - end_probabilities, dim=1)
+    running = _survival(end_probabilities)
     before = torch.cat([torch.ones_like(running[:, :1]), running[:, :-1]], dim=1)
     discounts = config.discount ** torch.arange(horizon, dtype=rewards.dtype, device=rewards.device)
     total = (before * discounts * rewards).sum(dim=1)
@@ -31,7 +31,13 @@ def expected_returns(
 def crash_risks(end_probabilities: torch.Tensor) -> torch.Tensor:
     """End probabilities (P, H) of each imagined step -> (P,): the chance that each sequence
     ends (a crash) somewhere within its horizon."""
-    return 1 - torch.prod(1 - end_probabilities, dim=1)
+    return 1 - _survival(end_probabilities)[:, -1]
+
+
+def _survival(end_probabilities: torch.Tensor) -> torch.Tensor:
+    """End probabilities (P, H) -> (P, H): the chance each sequence is still running after
+    each step, the one product both the expected return and the crash risk are made of."""
+    return torch.cumprod(1 - end_probabilities, dim=1)
 
 
 def plan_scores(

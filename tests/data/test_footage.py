@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from wfm_sim.data import CorruptFootageError, Episode, read_episodes
+from wfm_sim.data import CorruptFootageError, Episode, episode_lengths, read_episodes
 from wfm_sim.data.footage import read_video
 
 
@@ -39,6 +39,11 @@ def test_episodes_match_the_ground_truth(tiny_footage: Path) -> None:
             assert episode.behaviour == rows["behaviour"].iloc[0]
             seen += 1
     assert seen == len(episodes)
+
+
+def test_episode_lengths_count_frames_without_decoding(tiny_footage: Path) -> None:
+    lengths = episode_lengths(tiny_footage)
+    assert lengths == {e.episode_id: len(e.frames) for e in read_episodes(tiny_footage)}
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
@@ -74,6 +79,8 @@ def test_folder_without_parts_says_how_to_record(tmp_path: Path, folder: str) ->
         path.mkdir()
     with pytest.raises(FileNotFoundError, match="experiments.record"):
         read_episodes(path)
+    with pytest.raises(FileNotFoundError, match="experiments.record"):
+        episode_lengths(path)
 
 
 def test_episode_refuses_inconsistent_lengths() -> None:

@@ -1,6 +1,6 @@
 """Footage and training data: read recorded footage, cut it into episodes and training windows."""
 
-from wfm_sim.data.footage import CorruptFootageError, Episode, read_episodes
+from wfm_sim.data.footage import CorruptFootageError, Episode, episode_lengths, read_episodes
 from wfm_sim.data.windows import (
     PAD_ACTION,
     WindowBatch,
@@ -17,6 +17,7 @@ __all__ = [
     "WindowBatch",
     "WindowSampler",
     "draw_favouring",
+    "episode_lengths",
     "padding_actions",
     "read_episodes",
     "split_episodes",

@@ -68,14 +68,8 @@ def read_episodes(footage_dir: str | Path, condition_columns: Sequence[str] = ()
     Raises ``FileNotFoundError`` for a folder without parts and ``CorruptFootageError`` for a
     part whose video is unreadable or whose frame count differs from its ground truth.
     """
-    footage_dir = Path(footage_dir)
-    parquet_paths = sorted(footage_dir.glob("part-*.parquet"))
-    if not parquet_paths:
-        raise FileNotFoundError(
-            f"no footage parts in {footage_dir}; record some with `python -m experiments.record`"
-        )
     episodes: list[Episode] = []
-    for parquet_path in parquet_paths:
+    for parquet_path in _part_paths(footage_dir):
         table = pq.read_table(parquet_path).to_pandas()
         missing = sorted(set(condition_columns) - set(table.columns))
         if missing:
@@ -93,6 +87,28 @@ def read_episodes(footage_dir: str | Path, condition_columns: Sequence[str] = ()
                 episode_from_rows(int(episode_id), frames[index], rows, condition_columns)
             )
     return sorted(episodes, key=lambda e: e.episode_id)
+
+
+def episode_lengths(footage_dir: str | Path) -> dict[int, int]:
+    """Frames per episode of a footage folder, from its ground truth alone (no video is
+    decoded): what a frame budget or a length check needs."""
+    lengths: dict[int, int] = {}
+    for parquet_path in _part_paths(footage_dir):
+        episodes = pq.read_table(parquet_path, columns=["episode"]).column("episode")
+        for episode_id, count in pd.Series(episodes.to_numpy()).value_counts().items():
+            lengths[int(episode_id)] = lengths.get(int(episode_id), 0) + int(count)
+    return dict(sorted(lengths.items()))
+
+
+def _part_paths(footage_dir: str | Path) -> list[Path]:
+    """The ground-truth files of a footage folder's parts, in order; refuses a folder with
+    none."""
+    parquet_paths = sorted(Path(footage_dir).glob("part-*.parquet"))
+    if not parquet_paths:
+        raise FileNotFoundError(
+            f"no footage parts in {footage_dir}; record some with `python -m experiments.record`"
+        )
+    return parquet_paths
 
 
 def episode_from_rows(
