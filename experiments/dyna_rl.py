@@ -2,17 +2,19 @@
 own real episodes are recorded, the model trains further on the footage plus them, PPO goes on
 in the new model, and again, while the real frames used stay inside a budget.
 
-    python -m experiments.dyna_rl [rounds=2 episodes_per_round=8 ...]
+    python -m experiments.dyna_rl [rounds=3 episodes_per_round=8 seeds=[1,2] ...]
 
 A policy trained in imagination exploits the model where it is wrong: a world model made from
 2,000 frames rates driving safe that crashes in the real env (``make rl-small-footage``). Its
 footage holds few of the states such a policy leads to; each round adds exactly those. The
 real frames counted are the footage behind the starting model (held-out episodes included)
-and every round's recorded episodes; the real-env evaluations only measure.
+and every round's recorded episodes; the real-env evaluations only measure. The loop runs
+once per PPO seed (``rl.seed`` and ``seeds``), each with its own episodes, models and budget,
+so a result can be told from a seed's luck.
 
 Every round's footage, model, policy (safetensors) and result stay on disk, so a killed run
-resumes at the round it stopped in. Results: ``out_dir/metrics.json`` (each round's real
-return and real frames used, against the PPO run trained in the real env) and
+resumes at the round it stopped in. Results: ``out_dir/metrics.json`` (each seed's rounds:
+real return and real frames used, against the PPO run trained in the real env) and
 ``out_dir/dyna_rl.png``.
 """
 
@@ -53,14 +55,16 @@ from wfm_sim.training.world_model import TrainConfig, train_world_model, trained
 
 @dataclass
 class DynaRLConfig:
-    """The model to start from, how many rounds of how many real episodes the policy drives,
-    the real-frame budget they must fit, the training of each round's model (the starting
-    model's own last run, repeated from the previous round's model on the footage plus every
-    round's episodes; ``*_steps`` left None keep that run's step counts), and the PPO run of
-    each round (``rl``; its checkpoint is filled in per round)."""
+    """The model to start from, at most how many rounds of how many real episodes the policy
+    drives, the real-frame budget they must fit, the training of each round's model (the
+    starting model's own last run, repeated from the previous round's model on the footage
+    plus every round's episodes; ``*_steps`` left None keep that run's step counts), the PPO
+    run of each round (``rl``; its checkpoint is filled in per round), and the other PPO
+    seeds that run the loop too."""
 
     initial_checkpoint: str = "runs/dyna_rl/base_crash/checkpoint"
-    rounds: int = 2
+    rounds: int = 3
+    """At most this many rounds; the frame budget may stop a seed's loop first."""
     episodes_per_round: int = 8
     frame_budget: int = 2_000
     """Real frames the loop may use in all: the starting model's footage and every round's
@@ -74,9 +78,10 @@ class DynaRLConfig:
     finetune_steps: int | None = None
     imagined_head_steps: int | None = None
     rl: RLConfig = field(default_factory=lambda: RLConfig(env="wfm"))
-    check_seeds: list[int] = field(default_factory=lambda: [1, 2])
-    """PPO seeds beside ``rl.seed`` trained from scratch in the starting model and in the last
-    round's, evaluated the same way: how far a return is the model's and how far the seed's."""
+    seeds: list[int] = field(default_factory=lambda: [1, 2])
+    """PPO seeds beside ``rl.seed`` that each run the whole loop, under ``seed_<s>`` in
+    ``footage_dir``, ``run_dir`` and ``out_dir``: how far a return is the loop's and how far
+    the seed's."""
     real_results: str = "experiments/results/rl/real_ppo.json"
     """The PPO run trained in the real env (``make rl``) the rounds are weighed against."""
     footage_dir: str = "data/footage/dyna_rl"
@@ -90,6 +95,25 @@ class DynaRLConfig:
             raise ValueError("the Dyna loop trains in the world model: rl.env=wfm rl.init=scratch")
         if self.frame_budget < 1 or self.max_episode_frames < 2:
             raise ValueError("frame_budget must be >= 1 and max_episode_frames >= 2")
+        if self.rl.seed in self.seeds or len(set(self.seeds)) < len(self.seeds):
+            raise ValueError(f"seeds {self.seeds} must differ from each other and rl.seed")
+
+
+def seed_config(config: DynaRLConfig, seed: int) -> DynaRLConfig:
+    """The loop of PPO seed ``seed``: ``config`` with that seed, in its own ``seed_<s>``
+    sub-folders (footage, runs, results, TensorBoard logs), running no further seeds."""
+
+    def sub(folder: str) -> str:
+        return str(Path(folder) / f"seed_{seed}")
+
+    return dataclasses.replace(
+        config,
+        rl=dataclasses.replace(config.rl, seed=seed, log_dir=sub(config.rl.log_dir)),
+        seeds=[],
+        footage_dir=sub(config.footage_dir),
+        run_dir=sub(config.run_dir),
+        out_dir=sub(config.out_dir),
+    )
 
 
 class PolicyBehaviour:
@@ -156,33 +180,20 @@ def _collect(config: DynaRLConfig, round_index: int, model: BaseAlgorithm) -> Pa
     return folder
 
 
-def _run_name(round_index: int, seed: int | None = None) -> str:
-    """The folder (under ``run_dir``) and result name (under ``out_dir``) of a round's PPO run,
-    or of a check seed's run in that round's model."""
-    return f"round_{round_index}" if seed is None else f"seed_{seed}/round_{round_index}"
-
-
-def _policy_path(config: DynaRLConfig, round_index: int, seed: int | None = None) -> Path:
-    """Where that run's trained policy is saved (safetensors)."""
-    return Path(config.run_dir) / _run_name(round_index, seed) / "policy.safetensors"
+def _policy_path(config: DynaRLConfig, round_index: int) -> Path:
+    """Where a round's trained PPO policy is saved (safetensors)."""
+    return Path(config.run_dir) / f"round_{round_index}" / "policy.safetensors"
 
 
 def _train_policy(
-    config: DynaRLConfig,
-    round_index: int,
-    checkpoint: str,
-    start: Path | None,
-    seed: int | None = None,
+    config: DynaRLConfig, round_index: int, checkpoint: str, start: Path | None
 ) -> tuple[dict[str, Any], BaseAlgorithm]:
     """PPO in ``checkpoint``'s world model for ``rl.total_steps``, from the policy saved at
     ``start`` (None: from scratch), evaluated zero-shot in the real env: (the round's row, the
-    policy). ``seed`` (None: ``rl.seed``) names a check seed's run, kept in its own folders.
-    A run already measured with this checkpoint is loaded, not trained again."""
-    rl = dataclasses.replace(
-        config.rl, checkpoint=checkpoint, seed=config.rl.seed if seed is None else seed
-    )
-    name = _run_name(round_index, seed)
-    policy_path = _policy_path(config, round_index, seed)
+    policy). A run already measured with this checkpoint is loaded, not trained again."""
+    rl = dataclasses.replace(config.rl, checkpoint=checkpoint)
+    name = f"round_{round_index}"
+    policy_path = _policy_path(config, round_index)
     row_path = Path(config.out_dir) / f"{name}.json"
     env = training_env(rl, "wfm")
     model = build_algorithm(rl, env, on_wfm=True)
@@ -194,7 +205,7 @@ def _train_policy(
             return stored, model
     if start is not None:
         load_model(model.policy, str(start))
-    curve, seconds = learn(model, rl.total_steps, f"dyna_{name.replace('/', '_')}")
+    curve, seconds = learn(model, rl.total_steps, f"dyna_{name}")
     env.close()
     policy_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(policy_path) as tmp:
@@ -214,42 +225,28 @@ def _train_policy(
     return row, model
 
 
-def plot_rounds(
-    rows: list[dict[str, Any]],
-    checks: list[dict[str, Any]],
-    real: dict[str, Any],
-    path: Path,
-) -> Path:
-    """Real return of the policy after each round against the real frames used so far (and
-    of the check seeds' runs from scratch), beside the real-trained PPO run's return and 90%
-    of it."""
+def plot_rounds(loops: list[dict[str, Any]], real: dict[str, Any], path: Path) -> Path:
+    """Real return of each seed's policy after each round against the real frames used so
+    far, beside the real-trained PPO run's return and 90% of it."""
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    frames = [r["real_frames"] for r in rows]
-    ax.plot(
-        frames,
-        [r["real_return_mean"] for r in rows],
-        "o-",
-        label="Dyna PPO (one policy across rounds)",
-    )
-    if checks:
+    for loop in loops:
+        rows = loop["rounds"]
         ax.plot(
-            [c["real_frames"] for c in checks],
-            [c["real_return_mean"] for c in checks],
-            "x",
-            color="tab:orange",
-            label="PPO from scratch, other seeds",
+            [r["real_frames"] for r in rows],
+            [r["real_return_mean"] for r in rows],
+            "o-",
+            label=f"Dyna PPO, seed {loop['seed']} (rounds 0-{rows[-1]['round']})",
         )
-    for row in rows:
-        ax.annotate(f"round {row['round']}", (row["real_frames"], row["real_return_mean"]))
     target = real["real_return_mean"]
     ax.axhline(
         target, color="k", ls="--", label=f"PPO in the real env ({real['total_steps']:,} steps)"
     )
     ax.axhline(0.9 * target, color="k", ls=":", label="90% of it (aim)")
     ax.axvline(0.1 * real["real_interactions"], color="tab:red", ls=":", label="10% of its steps")
-    ax.set_ylim(0, 1.15 * max(target, *(r["real_return_mean"] for r in rows + checks)))
+    returns = [r["real_return_mean"] for loop in loops for r in loop["rounds"]]
+    ax.set_ylim(0, 1.15 * max(target, *returns))
     ax.set_xlabel("real frames used (footage + Dyna episodes)")
     ax.set_ylabel("mean real return (8 episodes)")
     ax.legend(fontsize=8, loc="lower right")
@@ -258,11 +255,9 @@ def plot_rounds(
     return path
 
 
-def run_dyna_rl(config: DynaRLConfig) -> dict[str, Any]:
-    """All rounds that fit the budget (resuming what is on disk); writes and returns the
-    summary."""
-    torch.set_num_threads(config.rl.threads)
-    real = json.loads(Path(config.real_results).read_text())
+def run_loop(config: DynaRLConfig) -> dict[str, Any]:
+    """One seed's rounds (``rl.seed``), all that fit the budget, resuming what is on disk:
+    ``{"seed", "stopped_by_budget", "rounds"}``, each round's row with its learning curve."""
     checkpoint = config.initial_checkpoint
     row, model = _train_policy(config, 0, checkpoint, None)
     rows, footage = [row], []
@@ -278,11 +273,14 @@ def run_dyna_rl(config: DynaRLConfig) -> dict[str, Any]:
             config, round_index, checkpoint, _policy_path(config, round_index - 1)
         )
         rows.append(row)
-    seed_check = [
-        {"seed": seed, **_train_policy(config, row["round"], row["checkpoint"], None, seed)[0]}
-        for row in {r["round"]: r for r in (rows[0], rows[-1])}.values()
-        for seed in config.check_seeds
-    ]
+    return {"seed": config.rl.seed, "stopped_by_budget": stopped_by_budget, "rounds": rows}
+
+
+def run_dyna_rl(config: DynaRLConfig) -> dict[str, Any]:
+    """The loop for ``rl.seed`` and for each of ``seeds``; writes and returns the summary."""
+    torch.set_num_threads(config.rl.threads)
+    real = json.loads(Path(config.real_results).read_text())
+    loops = [run_loop(config), *(run_loop(seed_config(config, s)) for s in config.seeds)]
     payload = {
         "benchmark": "dyna_rl",
         "machine": machine_facts(),
@@ -292,13 +290,20 @@ def run_dyna_rl(config: DynaRLConfig) -> dict[str, Any]:
             "real_interactions": real["real_interactions"],
             "real_return_mean": real["real_return_mean"],
         },
-        "stopped_by_budget": stopped_by_budget,
-        "rounds": [{k: v for k, v in r.items() if k != "curve"} for r in rows],
-        "curves": {r["round"]: r["curve"] for r in rows},
-        "seed_check": [{k: v for k, v in r.items() if k != "curve"} for r in seed_check],
+        "loops": [
+            {
+                **loop,
+                "rounds": [{k: v for k, v in r.items() if k != "curve"} for r in loop["rounds"]],
+            }
+            for loop in loops
+        ],
+        "curves": {
+            str(loop["seed"]): {str(r["round"]): r["curve"] for r in loop["rounds"]}
+            for loop in loops
+        },
     }
     out = Path(config.out_dir)
-    plot_rounds(rows, seed_check, real, out / "dyna_rl.png")
+    plot_rounds(loops, real, out / "dyna_rl.png")
     write_json_atomic(out / "metrics.json", payload)
     return payload
 
@@ -311,15 +316,18 @@ def main(cfg: DictConfig) -> None:
     """Run the rounds and print each one's real return against the real-trained run's."""
     payload = run_dyna_rl(to_dataclass(cfg, DynaRLConfig))
     real = payload["real_run"]
-    for row in payload["rounds"]:
-        print(
-            f"round {row['round']}: real return {row['real_return_mean']:.2f} "
-            f"({row['real_return_mean'] / real['real_return_mean']:.0%} of the real-trained "
-            f"{real['real_return_mean']:.2f}) with {row['real_frames']:,} real frames "
-            f"({row['real_frames'] / real['real_interactions']:.1%} of its)"
-        )
-    if payload["stopped_by_budget"]:
-        print(f"stopped: the next round could pass the {cfg.frame_budget:,}-frame budget")
+    for loop in payload["loops"]:
+        for row in loop["rounds"]:
+            print(
+                f"seed {loop['seed']} round {row['round']}: real return "
+                f"{row['real_return_mean']:.2f} ({row['real_return_mean'] / real['real_return_mean']:.0%} "
+                f"of the real-trained {real['real_return_mean']:.2f}) with {row['real_frames']:,} "
+                f"real frames ({row['real_frames'] / real['real_interactions']:.1%} of its)"
+            )
+        if loop["stopped_by_budget"]:
+            print(
+                f"seed {loop['seed']} stopped: its next round could pass the {cfg.frame_budget:,}-frame budget"
+            )
     print(f"results in {cfg.out_dir}/metrics.json and dyna_rl.png")
 
 

@@ -7,6 +7,7 @@ the measurements.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -414,7 +415,7 @@ def _rl_section(
     return [*lines, "", _machine(first)]
 
 
-def _constant_action_lines(runs: dict[str, dict[str, Any] | None]) -> list[str]:
+def _constant_action_lines(runs: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
     """The constant actions' returns on the RL evaluation starts, and which runs return
     exactly what one of them does there (they act like it on those starts)."""
     constant = _load("rl_constant_actions.json")
@@ -486,8 +487,8 @@ def _steps(count: int | None) -> str:
 
 
 def _rl_dyna_section() -> list[str]:
-    """The Dyna loop's rounds (``experiments.dyna_rl``): real return against the real frames
-    used so far, weighed against the real-trained run of ``_rl_section``."""
+    """The Dyna loop's rounds for each PPO seed (``experiments.dyna_rl``): real return against
+    the real frames used so far, weighed against the real-trained run of ``_rl_section``."""
     dyna, real = _load("rl_dyna/metrics.json"), _load("rl/real_ppo.json")
     if dyna is None or real is None:
         return _not_measured("make rl-dyna", "and `make rl` for the real run")
@@ -500,48 +501,46 @@ def _rl_dyna_section() -> list[str]:
         "from the previous round's on the footage plus every round's episodes (its starting "
         f"model's last run again, with {_steps(config['dynamics_steps'])} dynamics and "
         f"{_steps(config['finetune_steps'])} fine-tune steps), and PPO goes on from where it "
-        "was (`make rl-dyna`). Real frames counted: the footage, held-out episodes included, "
-        "and the rounds' episodes.",
+        f"was, for at most {config['rounds']} rounds while a round's episodes, even at full "
+        f"length, fit the {config['frame_budget']:,}-frame budget (`make rl-dyna`). Each PPO "
+        "seed runs the whole loop with its own episodes and models. Real frames counted: the "
+        "footage, held-out episodes included, and the seed's rounds' episodes.",
         "",
-        "| round | real frames used | real return (mean) | of the real-trained return | "
-        "imagined return (last 20 episodes) | PPO wall-clock |",
-        "|---|---|---|---|---|---|",
+        "| PPO seed | round | real frames used | real return (mean) | of the real-trained "
+        "return | imagined return (last 20 episodes) | PPO wall-clock |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for row in dyna["rounds"]:
-        imagined = row["imagined_return_last"]
-        lines.append(
-            f"| {row['round']} | {row['real_frames']:,} "
-            f"({100 * row['real_frames'] / real['real_interactions']:.1f}%) | "
-            f"{row['real_return_mean']:.2f} over {len(row['real_returns'])} episodes | "
-            f"{100 * row['real_return_mean'] / real['real_return_mean']:.0f}% | "
-            f"{'-' if imagined is None else f'{imagined:.2f}'} | {row['train_seconds']} s |"
+    for loop in dyna["loops"]:
+        for row in loop["rounds"]:
+            imagined = row["imagined_return_last"]
+            lines.append(
+                f"| {loop['seed']} | {row['round']} | {row['real_frames']:,} "
+                f"({100 * row['real_frames'] / real['real_interactions']:.1f}%) | "
+                f"{row['real_return_mean']:.2f} over {len(row['real_returns'])} episodes | "
+                f"{100 * row['real_return_mean'] / real['real_return_mean']:.0f}% | "
+                f"{'-' if imagined is None else f'{imagined:.2f}'} | {row['train_seconds']} s |"
+            )
+    finals = []
+    for loop in dyna["loops"]:
+        last = loop["rounds"][-1]
+        stopped = ", then stopped by the budget" if loop["stopped_by_budget"] else ""
+        finals.append(
+            f"seed {loop['seed']} {100 * last['real_return_mean'] / real['real_return_mean']:.0f}% "
+            f"with {100 * last['real_frames'] / real['real_interactions']:.1f}% after round "
+            f"{last['round']}{stopped}"
         )
-    last = dyna["rounds"][-1]
-    used = last["real_frames"] / real["real_interactions"]
-    share = last["real_return_mean"] / real["real_return_mean"]
-    budget = (
-        " The next round could have passed the frame budget." if dyna["stopped_by_budget"] else ""
-    )
     eval_seed = {"eval_seed": config["rl"]["eval_seed"]}
-    checks = dyna.get("seed_check", [])
-    by_round: dict[int, list[str]] = {}
-    for check in checks:
-        by_round.setdefault(check["round"], []).append(
-            f"seed {check['seed']} {check['real_return_mean']:.2f}"
-        )
-    seeds = "; ".join(f"in round {r}'s model {', '.join(runs)}" for r, runs in by_round.items())
-    checked = f" PPO from scratch with other seeds, {seeds}." if checks else ""
     labelled = {
-        **{f"round {r['round']}": r for r in dyna["rounds"]},
-        **{f"seed {c['seed']} in round {c['round']}'s model": c for c in checks},
+        f"seed {loop['seed']} round {r['round']}": {**r, "config": eval_seed}
+        for loop in dyna["loops"]
+        for r in loop["rounds"]
     }
     return [
         *lines,
         "",
-        f"After the last round: {100 * share:.0f}% of the real-trained return "
-        f"({real['real_return_mean']:.2f}) with {100 * used:.1f}% of its real interactions "
-        f"(aim: ≥ 90% with ≤ 10%; budget {config['frame_budget']:,} frames).{budget}{checked}",
-        *_constant_action_lines({k: {**v, "config": eval_seed} for k, v in labelled.items()}),
+        f"After each seed's last round, of the real-trained return ({real['real_return_mean']:.2f}) "
+        f"and its real interactions: {'; '.join(finals)} (aim: ≥ 90% with ≤ 10%).",
+        *_constant_action_lines(labelled),
         "",
         _machine(dyna),
     ]

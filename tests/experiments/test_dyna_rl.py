@@ -1,6 +1,7 @@
 """The Dyna RL loop in a tiny config: PPO's own real episodes are recorded, the world model
 trains on the footage plus them, PPO goes on from its saved policy; the real-frame budget
-holds, and a rerun resumes instead of training again."""
+holds, each PPO seed runs its own loop in its own folders, and a rerun resumes instead of
+training again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from experiments import dyna_rl
-from experiments.dyna_rl import DynaRLConfig, round_train_config, run_dyna_rl
+from experiments.dyna_rl import DynaRLConfig, round_train_config, run_dyna_rl, seed_config
 from experiments.train_rl import RLConfig, footage_frames
 from tests.tiny_rl import tiny_rl_config
 from wfm_sim.data.footage import read_episodes
@@ -32,7 +33,7 @@ def _tiny(checkpoint: Path, tmp_path: Path, **overrides: Any) -> DynaRLConfig:
         "dynamics_steps": 2,
         "finetune_steps": 2,
         "rl": tiny_rl_config(tmp_path),
-        "check_seeds": [],
+        "seeds": [],
         "real_results": str(real),
         "footage_dir": str(tmp_path / "footage"),
         "run_dir": str(tmp_path / "run"),
@@ -44,9 +45,10 @@ def _tiny(checkpoint: Path, tmp_path: Path, **overrides: Any) -> DynaRLConfig:
 def test_a_round_trains_the_model_on_the_policys_real_episodes_and_resumes(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = _tiny(tiny_checkpoint, tmp_path, check_seeds=[3])
+    config = _tiny(tiny_checkpoint, tmp_path, seeds=[3])
     payload = run_dyna_rl(config)
-    first, second = payload["rounds"]
+    assert [loop["seed"] for loop in payload["loops"]] == [config.rl.seed, 3]
+    first, second = payload["loops"][0]["rounds"]
     recorded = read_episodes(tmp_path / "footage" / "round_1")
     assert len(recorded) == 1 and recorded[0].behaviour == "dyna_ppo_round_0"
     assert second["real_frames"] == first["real_frames"] + len(recorded[0].frames)
@@ -56,11 +58,18 @@ def test_a_round_trains_the_model_on_the_policys_real_episodes_and_resumes(
     assert training["steps"]["tokenizer"] == 0 and training["steps"]["dynamics"] == 2
     assert (tmp_path / "run" / "round_1" / "policy.safetensors").stat().st_size > 0
     assert (tmp_path / "out" / "dyna_rl.png").stat().st_size > 0
-    assert payload["stopped_by_budget"] is False
-    checked = [(r["seed"], r["round"]) for r in payload["seed_check"]]
-    assert checked == [(3, 0), (3, 1)]
-    assert payload["seed_check"][1]["checkpoint"] == second["checkpoint"]
+    assert payload["loops"][0]["stopped_by_budget"] is False
+    other = payload["loops"][1]["rounds"]
+    assert [r["round"] for r in other] == [0, 1]
+    assert other[1]["checkpoint"] == str(
+        tmp_path / "run" / "seed_3" / "round_1" / "model" / "checkpoint"
+    )
+    assert (
+        read_episodes(tmp_path / "footage" / "seed_3" / "round_1")[0].behaviour
+        == "dyna_ppo_round_0"
+    )
     assert (tmp_path / "run" / "seed_3" / "round_1" / "policy.safetensors").exists()
+    assert (tmp_path / "out" / "seed_3" / "round_1.json").exists()
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished round is trained again")
@@ -68,8 +77,7 @@ def test_a_round_trains_the_model_on_the_policys_real_episodes_and_resumes(
     monkeypatch.setattr(dyna_rl, "learn", no_training)
     monkeypatch.setattr(dyna_rl, "train_world_model", no_training)
     again = run_dyna_rl(config)
-    assert again["rounds"] == payload["rounds"]
-    assert again["seed_check"] == payload["seed_check"]
+    assert again["loops"] == payload["loops"]
 
 
 def test_a_round_that_could_pass_the_frame_budget_is_not_recorded(
@@ -77,8 +85,9 @@ def test_a_round_that_could_pass_the_frame_budget_is_not_recorded(
 ) -> None:
     budget = footage_frames(str(tiny_checkpoint)) + 30
     payload = run_dyna_rl(_tiny(tiny_checkpoint, tmp_path, frame_budget=budget))
-    assert payload["stopped_by_budget"] is True
-    assert [r["round"] for r in payload["rounds"]] == [0]
+    (loop,) = payload["loops"]
+    assert loop["stopped_by_budget"] is True
+    assert [r["round"] for r in loop["rounds"]] == [0]
     assert not (tmp_path / "footage").exists()
 
 
@@ -97,3 +106,21 @@ def test_each_round_repeats_the_starting_models_last_run(
 def test_the_loop_trains_in_the_world_model_only(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="rl.env=wfm"):
         DynaRLConfig(rl=RLConfig(env="real"))
+
+
+@pytest.mark.parametrize("seeds", [[0, 1], [1, 1]])
+def test_each_seed_runs_its_own_loop_once(seeds: list[int]) -> None:
+    with pytest.raises(ValueError, match="must differ"):
+        DynaRLConfig(rl=RLConfig(env="wfm", seed=0), seeds=seeds)
+
+
+def test_a_seeds_loop_keeps_to_its_own_folders() -> None:
+    config = DynaRLConfig(run_dir="r", footage_dir="f", out_dir="o", seeds=[1, 2])
+    loop = seed_config(config, 2)
+    assert (loop.rl.seed, loop.seeds) == (2, [])
+    assert (loop.run_dir, loop.footage_dir, loop.out_dir) == ("r/seed_2", "f/seed_2", "o/seed_2")
+    assert loop.rl.log_dir == str(Path(config.rl.log_dir) / "seed_2")
+    assert (
+        loop.initial_checkpoint == config.initial_checkpoint
+        and loop.rl.total_steps == config.rl.total_steps
+    )

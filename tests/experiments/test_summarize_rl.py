@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_a_run_returning_a_constant_actions_returns_is_named_after_it(
             }
         )
     )
-    runs = {
+    runs: dict[str, dict[str, Any]] = {
         "fast": {"real_returns": [12.0, 3.5]},
         "slow": {"real_returns": [21.02, 20.02], "config": {"eval_seed": 30_000}},
         "elsewhere": {"real_returns": [21.02, 20.02], "config": {"eval_seed": 1}},
@@ -79,29 +80,30 @@ def test_the_dyna_rounds_are_weighed_against_the_real_run(
         {"round": 0, "real_frames": 1_448, "real_returns": [7.0, 7.0], "real_return_mean": 7.0},
         {"round": 1, "real_frames": 1_700, "real_returns": [19.0, 20.0], "real_return_mean": 19.5},
     ]
-    for row in rounds:
+    other = [{"round": 0, "real_frames": 1_448, "real_returns": [12.0], "real_return_mean": 12.0}]
+    for row in [*rounds, *other]:
         row.update(imagined_return_last=20.0, train_seconds=300.0)
     dyna = {
         "config": {
             "rl": {"total_steps": 20_000, "eval_seed": 30_000},
             "episodes_per_round": 8,
+            "rounds": 4,
             "frame_budget": 2_000,
             "dynamics_steps": 500,
             "finetune_steps": None,
         },
-        "rounds": rounds,
-        "stopped_by_budget": True,
-        "seed_check": [
-            {"seed": 1, "round": 0, "real_return_mean": 12.0, "real_returns": [12.0, 12.0]},
-            {"seed": 1, "round": 1, "real_return_mean": 19.5, "real_returns": [19.0, 20.0]},
+        "loops": [
+            {"seed": 0, "stopped_by_budget": True, "rounds": rounds},
+            {"seed": 1, "stopped_by_budget": False, "rounds": other},
         ],
         "machine": {"cpus": 2, "commit": "abc1234"},
     }
     (tmp_path / "rl_dyna").mkdir()
     (tmp_path / "rl_dyna" / "metrics.json").write_text(json.dumps(dyna))
     text = "\n".join(summarize._rl_dyna_section())
-    assert "| 1 | 1,700 (8.5%) | 19.50 over 2 episodes | 93% | 20.00 | 300.0 s |" in text
-    assert "93% of the real-trained return (21.00) with 8.5% of its real interactions" in text
-    assert "could have passed the frame budget" in text
+    assert "| 0 | 1 | 1,700 (8.5%) | 19.50 over 2 episodes | 93% | 20.00 | 300.0 s |" in text
+    assert "| 1 | 0 | 1,448 (7.2%) | 12.00 over 1 episodes | 57% |" in text
+    assert "seed 0 93% with 8.5% after round 1, then stopped by the budget; " in text
+    assert "seed 1 57% with 7.2% after round 0 (aim" in text
     assert "with 500 dynamics and its own fine-tune steps" in text
-    assert "in round 0's model seed 1 12.00; in round 1's model seed 1 19.50." in text
+    assert "at most 4 rounds while a round's episodes, even at full length, fit" in text
