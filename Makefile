@@ -109,7 +109,8 @@ rl-small-footage: $(STAMP)
 
 # Dyna inside a 2,000-frame budget (10% of the real PPO run's steps): a world model from the
 # first 80 footage episodes (trained as rl-small-footage's), then rounds of PPO in it, 8 real
-# episodes of the policy recorded, the model trained on, PPO continued (about 2 hours).
+# episodes of the policy recorded, the model trained on, PPO continued; the loop runs for PPO
+# seeds 0, 1 and 2 (about 3.5 hours).
 rl-dyna: $(STAMP)
 	$(PY) -m experiments.record episodes=80 episodes_per_part=16 seed=0 'copies=[]' copy_parts=0 out_dir=data/footage/dyna_rl/seed
 	$(PY) -m experiments.train_world_model run_dir=runs/dyna_rl/base export_dir=runs/dyna_rl/base/checkpoint footage_dir=data/footage/dyna_rl/seed tokenizer_steps=1500 dynamics_steps=3000 finetune_steps=400

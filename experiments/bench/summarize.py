@@ -510,24 +510,21 @@ def _rl_dyna_section() -> list[str]:
         "return | imagined return (last 20 episodes) | PPO wall-clock |",
         "|---|---|---|---|---|---|---|",
     ]
+    finals = []
     for loop in dyna["loops"]:
         for row in loop["rounds"]:
             imagined = row["imagined_return_last"]
+            frames = f"{100 * row['real_frames'] / real['real_interactions']:.1f}%"
+            share = f"{100 * row['real_return_mean'] / real['real_return_mean']:.0f}%"
             lines.append(
-                f"| {loop['seed']} | {row['round']} | {row['real_frames']:,} "
-                f"({100 * row['real_frames'] / real['real_interactions']:.1f}%) | "
+                f"| {loop['seed']} | {row['round']} | {row['real_frames']:,} ({frames}) | "
                 f"{row['real_return_mean']:.2f} over {len(row['real_returns'])} episodes | "
-                f"{100 * row['real_return_mean'] / real['real_return_mean']:.0f}% | "
-                f"{'-' if imagined is None else f'{imagined:.2f}'} | {row['train_seconds']} s |"
+                f"{share} | {'-' if imagined is None else f'{imagined:.2f}'} | "
+                f"{row['train_seconds']} s |"
             )
-    finals = []
-    for loop in dyna["loops"]:
-        last = loop["rounds"][-1]
         stopped = ", then stopped by the budget" if loop["stopped_by_budget"] else ""
         finals.append(
-            f"seed {loop['seed']} {100 * last['real_return_mean'] / real['real_return_mean']:.0f}% "
-            f"with {100 * last['real_frames'] / real['real_interactions']:.1f}% after round "
-            f"{last['round']}{stopped}"
+            f"seed {loop['seed']} {share} with {frames} after round {row['round']}{stopped}"
         )
     eval_seed = {"eval_seed": config["rl"]["eval_seed"]}
     labelled = {
