@@ -88,14 +88,22 @@ dyna-latent-planner: $(STAMP)
 	$(PY) -m experiments.dyna_latent_planner export_dir=world_models/zoo/driving_latent
 
 # RL in the world model (PPO, DQN), in the real env, and real training started from the world model;
-# then what each constant action returns on the same real evaluation starts.
+# both PPO runs again with PPO seeds 1 and 2; then what each constant action returns on the same
+# real evaluation starts.
 rl: $(STAMP)
 	$(PY) -m experiments.train_rl env=wfm algorithm=ppo
 	$(PY) -m experiments.train_rl env=wfm algorithm=dqn
 	$(PY) -m experiments.train_rl env=real
 	$(PY) -m experiments.train_rl env=real init=wfm_policy
 	$(PY) -m experiments.train_rl env=real init=wfm_encoder
+	$(MAKE) $(addprefix rl-seed-,$(RL_SEEDS))
 	$(PY) -m experiments.bench.rl_constant_actions
+
+# The two PPO runs of `make rl` (real env, world model) again with another PPO seed.
+RL_SEEDS := 1 2
+rl-seed-%: $(STAMP)
+	$(PY) -m experiments.train_rl env=real seed=$* out_dir=experiments/results/rl_seeds/seed_$* log_dir=runs/rl_seeds/seed_$*
+	$(PY) -m experiments.train_rl env=wfm seed=$* out_dir=experiments/results/rl_seeds/seed_$* log_dir=runs/rl_seeds/seed_$*
 
 # RL with a tenth of the real PPO run's interactions: a world model trained from scratch on the
 # first 110 footage episodes (1,985 frames; ~35 min on 2 cores), trained on (~15 min) with a

@@ -16,8 +16,10 @@ encoder as the policy's features (``init=wfm_encoder``).
     python -m experiments.train_rl --config-name train_rl_robot env=wfm        # the robot task
 
 Writes ``experiments/results/rl/<run>.json`` (real-env return, real interactions used,
-wall-clock, learning curve), ``learning_curves.png`` (every run) and ``policy_init.png`` (real
-runs: real steps to ``return_threshold``); TensorBoard logs under ``runs/rl``.
+wall-clock, learning curve), ``learning_curves.png`` (every run) and, once a real run started
+from the world model, ``policy_init.png`` (real runs: real steps to ``return_threshold``);
+TensorBoard logs under ``runs/rl``. Another PPO ``seed`` of a run goes to its own ``out_dir``
+(``make rl`` uses ``experiments/results/rl_seeds/seed_<s>``).
 """
 
 from __future__ import annotations
@@ -323,9 +325,10 @@ def plot_learning_curves(out_dir: str | Path) -> Path | None:
 
 def plot_policy_initialisation(out_dir: str | Path, threshold: float) -> Path | None:
     """Real-env training curves of the real runs (from scratch and initialised from the world
-    model), with the real steps each needs to reach ``threshold``."""
+    model), with the real steps each needs to reach ``threshold``; None while no real run in
+    ``out_dir`` was initialised from the world model (nothing to compare)."""
     runs = [r for r in _runs(out_dir) if r["env"] == "real" and r["curve"]]
-    if not runs:
+    if all(run["init"] == "scratch" for run in runs):
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for run in runs:

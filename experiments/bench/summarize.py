@@ -361,11 +361,14 @@ def _rl_section(
     command = f"python -m experiments.train_rl --config-name {config_name}"
     if not any(runs.values()):
         return _not_measured(f"{command} env=wfm", "and `env=real`")
+    figures = f"`experiments/results/{folder}/learning_curves.png`" + (
+        " and `policy_init.png`" if (RESULTS_DIR / folder / "policy_init.png").exists() else ""
+    )
     lines = [
         "SB3 on 64×64 frames, the same number of env steps in each, then evaluated zero-shot in "
         f"the real {real_sim}, deterministic (`{command} env=wfm|real "
         "algorithm=ppo|dqn init=scratch|wfm_policy|wfm_encoder`; curves in "
-        f"`experiments/results/{folder}/learning_curves.png` and `policy_init.png`). Real "
+        f"{figures}). Real "
         "interactions count the world model's footage for every run that uses it. Aim: ≥ 90% "
         "of the real-trained return with ≤ 10% of its real interactions.",
         "",
@@ -444,6 +447,73 @@ def _constant_action_lines(runs: Mapping[str, Mapping[str, Any] | None]) -> list
             f"there: {'; '.join(labels)}."
         )
     return lines
+
+
+def _rl_seed_runs() -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
+    """(PPO in the real env, PPO in the world model) for each PPO seed that has both: seed 0
+    is ``_rl_section``'s pair, the others ``rl_seeds/seed_<s>/``'s."""
+    folders = {0: "rl"} | {
+        int(folder.name.removeprefix("seed_")): f"rl_seeds/{folder.name}"
+        for folder in (RESULTS_DIR / "rl_seeds").glob("seed_*")
+    }
+    runs = {}
+    for seed, folder in sorted(folders.items()):
+        real, wfm = _load(f"{folder}/real_ppo.json"), _load(f"{folder}/wfm_ppo.json")
+        if real is not None and wfm is not None:
+            runs[seed] = (real, wfm)
+    return runs
+
+
+def _return_cell(run: Mapping[str, Any], constant: Mapping[str, Any] | None) -> str:
+    """A run's mean real return, and the constant action whose return it equals on every
+    evaluation start, if any (as ``_constant_action_lines`` names them)."""
+    cell = f"{run['real_return_mean']:.2f}"
+    if constant is None or run["config"]["eval_seed"] != constant["eval_seed"]:
+        return cell
+    action = acts_like(run["real_returns"], constant["returns"])
+    return cell if action is None else f"{cell} (like {action})"
+
+
+def _rl_seeds_section() -> list[str]:
+    """PPO in the real env and in the committed world model, the same runs with each PPO
+    seed: how much of ``_rl_section``'s comparison is the seed's."""
+    runs = _rl_seed_runs()
+    if len(runs) < 2:
+        return _not_measured("make rl", "its PPO seeds 1 and 2 write experiments/results/rl_seeds/")
+    constant = _load("rl_constant_actions.json")
+    lines = [
+        "The two PPO runs above (seed 0) with other PPO seeds, all else the same (`python -m "
+        "experiments.train_rl env=real|wfm seed=S out_dir=experiments/results/rl_seeds/seed_S`, "
+        "run by `make rl`; curves in `experiments/results/rl_seeds/seed_S/learning_curves.png`). "
+        "In brackets, the constant action whose return a run's equals on every evaluation start.",
+        "",
+        "| PPO seed | PPO in the real highway-env | PPO in the world model | of the real-trained "
+        "return | wall-clock (real / world model) | commit (real / world model) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for seed, (real, wfm) in runs.items():
+        share = wfm["real_return_mean"] / real["real_return_mean"]
+        lines.append(
+            f"| {seed} | {_return_cell(real, constant)} | {_return_cell(wfm, constant)} | "
+            f"{100 * share:.0f}% | {real['train_seconds']} s / {wfm['train_seconds']} s | "
+            f"{real['machine']['commit']} / {wfm['machine']['commit']} |"
+        )
+    real_mean = float(np.mean([real["real_return_mean"] for real, _ in runs.values()]))
+    wfm_mean = float(np.mean([wfm["real_return_mean"] for _, wfm in runs.values()]))
+    return [
+        *lines,
+        "",
+        f"Mean over the {len(runs)} seeds: {real_mean:.2f} in the real env, {wfm_mean:.2f} in "
+        f"the world model ({100 * wfm_mean / real_mean:.0f}%). Wall-clocks come from different "
+        "days' runs and vary with the machine's load.",
+        "",
+        _machine(max((run for pair in runs.values() for run in pair), key=_measured_on)),
+    ]
+
+
+def _measured_on(run: Mapping[str, Any]) -> str:
+    """When a result was measured (its machine line's date), for picking the newest."""
+    return str(run["machine"].get("date", ""))
 
 
 def _rl_small_footage_section() -> list[str]:
@@ -537,10 +607,21 @@ def _rl_dyna_section() -> list[str]:
         "",
         f"After each seed's last round, of the real-trained return ({real['real_return_mean']:.2f}) "
         f"and its real interactions: {'; '.join(finals)} (aim: ≥ 90% with ≤ 10%).",
+        *_same_seeds_in_the_real_env([loop["seed"] for loop in dyna["loops"]]),
         *_constant_action_lines(labelled),
         "",
         _machine(dyna),
     ]
+
+
+def _same_seeds_in_the_real_env(seeds: list[int]) -> list[str]:
+    """What PPO trained in the real env returns with each of ``seeds`` (``_rl_seeds_section``),
+    once every one is measured: the reference seed by seed."""
+    runs = _rl_seed_runs()
+    if not all(seed in runs for seed in seeds):
+        return []
+    returns = "; ".join(f"seed {seed} {runs[seed][0]['real_return_mean']:.2f}" for seed in seeds)
+    return ["", f"PPO in the real env with the same seeds (Across PPO seeds above): {returns}."]
 
 
 def _risk_words(planner: dict[str, Any]) -> str:
@@ -1805,6 +1886,10 @@ def render() -> str:
         "## RL inside the world model",
         "",
         *_rl_section(),
+        "",
+        "### Across PPO seeds",
+        "",
+        *_rl_seeds_section(),
         "",
         "### With a tenth of the real run's interactions",
         "",

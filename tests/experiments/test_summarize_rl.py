@@ -107,3 +107,30 @@ def test_the_dyna_rounds_are_weighed_against_the_real_run(
     assert "seed 1 57% with 7.2% after round 0 (aim" in text
     assert "with 500 dynamics and its own fine-tune steps" in text
     assert "at most 4 rounds while a round's episodes, even at full length, fit" in text
+
+
+def test_the_ppo_seeds_are_tabled_with_the_constant_action_each_run_equals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    _write(tmp_path / "rl" / "real_ppo.json", 20_000, [20.0, 22.0])
+    _write(tmp_path / "rl" / "wfm_ppo.json", 51_186, [20.0, 22.0])
+    assert "Not measured yet" in summarize._rl_seeds_section()[0]
+    _write(tmp_path / "rl_seeds" / "seed_2" / "real_ppo.json", 20_000, [20.0, 20.0])
+    _write(tmp_path / "rl_seeds" / "seed_2" / "wfm_ppo.json", 51_186, [5.0, 5.0])
+    _write(tmp_path / "rl_seeds" / "seed_7" / "real_ppo.json", 20_000, [20.0, 20.0])
+    for path in (tmp_path / "rl", tmp_path / "rl_seeds" / "seed_2"):
+        for run in path.glob("*.json"):
+            data = json.loads(run.read_text())
+            run.write_text(json.dumps({**data, "config": {"eval_seed": 30_000}}))
+    (tmp_path / "rl_constant_actions.json").write_text(
+        json.dumps({"episodes": 2, "eval_seed": 30_000, "returns": {"FASTER": [5.0, 5.0]}})
+    )
+    text = "\n".join(summarize._rl_seeds_section())
+    assert "| 0 | 21.00 | 21.00 | 100% | 1.0 s / 1.0 s | abc1234 / abc1234 |" in text
+    assert "| 2 | 20.00 | 5.00 (like FASTER) | 25% |" in text
+    assert "| 7 |" not in text  # no world-model run for that seed
+    assert "Mean over the 2 seeds: 20.50 in the real env, 13.00 in the world model (63%)." in text
+    assert summarize._same_seeds_in_the_real_env([0, 7]) == []  # seed 7 has no pair
+    same = summarize._same_seeds_in_the_real_env([0, 2])[-1]
+    assert same.endswith("seed 0 21.00; seed 2 20.00.")

@@ -107,3 +107,12 @@ def test_steps_to_threshold_reads_the_first_crossing() -> None:
 def test_bad_rl_configs_are_refused(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RLConfig(**overrides)  # type: ignore[arg-type]
+
+
+def test_the_initialisation_figure_waits_for_an_initialised_run(tmp_path: Path) -> None:
+    run = {"benchmark": "rl", "env": "real", "init": "scratch", "curve": [[512, 3.0]]}
+    (tmp_path / "real_ppo.json").write_text(json.dumps(run))
+    assert plot_policy_initialisation(tmp_path, threshold=5.0) is None
+    initialised = {**run, "init": "wfm_policy", "curve": [[512, 6.0]]}
+    (tmp_path / "real_ppo_from_wfm_policy.json").write_text(json.dumps(initialised))
+    assert (plot_policy_initialisation(tmp_path, threshold=5.0) or Path()).stat().st_size > 0
