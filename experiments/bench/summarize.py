@@ -418,6 +418,15 @@ def _rl_section(
     return [*lines, "", _machine(first)]
 
 
+def _acted_like(run: Mapping[str, Any], constant: Mapping[str, Any]) -> str | None:
+    """The constant action whose return an RL run's equals on every one of the constant-action
+    bench's starts (``acts_like``), or None; None too for a run evaluated on other starts."""
+    seed = run.get("config", {}).get("eval_seed", constant["eval_seed"])
+    if seed != constant["eval_seed"]:
+        return None
+    return acts_like(run["real_returns"], constant["returns"])
+
+
 def _constant_action_lines(runs: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
     """The constant actions' returns on the RL evaluation starts, and which runs return
     exactly what one of them does there (they act like it on those starts)."""
@@ -430,11 +439,8 @@ def _constant_action_lines(runs: Mapping[str, Mapping[str, Any] | None]) -> list
     )
     alike: dict[str, list[str]] = {}
     for label, run in runs.items():
-        if run is None:
-            continue
-        seed = run.get("config", {}).get("eval_seed", constant["eval_seed"])
-        action = acts_like(run["real_returns"], constant["returns"])
-        if seed == constant["eval_seed"] and action is not None:
+        action = None if run is None else _acted_like(run, constant)
+        if action is not None:
             alike.setdefault(action, []).append(label)
     lines = [
         "",
@@ -468,9 +474,7 @@ def _return_cell(run: Mapping[str, Any], constant: Mapping[str, Any] | None) -> 
     """A run's mean real return, and the constant action whose return it equals on every
     evaluation start, if any (as ``_constant_action_lines`` names them)."""
     cell = f"{run['real_return_mean']:.2f}"
-    if constant is None or run["config"]["eval_seed"] != constant["eval_seed"]:
-        return cell
-    action = acts_like(run["real_returns"], constant["returns"])
+    action = None if constant is None else _acted_like(run, constant)
     return cell if action is None else f"{cell} (like {action})"
 
 
