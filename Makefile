@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels planner-risk dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels planner-risk latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -80,6 +80,20 @@ plan-labels: $(STAMP)
 # How the latent planner trades crashes for speed: terminal values and risk aversion on 100 fresh starts.
 planner-risk: $(STAMP)
 	$(PY) -m experiments.bench.planner_risk
+
+# Is the latent planner's model short of footage? (after make record; about 2 hours on 2 cores)
+# Two more recordings of 3,000 episodes, latent models on make record's footage alone and on all
+# three (two thirds of every batch from the extra footage, as many as its episodes' share), each
+# after 3,000 steps and 6,000 more, then the demo planner over each. Probes: the zoo is unchanged.
+LATENT_EXTRA := 'extra_footage_dirs=[data/footage/extra_100000,data/footage/extra_110000]' extra_footage_share=0.69
+latent-footage: $(STAMP)
+	$(PY) -m experiments.record out_dir=data/footage/extra_100000 seed=100000 copy_parts=0
+	$(PY) -m experiments.record out_dir=data/footage/extra_110000 seed=110000 copy_parts=0
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_base export_dir=runs/latent_base/checkpoint
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_base_9k export_dir=runs/latent_base_9k/checkpoint init_checkpoint=runs/latent_base/checkpoint steps=6000
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more3 export_dir=runs/latent_more3/checkpoint $(LATENT_EXTRA)
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more3_9k export_dir=runs/latent_more3_9k/checkpoint init_checkpoint=runs/latent_more3/checkpoint steps=6000 $(LATENT_EXTRA)
+	$(PY) -m experiments.bench.latent_footage
 
 # Dyna for the latent planner: 8 rounds of real planner episodes, fine-tuning on them and
 # evaluation on the MPC demo's 12 starts (after train-latent-world-model; about 6 min a round

@@ -827,6 +827,57 @@ def _plan_labels_section() -> list[str]:
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
+def _latent_footage_section() -> list[str]:
+    r = _load("latent_footage.json")
+    command = "python -m experiments.bench.latent_footage"
+    if r is None:
+        return _not_measured(command, "`make latent-footage`, after `make record`")
+    committed = r["committed"]
+    first, last = r["fresh_seeds"]
+    mpc_run = _load("mpc_latent/metrics.json")  # the committed model's crashes on those starts
+    committed_crashes = (
+        round(mpc_run["results"]["latent_planner"]["crash_rate"] * len(r["mpc_seeds"]))
+        if mpc_run is not None
+        else None
+    )
+    lines = [
+        f"`{command}` (`make latent-footage`): latent models trained on `make record`'s "
+        "footage alone and on three times as much (two more recordings of 3,000 episodes with "
+        "other simulator seeds, the same drivers), each after 3,000 training steps and after "
+        "6,000 more; none had a Dyna round. The MPC demo's planner "
+        f"({r['setting']}) drives over each on the {len(r['mpc_seeds'])} starts of the latent "
+        f"MPC run (the oracle planner returned {r['oracle_mean_return']:.2f} there) and on the "
+        f"{last - first + 1} starts of `make planner-risk` (seeds {first}–{last}). Held-out "
+        "end AUC and reward MAE: open loop on the same held-out footage, 1 and 5 steps ahead.",
+        "",
+        "| latent model | end AUC 1 / 5 steps | reward MAE 1 / 5 steps | MPC starts: return "
+        "(share of the oracle's), crashes | fresh starts: return ± s.e., crashes |",
+        "|---|---|---|---|---|",
+        f"| committed `{committed['checkpoint']}` (after 8 Dyna rounds) | – | – | "
+        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%})"
+        + (f", {committed_crashes} crashed | " if committed_crashes is not None else " | ")
+        + f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed |",
+    ]
+    for name, m in r["models"].items():
+        mpc, fresh = m["mpc_starts"], m["fresh_starts"]
+        auc, mae = m["end_auc_by_step"], m["reward_mae_by_step"]
+        crashed = round(mpc["crash_rate"] * len(mpc["returns"]))
+        lines.append(
+            f"| {name} | {auc[0]:.3f} / {auc[-1]:.3f} | {mae[0]:.3f} / {mae[-1]:.3f} | "
+            f"{mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%}), {crashed} crashed | "
+            f"{fresh['mean_return']:.2f} ± {fresh['return_sem']:.2f}, {fresh['crashes']} crashed |"
+        )
+    best_name, best = max(r["models"].items(), key=lambda kv: kv[1]["mpc_starts"]["oracle_share"])
+    lines += [
+        "",
+        f"Best on the MPC starts: {best_name}, {best['mpc_starts']['oracle_share']:.0%} of the "
+        f"oracle's return (the committed model: {committed['mpc_oracle_share']:.0%}; aim 90%).",
+        "",
+        _machine(r),
+    ]
+    return lines
+
+
 def _planner_risk_section() -> list[str]:
     r = _load("planner_risk.json")
     command = "python -m experiments.bench.planner_risk"
@@ -1932,6 +1983,10 @@ def render() -> str:
         "### How the latent planner weighs a crash",
         "",
         *_planner_risk_section(),
+        "",
+        "### Footage for the latent model",
+        "",
+        *_latent_footage_section(),
         "",
         "## Robotics: MuJoCo Pusher through the same pipeline",
         "",

@@ -1,0 +1,129 @@
+"""Whether the latent planner's model is short of footage: latent models trained on three
+times ``make record``'s footage against the same training steps on that footage alone, each
+driving the real env under the MPC demo's planner (risk aversion 1) on the 12 starts of the
+latent MPC run, against the oracle planner's returns there, and on the 100 starts of
+``make planner-risk``, beside the committed ``driving_latent`` on both.
+
+    python -m experiments.bench.latent_footage [--model NAME=CHECKPOINT ...]
+
+``make latent-footage`` records the extra footage, trains the models below and runs this.
+The models are probes kept in ``runs/`` (the zoo's ``driving_latent`` is unchanged): none had
+a Dyna round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import world_models
+from experiments.bench.common import RESULTS_DIR, write_result
+from experiments.bench.planner_risk import SETTINGS, measure
+
+DEMO_SETTING = "risk aversion 1, floor 0.01"
+"""The MPC demo's way of weighing a crash, as ``make planner-risk`` names it."""
+
+MODELS: dict[str, str] = {
+    "make record's footage, 3,000 steps": "runs/latent_base/checkpoint",
+    "make record's footage, 9,000 steps": "runs/latent_base_9k/checkpoint",
+    "3x the footage, 3,000 steps": "runs/latent_more3/checkpoint",
+    "3x the footage, 9,000 steps": "runs/latent_more3_9k/checkpoint",
+}
+"""The models ``make latent-footage`` trains, by name: their checkpoints."""
+
+
+def oracle_share(returns: list[float], oracle_returns: list[float]) -> float:
+    """A planner's mean return as a share of the oracle's on the same starts, refused when
+    the two were not measured on as many starts."""
+    if len(returns) != len(oracle_returns) or not returns:
+        raise ValueError(
+            f"{len(returns)} returns against {len(oracle_returns)} oracle returns: "
+            "measure both on the same starts"
+        )
+    return float(np.mean(returns) / np.mean(oracle_returns))
+
+
+def measure_model(
+    checkpoint: str,
+    mpc_seeds: list[int],
+    oracle_returns: list[float],
+    fresh_seeds: list[int],
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """One latent model's held-out measures (from its export) and the demo planner's real
+    episodes over it (at most ``max_steps`` steps each) on the MPC run's starts and on the
+    fresh ones."""
+    setting = {DEMO_SETTING: SETTINGS[DEMO_SETTING]}
+    mpc = measure(checkpoint, setting, mpc_seeds, max_steps)[0]
+    fresh = measure(checkpoint, setting, fresh_seeds, max_steps)[0]
+    held_out = json.loads((Path(checkpoint) / "metrics.json").read_text())
+    return {
+        "checkpoint": checkpoint,
+        "weights_sha256": world_models.weights_sha256(checkpoint),
+        "end_auc_by_step": held_out["end_auc_by_step"],
+        "reward_mae_by_step": held_out["reward_mae_by_step"],
+        "mpc_starts": {
+            **mpc,
+            "oracle_share": oracle_share(mpc["returns"], oracle_returns),
+        },
+        "fresh_starts": fresh,
+    }
+
+
+def main() -> None:
+    """Measure every model and write experiments/results/latent_footage.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME=CHECKPOINT",
+        help="a latent model to measure (repeatable; default: the four make latent-footage trains)",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    models = dict(m.split("=", 1) for m in args.model) if args.model else MODELS
+    torch.set_num_threads(args.threads)
+    mpc_run = json.loads((RESULTS_DIR / "mpc_latent" / "metrics.json").read_text())
+    risk_run = json.loads((RESULTS_DIR / "planner_risk.json").read_text())
+    first, last = risk_run["seeds"]
+    fresh_seeds = list(range(first, last + 1))
+    oracle = mpc_run["results"]["oracle_planner"]["returns"]
+    committed_fresh = next(s for s in risk_run["settings"] if s["setting"] == DEMO_SETTING)
+    rows = {
+        name: measure_model(checkpoint, mpc_run["seeds"], oracle, fresh_seeds)
+        for name, checkpoint in tqdm(models.items(), desc="latent models")
+    }
+    path = write_result(
+        "latent_footage",
+        {
+            "setting": DEMO_SETTING,
+            "mpc_seeds": mpc_run["seeds"],
+            "fresh_seeds": [first, last],
+            "oracle_mean_return": float(np.mean(oracle)),
+            "committed": {
+                "checkpoint": mpc_run["latent_checkpoint"],
+                "mpc_mean_return": mpc_run["results"]["latent_planner"]["mean_return"],
+                "mpc_oracle_share": mpc_run["latent_fraction_of_oracle_return"],
+                "fresh_mean_return": committed_fresh["mean_return"],
+                "fresh_crashes": committed_fresh["crashes"],
+            },
+            "models": rows,
+        },
+    )
+    for name, row in rows.items():
+        mpc, fresh = row["mpc_starts"], row["fresh_starts"]
+        print(
+            f"{name:38s} MPC starts {mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%} of the "
+            f"oracle), fresh starts {fresh['mean_return']:.2f}, {fresh['crashes']} crashes"
+        )
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
