@@ -861,10 +861,9 @@ def _latent_footage_section() -> list[str]:
     for name, m in r["models"].items():
         mpc, fresh = m["mpc_starts"], m["fresh_starts"]
         auc, mae = m["end_auc_by_step"], m["reward_mae_by_step"]
-        crashed = round(mpc["crash_rate"] * len(mpc["returns"]))
         lines.append(
             f"| {name} | {auc[0]:.3f} / {auc[-1]:.3f} | {mae[0]:.3f} / {mae[-1]:.3f} | "
-            f"{mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%}), {crashed} crashed | "
+            f"{mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%}), {mpc['crashes']} crashed | "
             f"{fresh['mean_return']:.2f} ± {fresh['return_sem']:.2f}, {fresh['crashes']} crashed |"
         )
     best_name, best = max(r["models"].items(), key=lambda kv: kv[1]["mpc_starts"]["oracle_share"])

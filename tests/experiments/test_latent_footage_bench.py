@@ -38,6 +38,7 @@ def _model(share: float) -> dict[str, object]:
             "mean_return": 20.0,
             "returns": [20.0] * 4,
             "crash_rate": 0.25,
+            "crashes": 1,
             "oracle_share": share,
         },
         "fresh_starts": {"mean_return": 21.0, "return_sem": 0.4, "crashes": 7},
