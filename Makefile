@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels planner-risk latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels planner-risk latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,8 +26,8 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-# Reproduce everything from recording to the committed checkpoints (about 4.5 hours on 2 cores).
-pipeline: train-policies record curate train-world-model train-latent-world-model dyna-latent-planner rank
+# Reproduce everything from recording to the committed checkpoints (about 5 hours on 2 cores).
+pipeline: train-policies record curate train-world-model train-latent-world-model rank
 
 train-policies: $(STAMP)
 	$(PY) -m experiments.train_policies
@@ -46,11 +46,22 @@ train-world-model: $(STAMP)
 	$(PY) -m experiments.train_world_model init_checkpoint=runs/world_model/driving_base/checkpoint tokenizer_steps=0 dynamics_steps=3000
 	$(PY) -m experiments.train_world_model run_dir=runs/world_model/driving_more init_checkpoint=world_models/zoo/driving tokenizer_steps=0 dynamics_steps=1500 finetune_steps=400
 
-# The latent world model MPC plans over at MLP speed, on the same footage coded by the
-# driving model's frozen tokenizer (the committed one: see its MODEL_CARD.md); the zoo's
-# driving_latent is this model after 8 Dyna rounds (make dyna-latent-planner).
-train-latent-world-model: $(STAMP)
-	$(PY) -m experiments.train_latent_world_model export_dir=runs/latent_world_model/driving/base weights_dtype=float16
+# Two more recordings of 3,000 episodes (other simulator seeds, the same drivers) for the latent
+# world model: about 40 min on 2 cores after make record; resumable.
+latent-extra-footage: $(STAMP)
+	$(PY) -m experiments.record out_dir=data/footage/extra_100000 seed=100000 copy_parts=0
+	$(PY) -m experiments.record out_dir=data/footage/extra_110000 seed=110000 copy_parts=0
+
+# The latent world model MPC plans over at MLP speed, the zoo's driving_latent: make record's
+# footage and the two more recordings (two thirds of every batch from those, as many as their
+# episodes' share) coded by the driving model's frozen tokenizer (the committed one: see its
+# MODEL_CARD.md), 3,000 steps then 6,000 more (about 35 min on 2 cores), the second run's model
+# exported in float16 (the last command only exports).
+LATENT_EXTRA := 'extra_footage_dirs=[data/footage/extra_100000,data/footage/extra_110000]' extra_footage_share=0.69
+train-latent-world-model: latent-extra-footage
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more3 export_dir=runs/latent_more3/checkpoint $(LATENT_EXTRA)
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more3_9k export_dir=runs/latent_more3_9k/checkpoint init_checkpoint=runs/latent_more3/checkpoint steps=6000 $(LATENT_EXTRA)
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more3_9k export_dir=world_models/zoo/driving_latent init_checkpoint=runs/latent_more3/checkpoint steps=6000 weights_dtype=float16 $(LATENT_EXTRA)
 
 # The tokenizer family (9 variants, two at a time on one thread each: about 35 min on 2 cores;
 # dv_1x4x4 is the per-frame one a world model can code its frames with).
@@ -81,25 +92,27 @@ plan-labels: $(STAMP)
 planner-risk: $(STAMP)
 	$(PY) -m experiments.bench.planner_risk
 
-# Is the latent planner's model short of footage? (after make record; about 2 hours on 2 cores)
-# Two more recordings of 3,000 episodes, latent models on make record's footage alone and on all
-# three (two thirds of every batch from the extra footage, as many as its episodes' share), each
-# after 3,000 steps and 6,000 more, then the demo planner over each. Probes: the zoo is unchanged.
-LATENT_EXTRA := 'extra_footage_dirs=[data/footage/extra_100000,data/footage/extra_110000]' extra_footage_share=0.69
-latent-footage: $(STAMP)
-	$(PY) -m experiments.record out_dir=data/footage/extra_100000 seed=100000 copy_parts=0
-	$(PY) -m experiments.record out_dir=data/footage/extra_110000 seed=110000 copy_parts=0
+# Is the latent planner's model short of footage? (after train-latent-world-model, whose model it
+# measures too: about 2 h 30 min on 2 cores) Two more recordings, latent models on make record's
+# footage alone and on five times as much (all drawn alike), each after 3,000 steps and 6,000
+# more, then the demo planner over every model.
+LATENT_MORE5 := 'more_footage_dirs=[data/footage/extra_100000,data/footage/extra_110000,data/footage/extra_120000,data/footage/extra_130000]'
+latent-footage: train-latent-world-model
+	$(PY) -m experiments.record out_dir=data/footage/extra_120000 seed=120000 copy_parts=0
+	$(PY) -m experiments.record out_dir=data/footage/extra_130000 seed=130000 copy_parts=0
 	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_base export_dir=runs/latent_base/checkpoint
 	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_base_9k export_dir=runs/latent_base_9k/checkpoint init_checkpoint=runs/latent_base/checkpoint steps=6000
-	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more3 export_dir=runs/latent_more3/checkpoint $(LATENT_EXTRA)
-	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more3_9k export_dir=runs/latent_more3_9k/checkpoint init_checkpoint=runs/latent_more3/checkpoint steps=6000 $(LATENT_EXTRA)
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more5 export_dir=runs/latent_more5/checkpoint $(LATENT_MORE5)
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_more5_9k export_dir=runs/latent_more5_9k/checkpoint init_checkpoint=runs/latent_more5/checkpoint steps=6000 $(LATENT_MORE5)
 	$(PY) -m experiments.bench.latent_footage
 
-# Dyna for the latent planner: 8 rounds of real planner episodes, fine-tuning on them and
-# evaluation on the MPC demo's 12 starts (after train-latent-world-model; about 6 min a round
-# on 2 cores), the last round exported as the zoo's driving_latent.
+# Dyna for the latent planner: a latent model on make record's footage alone (about 11 min),
+# then 8 rounds of real planner episodes, fine-tuning on them and evaluation on the MPC demo's
+# 12 starts (about 6 min a round on 2 cores), the last round exported to runs/ (it was the zoo's
+# driving_latent until a model on more footage replaced it).
 dyna-latent-planner: $(STAMP)
-	$(PY) -m experiments.dyna_latent_planner export_dir=world_models/zoo/driving_latent
+	$(PY) -m experiments.train_latent_world_model export_dir=runs/latent_world_model/driving/base weights_dtype=float16
+	$(PY) -m experiments.dyna_latent_planner export_dir=runs/dyna_latent_planner/export
 
 # RL in the world model (PPO, DQN), in the real env, and real training started from the world model;
 # both PPO runs again with PPO seeds 1 and 2; then what each constant action returns on the same

@@ -147,8 +147,9 @@ def _collect(config: DynaConfig, round_index: int, checkpoint: str) -> Path:
 def _round_train_config(
     config: DynaConfig, round_index: int, init: str, footage: list[Path]
 ) -> LatentTrainConfig:
-    """Round ``round_index``'s fine-tuning: ``init`` on the footage plus every round's planner
-    episodes so far, in its own run folder."""
+    """Round ``round_index``'s fine-tuning: ``init`` on the footage (``finetune``'s
+    ``footage_dir`` and ``more_footage_dirs``) plus every round's planner episodes so far at
+    ``finetune.extra_footage_share`` of each batch, in its own run folder."""
     run_dir = Path(config.run_dir) / f"round_{round_index}"
     return dataclasses.replace(
         config.finetune,

@@ -252,6 +252,8 @@ def run_crash_diagnosis(config: CrashDiagnosisConfig) -> dict[str, Any]:
     env.close()
     out = Path(config.out_dir)
     figure = plot_crashes(episodes, out / "crashes.png")
+    if figure is None:  # no crash: an earlier run's frames must not pass for this run's
+        (out / "crashes.png").unlink(missing_ok=True)
     crashes = [e["crash"] for e in episodes if "crash" in e]
     payload = {
         "benchmark": "mpc_crashes",

@@ -11,6 +11,7 @@ the real episode beside the plan the world model imagined at each step.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,6 +94,12 @@ class MPCDemoConfig:
     temperature: float = 1.0
     """Token temperature of the world-model planner's imagined frames (below 1: sharper)."""
     run_oracle: bool = True
+    keep_results_of: str | None = None
+    """An earlier run's metrics.json on the same task, starts, world model and planner: its
+    rows of every controller but the latent planner (the oracle, the zoo policies, the
+    world-model planner, none of which reads the latent model) are kept instead of driven
+    again, so a new latent model is measured in minutes. The payload's ``kept`` names them
+    and the commit they were driven at. None: every controller drives."""
     success_distance: float = 0.1
     video_fps: int = 2
     out_dir: str = "experiments/results/mpc"
@@ -252,6 +259,28 @@ def _fractions(results: dict[str, Any], floor_policy: str | None) -> dict[str, f
     return fractions
 
 
+def _kept_rows(config: MPCDemoConfig, settings: dict[str, Any]) -> dict[str, Any]:
+    """The rows of ``config.keep_results_of`` that this run keeps (all but the latent
+    planner's), refused when that run drove other ``settings`` (task, starts, world model,
+    planner and how it draws frames) than this one."""
+    if config.keep_results_of is None:
+        return {"rows": {}, "from": None, "commit": None, "video": None}
+    stored = json.loads(Path(config.keep_results_of).read_text())
+    differing = [k for k in settings if stored.get(k) != settings[k]]
+    if differing:
+        raise ValueError(
+            f"{config.keep_results_of} was driven with other {', '.join(differing)} than this "
+            "run: its rows cannot be kept; drop keep_results_of"
+        )
+    rows = {k: v for k, v in stored["results"].items() if k != "latent_planner"}
+    return {
+        "rows": rows,
+        "from": config.keep_results_of,
+        "commit": stored["machine"]["commit"],
+        "video": stored.get("video"),
+    }
+
+
 def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     """Drive ``config.episodes`` real episodes with each controller; write results and a
     video of each model-based planner's first episode."""
@@ -280,9 +309,22 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     controllers += [(name, zoo[name]) for name in wanted]
     if config.run_oracle:
         controllers.append(("oracle_planner", OraclePlanner(env, config.planner)))
+    settings = {
+        "task": config.task,
+        "checkpoint": config.checkpoint,
+        "seeds": seeds,
+        "max_steps": config.max_steps,
+        "planner": vars(config.planner),
+        "decode_rounds": config.decode_rounds,
+        "temperature": config.temperature,
+    }
+    kept = _kept_rows(config, settings)
     videos: dict[str, list[np.ndarray]] = {"wfm_planner": [], "latent_planner": []}
     results: dict[str, Any] = {}
     for name, actor in controllers:
+        if name in kept["rows"]:
+            results[name] = kept["rows"][name]
+            continue
         runs = [
             drive_episode(
                 env,
@@ -302,14 +344,8 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
             write_mp4(written[name], np.stack(frames), fps=config.video_fps)
     payload = {
         "benchmark": "mpc",
-        "task": config.task,
         "machine": machine_facts(),
-        "checkpoint": config.checkpoint,
-        "seeds": seeds,
-        "max_steps": config.max_steps,
-        "planner": vars(config.planner),
-        "decode_rounds": config.decode_rounds,
-        "temperature": config.temperature,
+        **settings,
         "outcome": OUTCOMES[config.task],
         "success_distance_m": config.success_distance if config.task == "robot" else None,
         "floor_policy": config.floor_policy,
@@ -317,7 +353,13 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
         **_fractions(results, config.floor_policy),
         "latent_checkpoint": config.latent_checkpoint,
         "latent_weights_sha256": latent_digest,
-        "video": written.get("wfm_planner"),
+        "kept": {
+            "from": kept["from"],
+            "commit": kept["commit"],
+            "controllers": sorted(set(kept["rows"]) & set(results)),
+        },
+        "video": written.get("wfm_planner")
+        or (kept["video"] if "wfm_planner" in kept["rows"] and config.run_pixel_planner else None),
         "latent_video": written.get("latent_planner"),
     }
     write_json_atomic(out / "metrics.json", payload)

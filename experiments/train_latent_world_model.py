@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -23,6 +24,33 @@ from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.training.latent_world_model import LatentTrainConfig, train_latent_world_model
 
 
+def _override(name: str, value: object) -> str:
+    """One Hydra command-line override (a list as ``'name=[a,b]'``)."""
+    if isinstance(value, list):
+        return f"'{name}=[{','.join(str(v) for v in value)}]'"
+    return f"{name}={value}"
+
+
+def training_commands(info: dict[str, Any]) -> list[str]:
+    """The commands that trained an exported latent model, oldest first: a run that started
+    from another latent model (``init_checkpoint``) is preceded by the commands that made
+    that one (``info["started_from"]``)."""
+    defaults = LatentTrainConfig()
+    overrides = " ".join(
+        _override(k, v) for k, v in info["train_config"].items() if v != getattr(defaults, k)
+    )
+    command = f"python -m experiments.train_latent_world_model {overrides}"
+    earlier = info.get("started_from")
+    return [*training_commands(earlier), command] if earlier else [command]
+
+
+def _made_by(info: dict[str, Any]) -> str:
+    commands = training_commands(info)
+    if len(commands) == 1:
+        return f"Made by: `{commands[0]}`"
+    return "Made by, in turn:\n\n" + "\n".join(f"    {c}" for c in commands)
+
+
 def write_latent_model_card(
     export_dir: Path, config: LatentTrainConfig, made_by: str | None = None
 ) -> Path:
@@ -32,15 +60,18 @@ def write_latent_model_card(
     info = json.loads((export_dir / "config.json").read_text())["info"]
     metrics = json.loads((export_dir / "metrics.json").read_text())
     weights_mb = (export_dir / "model.safetensors").stat().st_size / 1e6
-    overrides = " ".join(
-        f"{k}={v}" for k, v in info["train_config"].items() if v != getattr(LatentTrainConfig(), k)
-    )
-    extra_episodes = info["episodes"].get("extra", 0)
-    extra = (
-        f"; plus {extra_episodes} episodes ({info['frames']['extra']} frames) from "
-        f"{', '.join(f'`{d}`' for d in config.extra_footage_dirs)}"
-        if extra_episodes
-        else ""
+    extra = "".join(
+        f"; plus {info['episodes'][kind]} episodes ({info['frames'][kind]} frames){how} from "
+        f"{', '.join(f'`{d}`' for d in folders)}"
+        for kind, folders, how in (
+            ("more", config.more_footage_dirs, ""),
+            (
+                "extra",
+                config.extra_footage_dirs,
+                f", {config.extra_footage_share:.0%} of each batch",
+            ),
+        )
+        if info["episodes"].get(kind, 0)
     )
     rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items() if k != "machine")
     text = f"""# Latent world model for planning
@@ -50,7 +81,7 @@ frozen frame tokenizer codes the last frames, an MLP steps the state under an ac
 predicts the step's reward and whether it ends the episode (a crash). It imagines no pixels:
 `policies.planners.LatentModelPlanner` scores a CEM population in milliseconds.
 
-{made_by or f"Made by: `python -m experiments.train_latent_world_model {overrides}`"}
+{made_by or _made_by(info)}
 
 Data: `{info["footage_dir"]}`, {info["episodes"]["train"]} training episodes
 ({info["frames"]["train"]} frames), {info["episodes"]["held_out"]} held out (the source world

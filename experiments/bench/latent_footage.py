@@ -1,14 +1,15 @@
-"""Whether the latent planner's model is short of footage: latent models trained on three
-times ``make record``'s footage against the same training steps on that footage alone, each
+"""Whether the latent planner's model is short of footage: latent models trained on three and
+five times ``make record``'s footage against the same training steps on that footage alone, each
 driving the real env under the MPC demo's planner (risk aversion 1) on the 12 starts of the
 latent MPC run, against the oracle planner's returns there, and on the 100 starts of
 ``make planner-risk``, beside the committed ``driving_latent`` on both.
 
     python -m experiments.bench.latent_footage [--model NAME=CHECKPOINT ...]
 
-``make latent-footage`` records the extra footage, trains the models below and runs this.
-The models are probes kept in ``runs/`` (the zoo's ``driving_latent`` is unchanged): none had
-a Dyna round.
+``make latent-footage`` trains the models below and runs this (``make train-latent-world-model``
+records the extra footage and trains the two on five times as much, the second of which it
+exports to the zoo as ``driving_latent``). The models are kept in ``runs/``; none had a Dyna
+round. The committed row is the zoo's ``driving_latent`` when the bench ran.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ MODELS: dict[str, str] = {
     "make record's footage, 9,000 steps": "runs/latent_base_9k/checkpoint",
     "3x the footage, 3,000 steps": "runs/latent_more3/checkpoint",
     "3x the footage, 9,000 steps": "runs/latent_more3_9k/checkpoint",
+    "5x the footage, 3,000 steps": "runs/latent_more5/checkpoint",
+    "5x the footage, 9,000 steps": "runs/latent_more5_9k/checkpoint",
 }
 """The models ``make latent-footage`` trains, by name: their checkpoints."""
 
@@ -76,6 +79,14 @@ def measure_model(
     }
 
 
+def dyna_rounds(checkpoint: str) -> int:
+    """How many Dyna rounds of planner episodes a latent model was fine-tuned on (the
+    ``round_N`` folders among its extra footage)."""
+    info = json.loads((world_models.checkpoint_path(checkpoint) / "config.json").read_text())
+    extra = info["info"]["train_config"].get("extra_footage_dirs", [])
+    return sum(Path(folder).name.startswith("round_") for folder in extra)
+
+
 def main() -> None:
     """Measure every model and write experiments/results/latent_footage.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,6 +119,11 @@ def main() -> None:
             "oracle_mean_return": float(np.mean(oracle)),
             "committed": {
                 "checkpoint": mpc_run["latent_checkpoint"],
+                "weights_sha256": mpc_run["latent_weights_sha256"],
+                "dyna_rounds": dyna_rounds(mpc_run["latent_checkpoint"]),
+                "mpc_crashes": round(
+                    mpc_run["results"]["latent_planner"]["crash_rate"] * len(mpc_run["seeds"])
+                ),
                 "mpc_mean_return": mpc_run["results"]["latent_planner"]["mean_return"],
                 "mpc_oracle_share": mpc_run["latent_fraction_of_oracle_return"],
                 "fresh_mean_return": committed_fresh["mean_return"],

@@ -695,6 +695,15 @@ def _mpc_section(
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
+def _earlier_runs(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training runs a latent model's own run started from, newest first."""
+    runs, earlier = [], info.get("started_from")
+    while earlier:
+        runs.append(earlier)
+        earlier = earlier.get("started_from")
+    return runs
+
+
 def _latent_model_section(
     folder: Path = ROOT / "world_models" / "zoo" / "driving_latent",
 ) -> list[str]:
@@ -703,14 +712,14 @@ def _latent_model_section(
     m = json.loads((folder / "metrics.json").read_text())
     info = json.loads((folder / "config.json").read_text())["info"]
     steps = ", ".join(str(i + 1) for i in range(len(m["reward_mae_by_step"])))
-    extra = info["frames"].get("extra", 0)
+    extra = info["frames"].get("extra", 0) + info["frames"].get("more", 0)
+    steps_total = info["train_config"]["steps"] + sum(
+        run["train_config"]["steps"] for run in _earlier_runs(info)
+    )
     made = (
-        f"`make train-latent-world-model`, then `make dyna-latent-planner`: its last round trained "
-        f"{info['train_config']['steps']:,} steps on {info['frames']['train']:,} footage frames "
-        f"plus {extra:,} frames of the planner's own real episodes"
-        if extra
-        else f"`make train-latent-world-model`; {info['train_config']['steps']:,} steps on "
-        f"{info['frames']['train']:,} training frames"
+        f"`make train-latent-world-model`: {steps_total:,} steps in "
+        f"{1 + len(_earlier_runs(info))} runs on {info['frames']['train']:,} frames of `make "
+        f"record`'s footage" + (f" plus {extra:,} frames of more recordings" if extra else "")
     )
     return [
         f"The latent world model the `latent_planner` plans over ({made}), "
@@ -748,19 +757,33 @@ def _stale_latent_note(r: dict[str, Any], command: str) -> list[str]:
     ]
 
 
-def _mpc_crashes_section() -> list[str]:
-    r = _load("mpc_crashes/crashes.json")
+def _mpc_crashes_section(folder: str = "mpc_crashes") -> list[str]:
+    r = _load(f"{folder}/crashes.json")
     command = "python -m experiments.mpc_crashes"
     if r is None:
-        return _not_measured(command, "`make mpc-crashes`")
+        return _not_measured(command, "`make mpc-crashes`") if folder == "mpc_crashes" else []
+    if folder != "mpc_crashes":
+        risk = r["planner"].get("risk_aversion", 0.0)
+        command += f" planner.risk_aversion={risk:g} out_dir=experiments/results/{folder}"
     s = r["summary"]
     seeds = r["seeds"]
-    lines = [
+    intro = (
         f"`{command}`: the latent planner over `{r['latent_checkpoint']}` (the MPC demo's "
-        f"budget{_risk_words(r['planner'])}) drives {s['episodes']} real episodes (seeds "
-        f"{seeds[0]}–{seeds[-1]}; mean return {r['mean_return']:.2f}); for each crash, highway-env's ground truth names the "
-        "car it hit and where that car was at each step before, beside the model's probability "
-        "that the plan it chose would end in a crash.",
+        f"budget{_risk_words(r['planner']) or ', without risk aversion'}) drives "
+        f"{s['episodes']} real episodes (seeds {seeds[0]}–{seeds[-1]}; mean return "
+        f"{r['mean_return']:.2f})"
+    )
+    if not s["crashes"]:
+        return [
+            f"{intro}: none of them crashes, so there is no crash to diagnose.",
+            *_stale_latent_note(r, command),
+            "",
+            _machine(r),
+        ]
+    lines = [
+        f"{intro}; for each crash, highway-env's ground truth names the car it hit and where "
+        "that car was at each step before, beside the model's probability that the plan it "
+        "chose would end in a crash.",
         "",
         "| crashes | " + " | ".join(s["by_kind"]) + " | a lane change among the last 2 actions |",
         "|---|" + "---|" * (len(s["by_kind"]) + 1),
@@ -780,7 +803,7 @@ def _mpc_crashes_section() -> list[str]:
             if 2 * s["foreseeable_missed"] > s["crashes"]
             else "; the rest came too soon after the car came into view, or were rated risky."
         )
-        + " Frames before each crash: `experiments/results/mpc_crashes/crashes.png`.",
+        + f" Frames before each crash: `experiments/results/{folder}/crashes.png`.",
     ]
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
@@ -834,17 +857,17 @@ def _latent_footage_section() -> list[str]:
         return _not_measured(command, "`make latent-footage`, after `make record`")
     committed = r["committed"]
     first, last = r["fresh_seeds"]
-    mpc_run = _load("mpc_latent/metrics.json")  # the committed model's crashes on those starts
-    committed_crashes = (
-        round(mpc_run["results"]["latent_planner"]["crash_rate"] * len(r["mpc_seeds"]))
-        if mpc_run is not None
-        else None
+    rounds = committed["dyna_rounds"]
+    committed_name = f"the zoo's `{committed['checkpoint']}` at {r['machine']['commit']}" + (
+        f", after {rounds} Dyna rounds" if rounds else ""
     )
     lines = [
         f"`{command}` (`make latent-footage`): latent models trained on `make record`'s "
-        "footage alone and on three times as much (two more recordings of 3,000 episodes with "
-        "other simulator seeds, the same drivers), each after 3,000 training steps and after "
-        "6,000 more; none had a Dyna round. The MPC demo's planner "
+        "footage alone, on three times as much (two more recordings of 3,000 episodes with "
+        "other simulator seeds, the same drivers; the zoo's `driving_latent` is the float16 "
+        "export of the 9,000-step one, `make train-latent-world-model`) and on five times as "
+        "much (four more), each after 3,000 training steps and after 6,000 more; none had a "
+        "Dyna round. The MPC demo's planner "
         f"({r['setting']}) drives over each on the {len(r['mpc_seeds'])} starts of the latent "
         f"MPC run (the oracle planner returned {r['oracle_mean_return']:.2f} there) and on the "
         f"{last - first + 1} starts of `make planner-risk` (seeds {first}–{last}). Held-out "
@@ -853,10 +876,10 @@ def _latent_footage_section() -> list[str]:
         "| latent model | end AUC 1 / 5 steps | reward MAE 1 / 5 steps | MPC starts: return "
         "(share of the oracle's), crashes | fresh starts: return ± s.e., crashes |",
         "|---|---|---|---|---|",
-        f"| committed `{committed['checkpoint']}` (after 8 Dyna rounds) | – | – | "
-        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%})"
-        + (f", {committed_crashes} crashed | " if committed_crashes is not None else " | ")
-        + f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed |",
+        f"| {committed_name} | – | – | "
+        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%}), "
+        f"{committed['mpc_crashes']} crashed | "
+        f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed |",
     ]
     for name, m in r["models"].items():
         mpc, fresh = m["mpc_starts"], m["fresh_starts"]
@@ -870,11 +893,45 @@ def _latent_footage_section() -> list[str]:
     lines += [
         "",
         f"Best on the MPC starts: {best_name}, {best['mpc_starts']['oracle_share']:.0%} of the "
-        f"oracle's return (the committed model: {committed['mpc_oracle_share']:.0%}; aim 90%).",
+        f"oracle's return ({committed_name}: {committed['mpc_oracle_share']:.0%}; aim 90%).",
         "",
         _machine(r),
     ]
     return lines
+
+
+def _safer_and_richer_lines(base: dict[str, Any], others: list[dict[str, Any]]) -> list[str]:
+    """The settings that crash less than ``base`` and return more, and whether any of them
+    returns more by more than the two standard errors."""
+    better = sorted(
+        (
+            o
+            for o in others
+            if o["crashes"] < base["crashes"] and o["mean_return"] > base["mean_return"]
+        ),
+        key=lambda o: -o["mean_return"],
+    )
+    if not better:
+        return []
+    clear = [
+        o
+        for o in better
+        if o["mean_return"] - base["mean_return"] > base["return_sem"] + o["return_sem"]
+    ]
+    return [
+        "",
+        f"Fewer crashes and more return than {base['setting']}: "
+        + "; ".join(
+            f"{o['setting']} ({o['crashes']} crashes, {o['mean_return']:.2f}, "
+            f"+{o['mean_return'] - base['mean_return']:.2f})"
+            for o in better
+        )
+        + (
+            f"; by more than the two standard errors: {', '.join(o['setting'] for o in clear)}."
+            if clear
+            else "; none by more than the two standard errors."
+        ),
+    ]
 
 
 def _planner_risk_section() -> list[str]:
@@ -936,6 +993,7 @@ def _planner_risk_section() -> list[str]:
             )
             + f" Plot: `{r['figure']}`."
         )
+        lines += _safer_and_richer_lines(base, others)
     else:
         lines.append(
             f"Every other setting returns less than {base['setting']} by more than the two "
@@ -955,7 +1013,11 @@ def _zoo_dyna_round(last_round: int) -> str:
             "the last round, exported, is the zoo's `driving_latent` (`make dyna-latent-planner`)"
         )
     if zoo_round is None:
-        return "the zoo's `driving_latent` is not one of these rounds"
+        return (
+            "the zoo's `driving_latent` is none of these rounds: a model trained on more "
+            "footage (`make train-latent-world-model`, Footage for the latent model) replaced "
+            "the 8th"
+        )
     return (
         f"the zoo's `driving_latent` is round {zoo_round} (`make dyna-latent-planner` runs "
         f"{zoo_round} rounds and exports the last); the rounds after it were run with "
@@ -979,8 +1041,9 @@ def _dyna_section() -> list[str]:
         f"({c['finetune']['extra_footage_share']:.0%} of each batch from them), then drives the "
         f"{len(r['seeds'])} evaluation starts of the run above (seeds "
         f"{r['seeds'][0]}–{r['seeds'][-1]}) with the same budget"
-        f"{_risk_words(c['planner']) or ', without risk aversion'}. Round 0 is the trained model "
-        f"(`make train-latent-world-model`); {_zoo_dyna_round(len(r['rounds']) - 1)}. Plot: "
+        f"{_risk_words(c['planner']) or ', without risk aversion'}. Round 0 is a model trained on "
+        f"`make record`'s footage alone (`make dyna-latent-planner`'s first command); "
+        f"{_zoo_dyna_round(len(r['rounds']) - 1)}. Plot: "
         "`experiments/results/dyna_latent_planner/dyna_latent_planner.png`.",
         "",
         "The last column measures each round's model on the next round's footage: the real "
@@ -1027,6 +1090,18 @@ def _next_episodes_lines(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _as_measured(run: dict[str, Any]) -> str:
+    """The latent model an MPC run planned over, named with the commit it was measured at
+    when the zoo's model of that name has other weights now."""
+    name = f"`{run['latent_checkpoint']}`"
+    zoo_model = world_models.ZOO_DIR / str(run["latent_checkpoint"])
+    if (zoo_model / "config.json").exists() and world_models.weights_sha256(zoo_model) != run.get(
+        "latent_weights_sha256"
+    ):
+        return f"{name} as committed at {run['machine']['commit']}, since replaced"
+    return name
+
+
 def _fresh_starts_lines() -> list[str]:
     """The starting and the last Dyna model on starts no round was measured on."""
     base, dyna = (
@@ -1049,7 +1124,7 @@ def _fresh_starts_lines() -> list[str]:
     longer = _load("mpc_latent_fresh/dyna12/metrics.json")
     rows = [
         ("starting model (`base`)", base["results"]["latent_planner"]),
-        (f"after Dyna (`dyna`: `{dyna['latent_checkpoint']}`)", dyna["results"]["latent_planner"]),
+        (f"after Dyna (`dyna`: {_as_measured(dyna)})", dyna["results"]["latent_planner"]),
         *(
             [
                 (
@@ -1974,6 +2049,8 @@ def render() -> str:
         "### Where the latent planner crashes",
         "",
         *_mpc_crashes_section(),
+        "",
+        *_mpc_crashes_section("mpc_crashes_risk0"),
         "",
         "### How the latent model ranks the plans its planner weighs",
         "",

@@ -95,6 +95,20 @@ def test_a_round_trains_on_the_planners_own_episodes_and_resumes(
     ]
 
 
+def test_a_round_keeps_the_more_footage_and_adds_its_planner_episodes_apart(
+    tmp_path: Path,
+    tiny_latent_checkpoint: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    finetune = make_latent_train_config(tmp_path / "x", more_footage_dirs=["recorded_again"])
+    config = _config(tmp_path, tiny_latent_checkpoint, finetune)
+    rounds = [tmp_path / "footage" / "round_1", tmp_path / "footage" / "round_2"]
+    train = dyna._round_train_config(config, 2, "init", rounds)
+    assert train.more_footage_dirs == ["recorded_again"]
+    assert train.extra_footage_dirs == [str(r) for r in rounds]
+    assert train.init_checkpoint == "init" and train.run_dir.endswith("round_2")
+
+
 def test_oracle_results_of_other_starts_are_refused(
     tmp_path: Path,
     tiny_latent_checkpoint: Path,

@@ -61,7 +61,10 @@ def test_the_section_names_the_best_model_on_the_mpc_starts(
             "mpc_oracle_share": 0.75,
             "fresh_mean_return": 22.0,
             "fresh_crashes": 7,
+            "mpc_crashes": 2,
+            "dyna_rounds": 8,
         },
+        "machine": {"commit": "abc1234"},
         "models": {"small": _model(0.6), "large": _model(0.8)},
     }
     (tmp_path / "latent_footage.json").write_text(json.dumps(result))
@@ -69,3 +72,18 @@ def test_the_section_names_the_best_model_on_the_mpc_starts(
     assert "| large | 0.990 / 0.800 | 0.050 / 0.070 | 20.00 (80%), 1 crashed |" in text
     assert "Best on the MPC starts: large, 80% of the oracle's return" in text
     assert "10 starts of `make planner-risk`" in text
+    assert (
+        "| the zoo's `driving_latent` at abc1234, after 8 Dyna rounds | – | – | "
+        "21.00 (75%), 2 crashed | 22.00, 7 crashed |" in text
+    )
+
+
+def test_the_dyna_rounds_of_a_model_are_its_round_folders_of_extra_footage(
+    tmp_path: Path,
+) -> None:
+    extra = ["data/footage/driving_dyna/round_1", "data/footage/driving_dyna/round_2", "other"]
+    info = {"info": {"train_config": {"extra_footage_dirs": extra}}}
+    (tmp_path / "config.json").write_text(json.dumps(info))
+    assert latent_footage.dyna_rounds(str(tmp_path)) == 2
+    (tmp_path / "config.json").write_text(json.dumps({"info": {"train_config": {}}}))
+    assert latent_footage.dyna_rounds(str(tmp_path)) == 0

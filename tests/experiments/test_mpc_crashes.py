@@ -122,8 +122,12 @@ def test_the_entry_point_writes_results_over_a_latent_checkpoint(
     config = CrashDiagnosisConfig(
         latent_checkpoint=str(tiny_latent_checkpoint), episodes=1, out_dir=str(tmp_path)
     )
+    (tmp_path / "crashes.png").write_bytes(b"an earlier run's figure")
     payload = run_crash_diagnosis(config)
     stored = json.loads((tmp_path / "crashes.json").read_text())
+    figure = tmp_path / "crashes.png"  # this run's crashes, or none: never the earlier run's
+    assert figure.exists() == (stored["figure"] is not None)
+    assert not figure.exists() or figure.read_bytes() != b"an earlier run's figure"
     assert stored["summary"] == payload["summary"] and stored["summary"]["episodes"] == 1
     assert len(stored["latent_weights_sha256"]) == 64
     assert stored["summary"]["crashes"] == len(stored["crashes"])

@@ -3,6 +3,7 @@ every controller drives real episodes, and results and the plan video are writte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -38,19 +39,24 @@ def test_mpc_demo_writes_results_and_a_plan_video(tiny_checkpoint: Path, tmp_pat
     assert video.shape[1:] == (64, 64 * 3 + 2 * 2, 3)
 
 
-def test_mpc_demo_plans_over_the_latent_world_model(
-    tiny_checkpoint: Path, tiny_latent_checkpoint: Path, tmp_path: Path
-) -> None:
-    config = MPCDemoConfig(
-        checkpoint=str(tiny_checkpoint),
-        latent_checkpoint=str(tiny_latent_checkpoint),
+def _latent_demo(checkpoint: Path, latent_checkpoint: Path, out_dir: Path) -> MPCDemoConfig:
+    """3 steps of one episode: the latent planner, the zoo policy and the oracle."""
+    return MPCDemoConfig(
+        checkpoint=str(checkpoint),
+        latent_checkpoint=str(latent_checkpoint),
         run_pixel_planner=False,
         episodes=1,
         max_steps=3,
         planner=PlannerConfig(horizon=2, population=4, elites=2, iterations=1),
-        out_dir=str(tmp_path / "mpc"),
+        out_dir=str(out_dir),
         threads=1,
     )
+
+
+def test_mpc_demo_plans_over_the_latent_world_model(
+    tiny_checkpoint: Path, tiny_latent_checkpoint: Path, tmp_path: Path
+) -> None:
+    config = _latent_demo(tiny_checkpoint, tiny_latent_checkpoint, tmp_path / "mpc")
     payload = run_mpc_demo(config)
     stored = json.loads((tmp_path / "mpc" / "metrics.json").read_text())
     assert set(stored["results"]) == {"latent_planner", "dqn_15k", "oracle_planner"}
@@ -65,6 +71,25 @@ def test_mpc_demo_plans_over_the_latent_world_model(
     video = read_video(payload["latent_video"])
     # One frame a decision: the real frame enlarged 3x above a 30-px band naming the plan.
     assert video.shape == (3, 64 * 3 + 30, 64 * 3, 3)
+
+
+def test_a_new_latent_model_keeps_the_other_controllers_rows_of_an_earlier_run(
+    tiny_checkpoint: Path, tiny_latent_checkpoint: Path, tmp_path: Path
+) -> None:
+    config = _latent_demo(tiny_checkpoint, tiny_latent_checkpoint, tmp_path / "first")
+    first = run_mpc_demo(config)
+    assert first["kept"] == {"from": None, "commit": None, "controllers": []}
+    earlier = str(tmp_path / "first" / "metrics.json")
+    again = run_mpc_demo(
+        dataclasses.replace(config, keep_results_of=earlier, out_dir=str(tmp_path / "again"))
+    )
+    assert again["kept"]["controllers"] == ["dqn_15k", "oracle_planner"]
+    assert again["kept"]["commit"] == first["machine"]["commit"]
+    for name in ("dqn_15k", "oracle_planner"):  # latencies too: not driven again
+        assert again["results"][name] == first["results"][name]
+    assert again["latent_video"] is not None
+    with pytest.raises(ValueError, match="seeds"):
+        run_mpc_demo(dataclasses.replace(config, keep_results_of=earlier, seed=5))
 
 
 def test_latent_planner_is_refused_for_vector_actions() -> None:

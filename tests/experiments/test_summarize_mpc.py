@@ -40,3 +40,87 @@ def test_a_run_over_other_latent_weights_is_flagged(
     assert ("planned over an earlier `driving_latent`" in text) is flagged
     if flagged:
         assert "000000000000" in text and file_sha256(ZOO_WEIGHTS)[:12] in text
+
+
+@pytest.mark.parametrize(
+    ("digest", "named"),
+    [
+        (file_sha256(ZOO_WEIGHTS), "`driving_latent`"),
+        ("0" * 64, "`driving_latent` as committed at abc1234, since replaced"),
+    ],
+    ids=["the zoo's weights", "other weights"],
+)
+def test_a_run_over_other_latent_weights_names_the_commit_it_was_measured_at(
+    digest: str, named: str
+) -> None:
+    run = {
+        "latent_checkpoint": "driving_latent",
+        "latent_weights_sha256": digest,
+        "machine": {"commit": "abc1234"},
+    }
+    assert summarize._as_measured(run) == named
+
+
+def test_a_crash_diagnosis_without_crashes_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    (tmp_path / "mpc_crashes_risk0").mkdir()
+    summary = {"episodes": 36, "crashes": 0, "by_kind": {}}
+    run = {
+        "latent_checkpoint": "driving_latent",
+        "planner": {"risk_aversion": 0.0},
+        "seeds": [20000, 20035],
+        "mean_return": 24.4,
+        "summary": summary,
+        "machine": {"commit": "abc1234"},
+    }
+    (tmp_path / "mpc_crashes_risk0" / "crashes.json").write_text(json.dumps(run))
+    text = "\n".join(summarize._mpc_crashes_section("mpc_crashes_risk0"))
+    assert "python -m experiments.mpc_crashes planner.risk_aversion=0 out_dir=" in text
+    assert "without risk aversion) drives 36 real episodes" in text
+    assert "none of them crashes" in text
+    assert summarize._mpc_crashes_section("not_run") == []
+
+
+def _setting(name: str, crashes: int, mean_return: float, sem: float = 0.3) -> dict[str, object]:
+    return {"setting": name, "crashes": crashes, "mean_return": mean_return, "return_sem": sem}
+
+
+def test_settings_that_crash_less_and_return_more_are_named_with_their_gain() -> None:
+    base = _setting("terminal value 16", 30, 23.0)
+    others = [
+        _setting("a", 8, 24.0),  # +1.0, more than the two standard errors (0.6)
+        _setting("b", 6, 23.5),  # +0.5, within them
+        _setting("c", 40, 25.0),  # returns more but crashes more
+        _setting("d", 0, 22.0),  # crashes less but returns less
+    ]
+    (line,) = summarize._safer_and_richer_lines(base, others)[1:]
+    assert line.startswith("Fewer crashes and more return than terminal value 16: a (8 crashes")
+    assert "b (6 crashes, 23.50, +0.50)" in line and "c (" not in line and "d (" not in line
+    assert line.endswith("by more than the two standard errors: a.")
+    assert summarize._safer_and_richer_lines(base, others[2:]) == []
+
+
+def test_the_latent_model_section_counts_the_steps_of_every_run_in_its_chain(
+    tmp_path: Path,
+) -> None:
+    metrics = {
+        "reward_mae_by_step": [0.03, 0.07],
+        "end_auc_by_step": [0.99, 0.85],
+        "end_mean_probability": 0.046,
+        "end_rate": 0.048,
+        "end_brier": 0.027,
+        "windows": 2048,
+        "machine": {"commit": "abc1234"},
+    }
+    info = {
+        "frames": {"train": 46122, "extra": 101862},
+        "train_config": {"steps": 6000},
+        "started_from": {"train_config": {"steps": 3000}, "started_from": None},
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "config.json").write_text(json.dumps({"info": info}))
+    first = summarize._latent_model_section(tmp_path)[0]
+    assert "9,000 steps in 2 runs on 46,122 frames" in first
+    assert "plus 101,862 frames of more recordings" in first

@@ -57,6 +57,39 @@ def test_footage_measured_on_is_scored_apart_and_never_trained_on(
     assert info["episodes"]["extra"] == 0  # measured on, not trained on
 
 
+def test_more_footage_is_trained_on_and_named_on_the_card(
+    tmp_path: Path,
+    tiny_footage: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    config = make_latent_train_config(tmp_path, more_footage_dirs=[str(tiny_footage)])
+    export = trainer.train_latent_world_model(config)
+    info = json.loads((export / "config.json").read_text())["info"]
+    episodes = read_episodes(tiny_footage)
+    assert info["episodes"]["more"] == len(episodes) and info["episodes"]["extra"] == 0
+    assert info["frames"]["more"] == sum(len(e.frames) for e in episodes)
+    card = write_latent_model_card(export, config).read_text()
+    assert f"plus {len(episodes)} episodes" in card and f"`{tiny_footage}`" in card
+    assert "of each batch" not in card  # drawn alike with footage_dir, no share of its own
+
+
+def test_a_model_trained_on_from_another_names_both_commands_on_its_card(
+    tmp_path: Path,
+    tiny_latent_checkpoint: Path,
+    make_latent_train_config: Callable[..., LatentTrainConfig],
+) -> None:
+    config = make_latent_train_config(
+        tmp_path / "on", init_checkpoint=str(tiny_latent_checkpoint), steps=2
+    )
+    export = trainer.train_latent_world_model(config)
+    card = write_latent_model_card(export, config).read_text()
+    first, second = (
+        line.strip() for line in card.splitlines() if "experiments.train_latent_world_model" in line
+    )
+    assert "init_checkpoint" not in first and "steps=4" in first
+    assert f"init_checkpoint={tiny_latent_checkpoint}" in second and "steps=2" in second
+
+
 def test_a_killed_run_resumes_where_it_stopped(
     tmp_path: Path,
     make_latent_train_config: Callable[..., LatentTrainConfig],

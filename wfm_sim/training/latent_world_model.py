@@ -8,14 +8,16 @@ of the real next frames (a stop-gradient consistency target, as TD-MPC2), each t
 weighted by ``horizon_decay ** h``. Resumable, TensorBoard, progress bar; held-out
 measures of the imagined rewards and ends go into the exported checkpoint.
 
-A Dyna round fine-tunes a trained latent model (``init_checkpoint``) on the footage plus
-real episodes its own planner drove (``extra_footage_dirs``), a fixed share of every batch
-drawn from the latter: the model must be right where the planner takes the car.
+More recordings of the same drivers (``more_footage_dirs``) are drawn alike with the
+footage. A Dyna round fine-tunes a trained latent model (``init_checkpoint``) on the footage
+plus real episodes its own planner drove (``extra_footage_dirs``), a fixed share of every
+batch drawn from the latter: the model must be right where the planner takes the car.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,9 +72,14 @@ class LatentTrainConfig:
     init_checkpoint: str | None = None
     """A latent world model (zoo name or folder) to start from instead of fresh weights; its
     config must be the one these widths and the source model make."""
+    more_footage_dirs: list[str] = field(default_factory=list)
+    """More footage folders trained on as ``footage_dir`` is, each window as likely as one of
+    its (never held out): more recordings of the same drivers. A Dyna round keeps them while
+    ``extra_footage_dirs`` holds its planner's episodes."""
     extra_footage_dirs: list[str] = field(default_factory=list)
-    """Footage folders trained on besides ``footage_dir`` (never held out): e.g. real episodes
-    driven by a planner over this model, for a Dyna round."""
+    """Footage folders trained on besides ``footage_dir`` (never held out) at their own
+    ``extra_footage_share`` of every batch: e.g. real episodes driven by a planner over this
+    model, for a Dyna round."""
     eval_footage_dirs: list[str] = field(default_factory=list)
     """Footage folders measured on and never trained on (e.g. real episodes a planner over
     this model drove after its training): how well the model predicts the states its planner
@@ -197,6 +204,19 @@ def score_on_footage(
     return score_latent_model(model, batch)
 
 
+def _lineage(init_checkpoint: str | None) -> dict[str, Any] | None:
+    """How the latent model a run starts from was trained (its train config and, in turn,
+    what it started from), so an exported model names its whole chain after the earlier run
+    folders are gone; None for fresh weights."""
+    if init_checkpoint is None:
+        return None
+    folder = world_models.checkpoint_path(init_checkpoint)
+    info = json.loads((folder / "config.json").read_text()).get("info", {})
+    if "train_config" not in info:
+        return None
+    return {"train_config": info["train_config"], "started_from": info.get("started_from")}
+
+
 def train_latent_world_model(config: LatentTrainConfig) -> Path:
     """Train (or resume) the latent world model and export it with its held-out measures;
     returns the export folder."""
@@ -217,11 +237,15 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
     model.copy_tokenizer_of(source)
     episodes = read_episodes(config.footage_dir)
     train, held_out = split_episodes(episodes, config.held_out_fraction, config.seed)
+    more = extra_episodes(config.more_footage_dirs)
     extra = extra_episodes(config.extra_footage_dirs)
     k = model.context
-    sampler = WindowSampler(encode_episodes(source, train + extra, dist.device), k, config.horizon)
+    drawn_alike = train + more
+    sampler = WindowSampler(
+        encode_episodes(source, drawn_alike + extra, dist.device), k, config.horizon
+    )
     # the extra episodes come last, so their windows are the sampler's last ones
-    extra_windows = np.arange(sum(e.length for e in train), len(sampler))
+    extra_windows = np.arange(sum(e.length for e in drawn_alike), len(sampler))
     held_out_batch = _held_out_batch(encode_episodes(source, held_out, dist.device), config, k)
     eval_batch = footage_batch(source, list(config.eval_footage_dirs), config, k)
     trained = torch.nn.ModuleDict(
@@ -246,6 +270,8 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
             "horizon": config.horizon,
             "init_checkpoint": str(config.init_checkpoint),
             "extra_footage_dirs": list(config.extra_footage_dirs),
+            # only when set, so runs from before the field resume
+            **({"more_footage_dirs": config.more_footage_dirs} if config.more_footage_dirs else {}),
         },
         checkpoint_every=config.checkpoint_every,
         eval_every=config.eval_every,
@@ -298,12 +324,19 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
         info={
             "world_model": str(config.world_model),
             "footage_dir": config.footage_dir,
-            "episodes": {"train": len(train), "held_out": len(held_out), "extra": len(extra)},
+            "episodes": {
+                "train": len(train),
+                "held_out": len(held_out),
+                "more": len(more),
+                "extra": len(extra),
+            },
             "frames": {
                 "train": int(sum(len(e.frames) for e in train)),
+                "more": int(sum(len(e.frames) for e in more)),
                 "extra": int(sum(len(e.frames) for e in extra)),
             },
             "train_config": dataclasses.asdict(config),
+            "started_from": _lineage(config.init_checkpoint),
             "wall_seconds_this_run": round(time.perf_counter() - started, 1),
         },
     )
