@@ -236,7 +236,9 @@ def _round_row(round_index: int, checkpoint: str, evaluation: dict[str, Any]) ->
     return {
         "round": round_index,
         "checkpoint": checkpoint,
-        "planner_frames": info.get("frames", {}).get("extra", 0),
+        # round 0 is the starting model: whatever extra footage it saw, none of this run's
+        # planner episodes
+        "planner_frames": info.get("frames", {}).get("extra", 0) if round_index else 0,
         "mean_return": planner["mean_return"],
         "crash_rate": planner["crash_rate"],
         "returns": planner["returns"],

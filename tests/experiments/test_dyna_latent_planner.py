@@ -109,6 +109,19 @@ def test_a_round_keeps_the_more_footage_and_adds_its_planner_episodes_apart(
     assert train.init_checkpoint == "init" and train.run_dir.endswith("round_2")
 
 
+def test_the_starting_model_has_trained_on_no_planner_episodes_of_the_run(
+    tmp_path: Path,
+) -> None:
+    info = {"info": {"frames": {"train": 100, "extra": 50}}}  # extra: more recordings
+    (tmp_path / "config.json").write_text(json.dumps(info))
+    scores = {"end_auc_by_step": [0.9], "reward_mae_by_step": [0.1]}
+    (tmp_path / "metrics.json").write_text(json.dumps(scores))
+    planner = {"mean_return": 1.0, "crash_rate": 0.0, "returns": [1.0], "latency_ms_mean": 1.0}
+    evaluation = {"results": {"latent_planner": planner}}
+    assert dyna._round_row(0, str(tmp_path), evaluation)["planner_frames"] == 0
+    assert dyna._round_row(1, str(tmp_path), evaluation)["planner_frames"] == 50
+
+
 def test_oracle_results_of_other_starts_are_refused(
     tmp_path: Path,
     tiny_latent_checkpoint: Path,
