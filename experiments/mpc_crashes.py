@@ -196,7 +196,9 @@ def summarize_crashes(crashes: list[dict[str, Any]], episodes: int) -> dict[str,
 
 def plot_crashes(episodes: list[dict[str, Any]], path: Path, scale: int = 2) -> Path | None:
     """One row per crash: the frames before it and the crash frame, each under the action
-    taken there and the model's crash probability for the plan it chose."""
+    taken there and the model's crash probability for the plan it chose. None when nothing
+    crashed, and then no figure is left at ``path``: an earlier run's frames must not pass
+    for this run's."""
     rows = []
     for episode in episodes:
         if "crash" not in episode:
@@ -225,6 +227,7 @@ def plot_crashes(episodes: list[dict[str, Any]], path: Path, scale: int = 2) -> 
         )
         rows.append(np.concatenate([np.asarray(title), *tiles], axis=1))
     if not rows:
+        path.unlink(missing_ok=True)
         return None
     widest = max(r.shape[1] for r in rows)
     sheet = np.concatenate(
@@ -252,8 +255,6 @@ def run_crash_diagnosis(config: CrashDiagnosisConfig) -> dict[str, Any]:
     env.close()
     out = Path(config.out_dir)
     figure = plot_crashes(episodes, out / "crashes.png")
-    if figure is None:  # no crash: an earlier run's frames must not pass for this run's
-        (out / "crashes.png").unlink(missing_ok=True)
     crashes = [e["crash"] for e in episodes if "crash" in e]
     payload = {
         "benchmark": "mpc_crashes",

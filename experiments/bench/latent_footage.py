@@ -7,8 +7,8 @@ latent MPC run, against the oracle planner's returns there, and on the 100 start
     python -m experiments.bench.latent_footage [--model NAME=CHECKPOINT ...]
 
 ``make latent-footage`` trains the models below and runs this (``make train-latent-world-model``
-records the extra footage and trains the two on five times as much, the second of which it
-exports to the zoo as ``driving_latent``). The models are kept in ``runs/``; none had a Dyna
+records two of the extra recordings and trains the two on three times the footage, the second
+of which it exports to the zoo as ``driving_latent``). The models are kept in ``runs/``; none had a Dyna
 round. The committed row is the zoo's ``driving_latent`` when the bench ran.
 """
 
@@ -94,7 +94,7 @@ def main() -> None:
         "--model",
         action="append",
         metavar="NAME=CHECKPOINT",
-        help="a latent model to measure (repeatable; default: the four make latent-footage trains)",
+        help="a latent model to measure (repeatable; default: the six make latent-footage measures)",
     )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -713,12 +713,10 @@ def _latent_model_section(
     info = json.loads((folder / "config.json").read_text())["info"]
     steps = ", ".join(str(i + 1) for i in range(len(m["reward_mae_by_step"])))
     extra = info["frames"].get("extra", 0) + info["frames"].get("more", 0)
-    steps_total = info["train_config"]["steps"] + sum(
-        run["train_config"]["steps"] for run in _earlier_runs(info)
-    )
+    runs = [info, *_earlier_runs(info)]
+    steps_total = sum(run["train_config"]["steps"] for run in runs)
     made = (
-        f"`make train-latent-world-model`: {steps_total:,} steps in "
-        f"{1 + len(_earlier_runs(info))} runs on {info['frames']['train']:,} frames of `make "
+        f"`make train-latent-world-model`: {steps_total:,} steps in {len(runs)} runs on {info['frames']['train']:,} frames of `make "
         f"record`'s footage" + (f" plus {extra:,} frames of more recordings" if extra else "")
     )
     return [
@@ -739,15 +737,22 @@ def _latent_model_section(
     ]
 
 
+def _zoo_weights_since(run: dict[str, Any]) -> str | None:
+    """The SHA-256 of the zoo model a run's latent planner is named after, when it differs
+    from the weights the run recorded (None: the same weights, or no such zoo model)."""
+    zoo_model = world_models.ZOO_DIR / str(run.get("latent_checkpoint"))
+    if not (zoo_model / "config.json").exists():
+        return None
+    current = world_models.weights_sha256(zoo_model)
+    return None if current == run.get("latent_weights_sha256") else current
+
+
 def _stale_latent_note(r: dict[str, Any], command: str) -> list[str]:
     """A line under an MPC run whose latent planner planned over other weights than the zoo
     model of that name holds now (the run's recorded SHA-256 against the file's)."""
     recorded = r.get("latent_weights_sha256")
-    zoo_model = world_models.ZOO_DIR / str(r.get("latent_checkpoint"))
-    if recorded is None or not (zoo_model / "config.json").exists():
-        return []
-    current = world_models.weights_sha256(zoo_model)
-    if current == recorded:
+    current = _zoo_weights_since(r)
+    if recorded is None or current is None:
         return []
     return [
         "",
@@ -1094,10 +1099,7 @@ def _as_measured(run: dict[str, Any]) -> str:
     """The latent model an MPC run planned over, named with the commit it was measured at
     when the zoo's model of that name has other weights now."""
     name = f"`{run['latent_checkpoint']}`"
-    zoo_model = world_models.ZOO_DIR / str(run["latent_checkpoint"])
-    if (zoo_model / "config.json").exists() and world_models.weights_sha256(zoo_model) != run.get(
-        "latent_weights_sha256"
-    ):
+    if _zoo_weights_since(run) is not None:
         return f"{name} as committed at {run['machine']['commit']}, since replaced"
     return name
 
