@@ -139,9 +139,11 @@ def drive_episode(
     on_step: StepHook | None = None,
 ) -> dict[str, Any]:
     """One real episode driven by ``actor`` (at most ``max_steps`` steps), calling ``on_step``
-    at each decision; returns its return, whether it crashed, its last frame and ``info``, and
-    the decision latencies. An actor with ``begin_episode`` (a planner) is started from the
-    first frame, and one with ``observe`` is shown each frame its action led to."""
+    at each decision; returns its return, whether it crashed, its last frame and ``info``, the
+    decision latencies and, where the env's ``info`` tells them (highway-env), the ego car's
+    speed and right-lane reward term at each step (where a return is won or lost). An actor
+    with ``begin_episode`` (a planner) is started from the first frame, and one with
+    ``observe`` is shown each frame its action led to."""
     frame, info = env.reset(seed=seed)
     begin_episode = getattr(actor, "begin_episode", None)
     observe = getattr(actor, "observe", None)
@@ -149,6 +151,8 @@ def drive_episode(
         begin_episode([frame], [])
     rng = np.random.default_rng(seed)
     total, latencies, done, crashed, steps = 0.0, [], False, False, 0
+    speeds: list[float] = []
+    right_lane: list[float] = []
     while not done:
         started = time.perf_counter()
         action = actor.act(frame, rng)
@@ -160,6 +164,10 @@ def drive_episode(
             observe(frame, action)
         total += float(reward)
         crashed = crashed or bool(info.get("crashed", False))
+        if "speed" in info:
+            speeds.append(float(info["speed"]))
+        if "right_lane_reward" in info.get("rewards", {}):
+            right_lane.append(float(info["rewards"]["right_lane_reward"]))
         steps += 1
         done = terminated or truncated or steps == max_steps
     return {
@@ -168,6 +176,8 @@ def drive_episode(
         "last_frame": frame,
         "final_info": info,
         "latencies": latencies,
+        "speeds": speeds,
+        "right_lane": right_lane,
     }
 
 
@@ -214,8 +224,9 @@ def summarize_runs(
     runs: list[dict[str, Any]], task: str, success_distance: float | None = None
 ) -> dict[str, Any]:
     """The mean return, each return, the crash rate (driving) or the success rate within
-    ``success_distance`` metres and the final object-goal distance (robot), and the decision
-    latency (mean and p95, ms) of ``drive_episode`` runs."""
+    ``success_distance`` metres and the final object-goal distance (robot), the decision
+    latency (mean and p95, ms) of ``drive_episode`` runs and, where every run recorded them,
+    the mean speed (m/s) and right-lane reward term over all their steps."""
     returns = np.array([r["return"] for r in runs])
     latencies = np.concatenate([r["latencies"] for r in runs]) * 1000
     summary: dict[str, Any] = {
@@ -232,6 +243,9 @@ def summarize_runs(
         summary["crash_rate"] = float(np.mean([r["crashed"] for r in runs]))
     summary["latency_ms_mean"] = float(latencies.mean())
     summary["latency_ms_p95"] = float(np.percentile(latencies, 95))
+    for key, name in (("speeds", "mean_speed_mps"), ("right_lane", "mean_right_lane_term")):
+        if all(r.get(key) for r in runs):
+            summary[name] = float(np.mean(np.concatenate([r[key] for r in runs])))
     return summary
 
 

@@ -659,15 +659,29 @@ def _mpc_section(
         f"{p['elites']} elites, {p['iterations']} iterations{extras}, re-planned every step. "
         "Aim: ≥ 90% of the oracle's return at ≤ 100 ms a decision.",
         "",
-        f"| controller | mean return | {outcome} | decision latency (mean / p95) |",
-        "|---|---|---|---|",
+    ]
+    driving = all("mean_speed_mps" in m for m in r["results"].values())
+    driven = " mean speed | right-lane term |" if driving else ""
+    lines += [
+        f"| controller | mean return | {outcome} |{driven} decision latency (mean / p95) |",
+        "|---|---|---|---|" + ("---|---|" if driving else ""),
     ]
     for name, m in r["results"].items():
         rate = m["success_rate"] if robot else m["crash_rate"]
+        cells = (
+            f" {m['mean_speed_mps']:.1f} m/s | {m['mean_right_lane_term']:.2f} |" if driving else ""
+        )
         lines.append(
-            f"| {name} | {m['mean_return']:.2f} | {rate:.2f} | "
+            f"| {name} | {m['mean_return']:.2f} | {rate:.2f} |{cells} "
             f"{m['latency_ms_mean']:.1f} / {m['latency_ms_p95']:.1f} ms |"
         )
+    if driving:
+        lines += [
+            "",
+            "Mean speed and right-lane term over every step driven: highway-env rewards speed "
+            "from 20 to 30 m/s and the right-lane term (1 in the rightmost lane, 0 in the "
+            "leftmost); a crash ends the episode.",
+        ]
     if r.get("latent_checkpoint"):
         lines += [
             "",
@@ -954,9 +968,13 @@ def _planner_risk_section() -> list[str]:
         "score gains −λ·log(risk + κ), risk being the model's chance that the plan ends "
         "within its horizon).",
         "",
+    ]
+    speeds = all("mean_speed_mps" in row for row in rows)
+    lines += [
         "| setting | mean return (± s.e.) | episodes that crash | return of those that do not "
-        "| decision latency (mean / p95) |",
-        "|---|---|---|---|---|",
+        + ("| mean speed " if speeds else "")
+        + "| decision latency (mean / p95) |",
+        "|---|---|---|---|---|" + ("---|" if speeds else ""),
     ]
     for row in rows:
         safe = row["mean_return_without_crash"]
@@ -964,6 +982,7 @@ def _planner_risk_section() -> list[str]:
             f"| {row['setting']} | {row['mean_return']:.2f} ± {row['return_sem']:.2f} | "
             f"{row['crashes']} of {r['episodes']} | "
             + (f"{safe:.2f}" if safe is not None else "–")
+            + (f" | {row['mean_speed_mps']:.1f} m/s" if speeds else "")
             + f" | {row['latency_ms_mean']:.1f} / {row['latency_ms_p95']:.1f} ms |"
         )
     base, others = rows[0], rows[1:]

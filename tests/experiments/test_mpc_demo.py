@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize
 
 from experiments.config import to_dataclass
-from experiments.mpc_demo import MPCDemoConfig, _fractions, run_mpc_demo
+from experiments.mpc_demo import MPCDemoConfig, _fractions, run_mpc_demo, summarize_runs
 from policies.planners import PlannerConfig
 from wfm_sim.io import file_sha256
 from wfm_sim.video import read_video
@@ -68,6 +68,8 @@ def test_mpc_demo_plans_over_the_latent_world_model(
     latent = stored["results"]["latent_planner"]["mean_return"]
     assert stored["latent_fraction_of_oracle_return"] == pytest.approx(latent / oracle)
     assert "wfm_fraction_of_oracle_return" not in stored and payload["video"] is None
+    for result in stored["results"].values():  # highway-env's speeds: 20 to 30 m/s targeted
+        assert 10 < result["mean_speed_mps"] < 40 and 0 <= result["mean_right_lane_term"] <= 1
     video = read_video(payload["latent_video"])
     # One frame a decision: the real frame enlarged 3x above a 30-px band naming the plan.
     assert video.shape == (3, 64 * 3 + 30, 64 * 3, 3)
@@ -119,6 +121,7 @@ def test_robot_mpc_demo_drives_pusher_with_every_controller(tmp_path: Path) -> N
         assert result["success_rate"] in (0.0, 1.0) and "crash_rate" not in result
         assert result["latency_ms_mean"] > 0 and len(result["returns"]) == 1
         assert result["mean_return"] < 0  # Pusher only charges: distances and torques
+        assert "mean_speed_mps" not in result  # Pusher's info has no speed
     # One seed, one scene: in 3 steps (0.15 s) no controller moves the object far.
     assert 0.17 <= min(distances) and max(distances) - min(distances) < 0.05
     assert stored["wfm_fraction_of_oracle_return"] is None  # a ratio of negatives means nothing
@@ -167,3 +170,20 @@ def test_oracle_shares_are_defined_only_where_they_mean_something() -> None:
         "wfm_fraction_of_oracle_return": pytest.approx(0.25),
         "wfm_fraction_of_oracle_gain_over_floor": None,
     }
+
+
+def test_speed_and_lane_are_pooled_over_every_step_of_every_run() -> None:
+    def run(speeds: list[float], lanes: list[float]) -> dict:
+        return {
+            "return": 1.0,
+            "crashed": False,
+            "latencies": [0.01],
+            "speeds": speeds,
+            "right_lane": lanes,
+        }
+
+    summary = summarize_runs([run([20.0, 30.0], [1.0, 0.5]), run([25.0], [0.0])], "driving")
+    assert summary["mean_speed_mps"] == pytest.approx(25.0)  # (20 + 30 + 25) / 3 steps
+    assert summary["mean_right_lane_term"] == pytest.approx(0.5)
+    unknown = summarize_runs([run([20.0], [1.0]), run([], [])], "driving")
+    assert "mean_speed_mps" not in unknown and "mean_right_lane_term" not in unknown

@@ -124,3 +124,78 @@ def test_the_latent_model_section_counts_the_steps_of_every_run_in_its_chain(
     first = summarize._latent_model_section(tmp_path)[0]
     assert "9,000 steps in 2 runs on 46,122 frames" in first
     assert "plus 101,862 frames of more recordings" in first
+
+
+def _driving_run(speeds: dict[str, float | None]) -> dict:
+    """A minimal driving MPC run whose controllers drove at the given mean speeds (None: not
+    recorded, as in runs from before speeds were)."""
+    results = {}
+    for name, speed in speeds.items():
+        row = {"mean_return": 20.0, "crash_rate": 0.0, "latency_ms_mean": 5.0}
+        row["latency_ms_p95"] = 6.0
+        if speed is not None:
+            row |= {"mean_speed_mps": speed, "mean_right_lane_term": 0.75}
+        results[name] = row
+    planner = {"method": "cem", "horizon": 4, "population": 32, "elites": 6, "iterations": 2}
+    return {
+        "task": "driving",
+        "seeds": [1, 2],
+        "planner": planner,
+        "results": results,
+        "machine": {"commit": "abc1234"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("speeds", "shown"),
+    [
+        ({"latent_planner": 22.5, "oracle_planner": 28.25}, True),
+        ({"latent_planner": 22.5, "oracle_planner": None}, False),
+    ],
+    ids=["every controller", "one without"],
+)
+def test_speed_columns_show_only_when_every_controller_recorded_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speeds: dict, shown: bool
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    (tmp_path / "mpc").mkdir()
+    (tmp_path / "mpc" / "metrics.json").write_text(json.dumps(_driving_run(speeds)))
+    text = "\n".join(summarize._mpc_section("mpc"))
+    assert ("| latent_planner | 20.00 | 0.00 | 22.5 m/s | 0.75 | 5.0 / 6.0 ms |" in text) is shown
+    assert ("mean speed | right-lane term" in text) is shown
+    assert ("| latent_planner | 20.00 | 0.00 | 5.0 / 6.0 ms |" in text) is not shown
+
+
+def test_the_planner_risk_table_shows_each_settings_speed_when_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+
+    def row(setting: str, mean: float, crashes: int, speed: float | None) -> dict:
+        measured = {
+            "setting": setting,
+            "mean_return": mean,
+            "return_sem": 0.5,
+            "crashes": crashes,
+            "mean_return_without_crash": mean + 1,
+            "latency_ms_mean": 10.0,
+            "latency_ms_p95": 12.0,
+        }
+        return measured | ({"mean_speed_mps": speed} if speed is not None else {})
+
+    for speeds, shown in (((26.5, 22.25), True), ((26.5, None), False)):
+        run = {
+            "latent_checkpoint": "driving_latent",
+            "episodes": 100,
+            "seeds": [1, 100],
+            "figure": "f.png",
+            "machine": {"commit": "abc1234"},
+            "settings": [
+                row("terminal value 16", 23.0, 30, speeds[0]),
+                row("risk aversion 1, floor 0.01", 22.8, 6, speeds[1]),
+            ],
+        }
+        (tmp_path / "planner_risk.json").write_text(json.dumps(run))
+        text = "\n".join(summarize._planner_risk_section())
+        assert ("| 6 of 100 | 23.80 | 22.2 m/s | 10.0 / 12.0 ms |" in text) is shown
+        assert ("| 6 of 100 | 23.80 | 10.0 / 12.0 ms |" in text) is not shown
