@@ -21,7 +21,11 @@ from omegaconf import DictConfig
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
 from wfm_sim.io import atomic_path, write_json_atomic
-from wfm_sim.training.latent_world_model import LatentTrainConfig, train_latent_world_model
+from wfm_sim.training.latent_world_model import (
+    LatentTrainConfig,
+    train_latent_world_model,
+    training_chain,
+)
 
 
 def _override(name: str, value: object) -> str:
@@ -34,14 +38,15 @@ def _override(name: str, value: object) -> str:
 def training_commands(info: dict[str, Any]) -> list[str]:
     """The commands that trained an exported latent model, oldest first: a run that started
     from another latent model (``init_checkpoint``) is preceded by the commands that made
-    that one (``info["started_from"]``)."""
+    that one (``training_chain``)."""
     defaults = LatentTrainConfig()
-    overrides = " ".join(
-        _override(k, v) for k, v in info["train_config"].items() if v != getattr(defaults, k)
-    )
-    command = f"python -m experiments.train_latent_world_model {overrides}"
-    earlier = info.get("started_from")
-    return [*training_commands(earlier), command] if earlier else [command]
+    return [
+        "python -m experiments.train_latent_world_model "
+        + " ".join(
+            _override(k, v) for k, v in run["train_config"].items() if v != getattr(defaults, k)
+        )
+        for run in training_chain(info)
+    ]
 
 
 def _made_by(info: dict[str, Any]) -> str:

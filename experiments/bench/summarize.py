@@ -19,6 +19,7 @@ from experiments.bench.common import RESULTS_DIR
 from experiments.bench.rl_constant_actions import acts_like
 from experiments.train_rl import RLConfig, steps_to_threshold
 from wfm_sim.io import atomic_path
+from wfm_sim.training.latent_world_model import training_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -711,15 +712,6 @@ def _mpc_section(
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
-def _earlier_runs(info: dict[str, Any]) -> list[dict[str, Any]]:
-    """The training runs a latent model's own run started from, newest first."""
-    runs, earlier = [], info.get("started_from")
-    while earlier:
-        runs.append(earlier)
-        earlier = earlier.get("started_from")
-    return runs
-
-
 def _latent_model_section(
     folder: Path = ROOT / "world_models" / "zoo" / "driving_latent",
 ) -> list[str]:
@@ -729,7 +721,7 @@ def _latent_model_section(
     info = json.loads((folder / "config.json").read_text())["info"]
     steps = ", ".join(str(i + 1) for i in range(len(m["reward_mae_by_step"])))
     extra = info["frames"].get("extra", 0) + info["frames"].get("more", 0)
-    runs = [info, *_earlier_runs(info)]
+    runs = training_chain(info)
     steps_total = sum(run["train_config"]["steps"] for run in runs)
     made = (
         f"`make train-latent-world-model`: {steps_total:,} steps in {len(runs)} runs on {info['frames']['train']:,} frames of `make "

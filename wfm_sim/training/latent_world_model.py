@@ -217,6 +217,17 @@ def _lineage(init_checkpoint: str | None) -> dict[str, Any] | None:
     return {"train_config": info["train_config"], "started_from": info.get("started_from")}
 
 
+def training_chain(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """An exported latent model's training runs, oldest first: the runs its ``info`` names
+    it started from (``started_from``, as ``_lineage`` wrote them), then its own."""
+    runs: list[dict[str, Any]] = []
+    run: dict[str, Any] | None = info
+    while run:
+        runs.append(run)
+        run = run.get("started_from")
+    return runs[::-1]
+
+
 def train_latent_world_model(config: LatentTrainConfig) -> Path:
     """Train (or resume) the latent world model and export it with its held-out measures;
     returns the export folder."""
