@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels planner-risk latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels plan-label-training planner-risk latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -85,8 +85,23 @@ mpc: $(STAMP)
 mpc-crashes: $(STAMP)
 	$(PY) -m experiments.mpc_crashes
 
+# Candidate plans of the latent planner played on clones of highway-env (96 episodes, about
+# 20 min on 2 cores) and how well latent models rank them.
 plan-labels: $(STAMP)
 	$(PY) -m experiments.plan_labels
+
+# Does training on plan labels help the latent planner? (about 50 min after make plan-labels)
+# The zoo's driving_latent fine-tuned on its footage alone (the control) and with the plan
+# labels, a second round of labels from the planner over the first tuned model, then the
+# demo planner over each model on the MPC starts and 100 fresh ones.
+PLAN_LABEL_TUNE := init_checkpoint=driving_latent $(LATENT_EXTRA)
+plan-label-training: plan-labels
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_pl_c export_dir=runs/latent_pl_c/checkpoint steps=1500 $(PLAN_LABEL_TUNE)
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_pl_a export_dir=runs/latent_pl_a/checkpoint steps=1500 $(PLAN_LABEL_TUNE) 'plan_labels_dirs=[data/plan_labels/driving]'
+	$(PY) -m experiments.plan_labels latent_checkpoint=runs/latent_pl_a/checkpoint labels_dir=data/plan_labels/driving_round2 episodes=32 seed=9100 'models=[runs/latent_pl_a/checkpoint]' out_dir=runs/plan_labels_round2
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_pl_b export_dir=runs/latent_pl_b/checkpoint steps=1500 $(PLAN_LABEL_TUNE) 'plan_labels_dirs=[data/plan_labels/driving,data/plan_labels/driving_round2]'
+	$(PY) -m experiments.train_latent_world_model run_dir=runs/latent_pl_d export_dir=runs/latent_pl_d/checkpoint steps=3000 plan_label_weight=4 $(PLAN_LABEL_TUNE) 'plan_labels_dirs=[data/plan_labels/driving,data/plan_labels/driving_round2]'
+	$(PY) -m experiments.bench.plan_label_training
 
 # How the latent planner trades crashes for speed: terminal values and risk aversion on 100 fresh starts.
 planner-risk: $(STAMP)

@@ -9,7 +9,7 @@ Footage only shows the action that was taken, so held-out measures of the model 
 about the plans a planner picks but no one drove; this needs a simulator whose state can be
 cloned (highway-env), as the oracle planner does.
 
-    python -m experiments.plan_labels [episodes=32 models=[driving_latent,...]]
+    python -m experiments.plan_labels [episodes=96 models=[driving_latent,...]]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from scipy import stats
 from tqdm.auto import tqdm
 
@@ -37,19 +37,10 @@ from policies.planners import LatentModelPlanner, PlannerConfig
 from policies.planners.oracle import PlayedPlan, clone_simulator, plan_returns, play_plan
 from policies.planners.receding import Action
 from policies.planners.returns import crash_risks, plan_scores
+from wfm_sim.data.plan_labels import LABELS_FORMAT, PLAN_KEYS, read_plan_labels
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources import make_driving_env
 from world_models.latent import LatentWorldModel
-
-PLAN_KEYS = ("state", "actions", "rewards", "ended", "valid", "outlasted")
-"""Arrays of a labels part with one row per labelled plan: the decision it was a candidate
-at (a row of ``contexts``), the plan, per step the real reward, whether the episode ended
-there and whether the step was played (none after an end), and whether the episode ran on
-past the plan (``PlayedPlan``). ``contexts`` holds the last K real frames (K, H, W, 3) of
-each decision."""
-
-LABELS_FORMAT = 2
-"""Version of the parts' arrays (2: ``outlasted`` added); labels of another are refused."""
 
 
 @dataclass
@@ -60,7 +51,7 @@ class PlanLabelConfig:
     near misses), the models scored on the labels, where labels and results go."""
 
     latent_checkpoint: str = "driving_latent"
-    episodes: int = 32
+    episodes: int = 96
     episodes_per_part: int = 8
     seed: int = 9_000
     best_plans: int = 4
@@ -228,31 +219,6 @@ def collect_plan_labels(config: PlanLabelConfig) -> Path:
 
 def _part_size(config: PlanLabelConfig, part: int) -> int:
     return min(config.episodes_per_part, config.episodes - part * config.episodes_per_part)
-
-
-def read_plan_labels(folder: str | Path) -> dict[str, np.ndarray]:
-    """Every part of a labels folder, with ``state`` indexing the joined ``contexts``."""
-    parts = sorted(Path(folder).glob("part-*.safetensors"))
-    if not parts:
-        raise FileNotFoundError(
-            f"no plan labels in {folder}: run python -m experiments.plan_labels"
-        )
-    loaded, offset = [], 0
-    for path in parts:
-        arrays = load_file(str(path))
-        missing = {"contexts", *PLAN_KEYS} - set(arrays)
-        if missing:
-            raise ValueError(
-                f"{path} is not a plan-labels part of format {LABELS_FORMAT}: it lacks "
-                f"{sorted(missing)}; delete {folder} and run python -m experiments.plan_labels"
-            )
-        arrays["state"] = arrays["state"] + offset
-        offset += len(arrays["contexts"])
-        loaded.append(arrays)
-    labels = {k: np.concatenate([a[k] for a in loaded]) for k in ("contexts", *PLAN_KEYS)}
-    for flag in ("ended", "valid", "outlasted"):
-        labels[flag] = labels[flag].astype(bool)
-    return labels
 
 
 def real_returns(labels: dict[str, np.ndarray], config: PlannerConfig) -> np.ndarray:

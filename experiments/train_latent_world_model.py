@@ -78,6 +78,16 @@ def write_latent_model_card(
         )
         if info["episodes"].get(kind, 0)
     )
+    labelled = info.get("plan_labels")
+    if labelled:
+        extra += (
+            f"; plus {labelled['train_plans']} labelled plans from "
+            f"{', '.join(f'`{d}`' for d in config.plan_labels_dirs)} "
+            "(candidate plans of real decisions played on clones of highway-env, "
+            f"`python -m experiments.plan_labels`; {config.plan_label_batch} in each batch at "
+            f"weight {config.plan_label_weight}), {labelled['held_out_plans']} more held out "
+            "(`plan_labels_held_out` below)"
+        )
     rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items() if k != "machine")
     text = f"""# Latent world model for planning
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,60 @@ def measure_model(
     }
 
 
+@dataclass(frozen=True)
+class DemoPlannerStarts:
+    """The starts latent models are driven on by the MPC demo's planner, and what the
+    committed model and the oracle did there: the latent MPC run's 12 (``mpc_run``, the
+    oracle's returns among them) and ``make planner-risk``'s fresh ones (``committed_fresh``:
+    the committed model's row under the demo's setting)."""
+
+    mpc_run: dict[str, Any]
+    fresh_seeds: list[int]
+    committed_fresh: dict[str, Any]
+
+    @classmethod
+    def read(cls) -> DemoPlannerStarts:
+        """From the latent MPC run's and ``make planner-risk``'s results."""
+        mpc_run = json.loads((RESULTS_DIR / "mpc_latent" / "metrics.json").read_text())
+        risk_run = json.loads((RESULTS_DIR / "planner_risk.json").read_text())
+        first, last = risk_run["seeds"]
+        committed = next(s for s in risk_run["settings"] if s["setting"] == DEMO_SETTING)
+        return cls(mpc_run, list(range(first, last + 1)), committed)
+
+    @property
+    def oracle_returns(self) -> list[float]:
+        """The oracle planner's returns on the MPC run's starts."""
+        return list(self.mpc_run["results"]["oracle_planner"]["returns"])
+
+    def measure(self, checkpoint: str) -> dict[str, Any]:
+        """``measure_model`` of a latent checkpoint on both sets of starts."""
+        return measure_model(
+            checkpoint, self.mpc_run["seeds"], self.oracle_returns, self.fresh_seeds
+        )
+
+    def header(self) -> dict[str, Any]:
+        """What a result names of these starts: the setting, both seed sets, the oracle's
+        mean return."""
+        return {
+            "setting": DEMO_SETTING,
+            "mpc_seeds": self.mpc_run["seeds"],
+            "fresh_seeds": [self.fresh_seeds[0], self.fresh_seeds[-1]],
+            "oracle_mean_return": float(np.mean(self.oracle_returns)),
+        }
+
+    def committed(self) -> dict[str, Any]:
+        """The committed latent model and how its planner did on both sets of starts."""
+        latent = self.mpc_run["results"]["latent_planner"]
+        return {
+            "checkpoint": self.mpc_run["latent_checkpoint"],
+            "weights_sha256": self.mpc_run["latent_weights_sha256"],
+            "mpc_mean_return": latent["mean_return"],
+            "mpc_oracle_share": self.mpc_run["latent_fraction_of_oracle_return"],
+            "fresh_mean_return": self.committed_fresh["mean_return"],
+            "fresh_crashes": self.committed_fresh["crashes"],
+        }
+
+
 def dyna_rounds(checkpoint: str) -> int:
     """How many Dyna rounds of planner episodes a latent model was fine-tuned on (the
     ``round_N`` folders among its extra footage)."""
@@ -100,34 +155,23 @@ def main() -> None:
     args = parser.parse_args()
     models = dict(m.split("=", 1) for m in args.model) if args.model else MODELS
     torch.set_num_threads(args.threads)
-    mpc_run = json.loads((RESULTS_DIR / "mpc_latent" / "metrics.json").read_text())
-    risk_run = json.loads((RESULTS_DIR / "planner_risk.json").read_text())
-    first, last = risk_run["seeds"]
-    fresh_seeds = list(range(first, last + 1))
-    oracle = mpc_run["results"]["oracle_planner"]["returns"]
-    committed_fresh = next(s for s in risk_run["settings"] if s["setting"] == DEMO_SETTING)
+    starts = DemoPlannerStarts.read()
     rows = {
-        name: measure_model(checkpoint, mpc_run["seeds"], oracle, fresh_seeds)
+        name: starts.measure(checkpoint)
         for name, checkpoint in tqdm(models.items(), desc="latent models")
     }
+    committed = starts.committed()
     path = write_result(
         "latent_footage",
         {
-            "setting": DEMO_SETTING,
-            "mpc_seeds": mpc_run["seeds"],
-            "fresh_seeds": [first, last],
-            "oracle_mean_return": float(np.mean(oracle)),
+            **starts.header(),
             "committed": {
-                "checkpoint": mpc_run["latent_checkpoint"],
-                "weights_sha256": mpc_run["latent_weights_sha256"],
-                "dyna_rounds": dyna_rounds(mpc_run["latent_checkpoint"]),
+                **committed,
+                "dyna_rounds": dyna_rounds(committed["checkpoint"]),
                 "mpc_crashes": round(
-                    mpc_run["results"]["latent_planner"]["crash_rate"] * len(mpc_run["seeds"])
+                    starts.mpc_run["results"]["latent_planner"]["crash_rate"]
+                    * len(starts.mpc_run["seeds"])
                 ),
-                "mpc_mean_return": mpc_run["results"]["latent_planner"]["mean_return"],
-                "mpc_oracle_share": mpc_run["latent_fraction_of_oracle_return"],
-                "fresh_mean_return": committed_fresh["mean_return"],
-                "fresh_crashes": committed_fresh["crashes"],
             },
             "models": rows,
         },

@@ -16,6 +16,7 @@ from scipy import stats
 
 import world_models
 from experiments.bench.common import RESULTS_DIR
+from experiments.bench.plan_label_training import MODELS as PLAN_LABEL_MODELS
 from experiments.bench.rl_constant_actions import acts_like
 from experiments.train_rl import RLConfig, steps_to_threshold
 from wfm_sim.io import atomic_path
@@ -911,6 +912,75 @@ def _latent_footage_section() -> list[str]:
         _machine(r),
     ]
     return lines
+
+
+def _plan_label_training_section() -> list[str]:
+    r = _load("plan_label_training.json")
+    command = "python -m experiments.bench.plan_label_training"
+    if r is None:
+        return _not_measured(command, "`make plan-label-training`")
+    committed = r["committed"]
+    first, last = r["fresh_seeds"]
+    committed_name = f"the zoo's `{committed['checkpoint']}` at {r['machine']['commit']}"
+
+    def labels_cells(m: dict[str, Any]) -> str:
+        return (
+            f"{m['pick_crashes_with_a_safe_plan_on_the_table']:.0%} | {m['crash_auc_mean']:.3f} | "
+            f"{m['regret_mean']:.2f}"
+        )
+
+    lines = [
+        f"`{command}` (`make plan-label-training`): the zoo's latent model fine-tuned from its "
+        "weights on its own footage (`make train-latent-world-model`'s) alone, the control, and "
+        "on that footage plus plan labels: each labelled plan is stepped from its decision's "
+        "real frames and learns the real rewards and ends (`plan_labels_dirs`; 128 plans in "
+        "every batch beside the footage's 256 windows). The first labels are `make "
+        "plan-labels`'; the second round's are the same labelling with the planner over the "
+        "first tuned model (32 episodes, seeds 9100–9131). Every labels folder's last part (8 "
+        "episodes) is held out: the label columns rank its candidates as `make plan-labels` "
+        "does. The MPC demo's planner "
+        f"({r['setting']}) drives over each model on the {len(r['mpc_seeds'])} starts of the "
+        f"latent MPC run (the oracle returned {r['oracle_mean_return']:.2f}) and on the "
+        f"{last - first + 1} fresh starts of `make planner-risk` (seeds {first}–{last}), "
+        "paired start by start against the zoo model there.",
+        "",
+        "| latent model | held-out labels: its pick crashes with a safe plan on the table "
+        "| crash AUC | regret | MPC starts: return (share of the oracle's), crashes "
+        "| fresh starts: return ± s.e., crashes | paired gain over the zoo model ± s.e. "
+        "(better / worse starts) |",
+        "|---|---|---|---|---|---|---|",
+        f"| {committed_name} | {labels_cells(committed['held_out_labels'])} | "
+        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%}), – | "
+        f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed | – |",
+    ]
+    in_make_order = sorted(r["models"], key=lambda n: [*PLAN_LABEL_MODELS, n].index(n))
+    for name in in_make_order:
+        m = r["models"][name]
+        mpc, fresh, gain = m["mpc_starts"], m["fresh_starts"], m["fresh_gain_over_committed"]
+        lines.append(
+            f"| {name} | {labels_cells(m['held_out_labels'])} | "
+            f"{mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%}), {mpc['crashes']} crashed | "
+            f"{fresh['mean_return']:.2f} ± {fresh['return_sem']:.2f}, {fresh['crashes']} crashed | "
+            f"{gain['mean']:+.2f} ± {gain['sem']:.2f} ({gain['better']} / {gain['worse']}) |"
+        )
+    clear = [n for n in in_make_order if _clear_gain(r["models"][n]["fresh_gain_over_committed"])]
+    lines += [
+        "",
+        "Better / worse counts the fresh starts on which a model returned more / less than the "
+        "zoo model: a crash forfeits the rest of an episode, so a few crashes outweigh many "
+        "small gains. "
+        + (
+            f"A paired gain of more than two standard errors: {', '.join(clear)}."
+            if clear
+            else "No model gains more than two standard errors over the zoo model."
+        ),
+    ]
+    return [*lines, "", _machine(r)]
+
+
+def _clear_gain(gain: dict[str, Any]) -> bool:
+    """Whether a paired gain exceeds two standard errors."""
+    return bool(gain["mean"] > 2 * gain["sem"])
 
 
 def _safer_and_richer_lines(base: dict[str, Any], others: list[dict[str, Any]]) -> list[str]:
@@ -2078,6 +2148,10 @@ def render() -> str:
         "### Footage for the latent model",
         "",
         *_latent_footage_section(),
+        "",
+        "### Training the latent model on plan labels",
+        "",
+        *_plan_label_training_section(),
         "",
         "## Robotics: MuJoCo Pusher through the same pipeline",
         "",

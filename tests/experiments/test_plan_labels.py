@@ -16,11 +16,11 @@ from experiments.plan_labels import (
     PlanLabelConfig,
     play_on_clone,
     rank_candidates,
-    read_plan_labels,
     real_returns,
     run_plan_labels,
 )
 from policies.planners import PlannerConfig
+from wfm_sim.data.plan_labels import read_plan_labels
 from wfm_sim.sources import ACTION_NAMES, make_driving_env
 from world_models.latent import LatentWorldModel
 

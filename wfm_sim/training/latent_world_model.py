@@ -12,6 +12,12 @@ More recordings of the same drivers (``more_footage_dirs``) are drawn alike with
 footage. A Dyna round fine-tunes a trained latent model (``init_checkpoint``) on the footage
 plus real episodes its own planner drove (``extra_footage_dirs``), a fixed share of every
 batch drawn from the latter: the model must be right where the planner takes the car.
+
+Plan labels (``plan_labels_dirs``) add what footage cannot show: the real outcome of plans
+the planner weighed but nobody drove, each played on a clone of the simulator. The model
+steps each labelled plan from its decision's real context and learns its real rewards and
+ends (no consistency term: the plan's frames were never rendered); the last parts are held
+out and measured.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from torch.nn import functional as F
 import world_models
 from wfm_sim.checkpoints import require_export_dtype
 from wfm_sim.data.footage import Episode, read_episodes
+from wfm_sim.data.plan_labels import join_parts, part_paths
 from wfm_sim.data.windows import WindowBatch, WindowSampler, draw_favouring, split_episodes
 from wfm_sim.distributed import distributed
 from wfm_sim.io import write_json_atomic
@@ -88,6 +95,16 @@ class LatentTrainConfig:
     extra_footage_share: float = 0.5
     """Share of each batch drawn from the extra footage's windows (when there is some): a
     little of the planner's own driving would otherwise be lost in the footage."""
+    plan_labels_dirs: list[str] = field(default_factory=list)
+    """Plan-label folders (``experiments.plan_labels``) trained on besides the footage: the
+    real rewards and ends of candidate plans at real decisions, which teach the model the
+    plans its planner weighs that footage never shows."""
+    plan_label_weight: float = 1.0
+    """Weight of the plan labels' reward and end terms beside the footage's."""
+    plan_label_batch: int = 128
+    """Labelled plans in each step's batch."""
+    plan_label_held_out_parts: int = 1
+    """Each labels folder's last parts (whole real episodes) are held out and measured."""
     run_dir: str = "runs/latent_world_model/driving"
     export_dir: str = "runs/latent_world_model/driving/checkpoint"
     device: str = "auto"
@@ -102,8 +119,16 @@ class LatentTrainConfig:
             )
         if not 0.0 < self.horizon_decay <= 1.0:
             raise ValueError(f"horizon_decay must lie in (0, 1], got {self.horizon_decay}")
-        if min(self.consistency_weight, self.reward_weight, self.end_weight) < 0:
+        weights = (
+            self.consistency_weight,
+            self.reward_weight,
+            self.end_weight,
+            self.plan_label_weight,
+        )
+        if min(weights) < 0:
             raise ValueError("loss weights must be >= 0")
+        if self.plan_label_batch < 1 or self.plan_label_held_out_parts < 0:
+            raise ValueError("need plan_label_batch >= 1 and plan_label_held_out_parts >= 0")
         require_export_dtype(self.weights_dtype)
 
 
@@ -141,32 +166,135 @@ def latent_losses(
 @torch.no_grad()
 def score_latent_model(model: LatentWorldModel, batch: WindowBatch) -> dict[str, Any]:
     """Held-out measures of open-loop imagination from each window's real context under its
-    real actions: per step ahead, reward mean absolute error and the end probability's AUC
-    (how well it ranks the steps that really ended above the rest); over all steps, the mean
-    end probability against the real end rate (equal when calibrated) and the Brier score."""
+    real actions (``score_imagination``)."""
     model.eval()
     device = next(model.parameters()).device
     k, horizon = model.context, batch.rewards.shape[1]
     states = model.encode_latents(torch.from_numpy(batch.frames[:, :k]).to(device))
     real_actions = torch.from_numpy(batch.actions[:, k - 1 : k - 1 + horizon]).to(device)
     imagined_rewards, end_probabilities = model.imagine(states, real_actions)
-    rewards = imagined_rewards.cpu().numpy()  # (B, H)
-    probabilities = end_probabilities.cpu().numpy().astype(np.float64)
-    valid = batch.valid
+    return {
+        **score_imagination(
+            imagined_rewards.cpu().numpy(),
+            end_probabilities.cpu().numpy(),
+            batch.rewards,
+            batch.terminated,
+            batch.valid,
+        ),
+        "windows": len(batch.rewards),
+    }
+
+
+def score_imagination(
+    rewards: np.ndarray,
+    end_probabilities: np.ndarray,
+    real_rewards: np.ndarray,
+    ended: np.ndarray,
+    valid: np.ndarray,
+) -> dict[str, Any]:
+    """Imagined rewards and end probabilities (N, H) against what really happened, over the
+    ``valid`` steps: per step ahead, reward mean absolute error and the end probability's AUC
+    (how well it ranks the steps that really ended above the rest); over all steps, the mean
+    end probability against the real end rate (equal when calibrated) and the Brier score."""
+    probabilities = end_probabilities.astype(np.float64)
     reward_mae, end_auc = [], []
-    for h in range(horizon):
+    for h in range(rewards.shape[1]):
         rows = valid[:, h]
-        reward_mae.append(float(np.abs(rewards[rows, h] - batch.rewards[rows, h]).mean()))
-        end_auc.append(roc_auc(probabilities[rows, h], batch.terminated[rows, h]))
+        reward_mae.append(float(np.abs(rewards[rows, h] - real_rewards[rows, h]).mean()))
+        end_auc.append(roc_auc(probabilities[rows, h], ended[rows, h]))
     p = probabilities[valid]
-    ended = batch.terminated[valid]
+    real_ends = ended[valid]
     return {
         "reward_mae_by_step": [round(v, 4) for v in reward_mae],
         "end_auc_by_step": [round(v, 4) for v in end_auc],
-        "end_rate": float(ended.mean()),
+        "end_rate": float(real_ends.mean()),
         "end_mean_probability": float(p.mean()),
-        "end_brier": float(((p - ended) ** 2).mean()),
-        "windows": len(batch.rewards),
+        "end_brier": float(((p - real_ends) ** 2).mean()),
+    }
+
+
+@dataclass(frozen=True)
+class CodedPlanLabels:
+    """Plan labels with each decision's context coded by the frame tokenizer (``latents``
+    (D, K, C, h, w)); ``actions``, ``rewards``, ``ended``, ``valid`` have one row per plan
+    and ``state`` names its decision."""
+
+    latents: torch.Tensor
+    state: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    ended: torch.Tensor
+    valid: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def code_plan_labels(
+    source: WorldModel, parts: list[Path], device: torch.device
+) -> CodedPlanLabels:
+    """The labels of ``parts`` with their contexts coded by ``source``'s tokenizer."""
+    labels = join_parts(parts)
+    contexts = labels["contexts"]  # (D, K, H, W, 3) uint8
+    flat = torch.from_numpy(contexts.reshape(-1, *contexts.shape[2:]))
+    source.tokenizer.eval()
+    with torch.no_grad():
+        coded = torch.cat(
+            [
+                source.tokenizer.encode(flat[i : i + 256].to(device))
+                for i in range(0, len(flat), 256)
+            ]
+        )
+    return CodedPlanLabels(
+        latents=coded.reshape(*contexts.shape[:2], *coded.shape[1:]),
+        state=torch.from_numpy(labels["state"]).to(device),
+        actions=torch.from_numpy(labels["actions"]).to(device),
+        rewards=torch.from_numpy(labels["rewards"]).to(device),
+        ended=torch.from_numpy(labels["ended"]).to(device),
+        valid=torch.from_numpy(labels["valid"]).to(device),
+    )
+
+
+def plan_label_losses(
+    model: LatentWorldModel, labels: CodedPlanLabels, rows: torch.Tensor, horizon_decay: float
+) -> dict[str, torch.Tensor]:
+    """Reward (squared error) and end (binary cross-entropy) losses of the labelled plans
+    ``rows``, stepped from their decisions' real contexts, over the played steps weighted by
+    ``horizon_decay ** h`` as ``latent_losses`` weighs the footage's."""
+    state = model.encode_latents(labels.latents[labels.state[rows]])
+    actions, valid = labels.actions[rows], labels.valid[rows].float()
+    rewards, ended = labels.rewards[rows], labels.ended[rows].float()
+    reward_terms, end_terms, weights = [], [], []
+    for h in range(actions.shape[1]):
+        state, reward, end_logit = model.step(state, actions[:, h])
+        w = valid[:, h] * horizon_decay**h
+        weights.append(w)
+        reward_terms.append(w * (reward - rewards[:, h]).square())
+        bce = F.binary_cross_entropy_with_logits(end_logit, ended[:, h], reduction="none")
+        end_terms.append(w * bce)
+    total_weight = torch.stack(weights).sum().clamp(min=1e-6)
+    return {
+        "plan_reward": torch.stack(reward_terms).sum() / total_weight,
+        "plan_end": torch.stack(end_terms).sum() / total_weight,
+    }
+
+
+@torch.no_grad()
+def score_on_plan_labels(model: LatentWorldModel, labels: CodedPlanLabels) -> dict[str, Any]:
+    """``score_imagination`` of the labelled plans, each imagined from its decision's real
+    context."""
+    model.eval()
+    states = model.encode_latents(labels.latents)[labels.state]
+    rewards, ends = model.imagine(states, labels.actions)
+    return {
+        **score_imagination(
+            rewards.cpu().numpy(),
+            ends.cpu().numpy(),
+            labels.rewards.cpu().numpy(),
+            labels.ended.cpu().numpy(),
+            labels.valid.cpu().numpy(),
+        ),
+        "plans": len(labels),
     }
 
 
@@ -228,6 +356,32 @@ def training_chain(info: dict[str, Any]) -> list[dict[str, Any]]:
     return runs[::-1]
 
 
+def _plan_label_split(
+    source: WorldModel, config: LatentTrainConfig, device: torch.device
+) -> tuple[CodedPlanLabels | None, CodedPlanLabels | None]:
+    """The plan labels trained on and those held out (each folder's last
+    ``plan_label_held_out_parts`` parts; None when none), coded; (None, None) without
+    labels folders."""
+    if not config.plan_labels_dirs:
+        return None, None
+    trained_parts, held_out_parts = [], []
+    for folder in config.plan_labels_dirs:
+        parts = part_paths(folder)
+        trained = len(parts) - config.plan_label_held_out_parts
+        if trained < 1:
+            raise ValueError(
+                f"{folder} holds {len(parts)} plan-label parts; training on them with "
+                f"{config.plan_label_held_out_parts} held out needs at least "
+                f"{config.plan_label_held_out_parts + 1}"
+            )
+        trained_parts += parts[:trained]
+        held_out_parts += parts[trained:]
+    return (
+        code_plan_labels(source, trained_parts, device),
+        code_plan_labels(source, held_out_parts, device) if held_out_parts else None,
+    )
+
+
 def train_latent_world_model(config: LatentTrainConfig) -> Path:
     """Train (or resume) the latent world model and export it with its held-out measures;
     returns the export folder."""
@@ -259,6 +413,7 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
     extra_windows = np.arange(sum(e.length for e in drawn_alike), len(sampler))
     held_out_batch = _held_out_batch(encode_episodes(source, held_out, dist.device), config, k)
     eval_batch = footage_batch(source, list(config.eval_footage_dirs), config, k)
+    plan_train, plan_held_out = _plan_label_split(source, config, dist.device)
     trained = torch.nn.ModuleDict(
         {
             "encoder": model.encoder,
@@ -283,6 +438,7 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
             "extra_footage_dirs": list(config.extra_footage_dirs),
             # only when set, so runs from before the field resume
             **({"more_footage_dirs": config.more_footage_dirs} if config.more_footage_dirs else {}),
+            **({"plan_labels_dirs": config.plan_labels_dirs} if config.plan_labels_dirs else {}),
         },
         checkpoint_every=config.checkpoint_every,
         eval_every=config.eval_every,
@@ -300,12 +456,20 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
             + config.reward_weight * terms["reward"]
             + config.end_weight * terms["end"]
         )
+        if plan_train is not None:
+            rows = torch.from_numpy(rng.integers(len(plan_train), size=config.plan_label_batch))
+            terms |= plan_label_losses(
+                model, plan_train, rows.to(dist.device), config.horizon_decay
+            )
+            loss = loss + config.plan_label_weight * (terms["plan_reward"] + terms["plan_end"])
         return loss, {"loss": loss.detach(), **{n: v.detach() for n, v in terms.items()}}
 
     def evaluate() -> dict[str, float]:
         measured = {"": score_latent_model(model, held_out_batch)}
         if eval_batch is not None:
             measured["eval_footage_"] = score_latent_model(model, eval_batch)
+        if plan_held_out is not None:
+            measured["plan_labels_"] = score_on_plan_labels(model, plan_held_out)
         return {
             f"{prefix}{name}": value
             for prefix, scores in measured.items()
@@ -328,6 +492,11 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
             "dirs": list(config.eval_footage_dirs),
             **score_latent_model(model, eval_batch),
         }
+    if plan_held_out is not None:
+        metrics["plan_labels_held_out"] = {
+            "dirs": list(config.plan_labels_dirs),
+            **score_on_plan_labels(model, plan_held_out),
+        }
     export_dir = Path(config.export_dir)
     model.eval().save(
         export_dir,
@@ -347,6 +516,12 @@ def train_latent_world_model(config: LatentTrainConfig) -> Path:
                 "extra": int(sum(len(e.frames) for e in extra)),
             },
             "train_config": dataclasses.asdict(config),
+            "plan_labels": None
+            if plan_train is None
+            else {
+                "train_plans": len(plan_train),
+                "held_out_plans": 0 if plan_held_out is None else len(plan_held_out),
+            },
             "started_from": _lineage(config.init_checkpoint),
             "wall_seconds_this_run": round(time.perf_counter() - started, 1),
         },
