@@ -950,7 +950,8 @@ def _plan_label_training_section() -> list[str]:
         "(better / worse starts) |",
         "|---|---|---|---|---|---|---|",
         f"| {committed_name} | {labels_cells(committed['held_out_labels'])} | "
-        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%}), – | "
+        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%}), "
+        f"{committed['mpc_crashes']} crashed | "
         f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed | – |",
     ]
     in_make_order = sorted(r["models"], key=lambda n: [*PLAN_LABEL_MODELS, n].index(n))

@@ -60,6 +60,7 @@ def test_the_section_pairs_each_model_against_the_zoo_model(
             "checkpoint": "driving_latent",
             "mpc_mean_return": 24.2,
             "mpc_oracle_share": 0.87,
+            "mpc_crashes": 0,
             "fresh_mean_return": 23.7,
             "fresh_crashes": 6,
             "held_out_labels": _labels(1.5),
@@ -73,7 +74,10 @@ def test_the_section_pairs_each_model_against_the_zoo_model(
         "| with labels | 10% | 0.900 | 1.20 | 24.00 (86%), 2 crashed | 24.10 ± 0.40, 7 crashed "
         "| +0.42 ± 0.50 (60 / 39) |" in text
     )
-    assert "| the zoo's `driving_latent` at abc1234 | 10% | 0.900 | 1.50 |" in text
+    assert (
+        "| the zoo's `driving_latent` at abc1234 | 10% | 0.900 | 1.50 | 24.20 (87%), 0 crashed "
+        "| 23.70, 6 crashed | – |" in text
+    )
     assert "100 fresh starts of `make planner-risk`" in text
     assert "No model gains more than two standard errors" in text
     model["fresh_gain_over_committed"]["sem"] = 0.2
