@@ -42,7 +42,7 @@ from wfm_sim.distributed import distributed
 from wfm_sim.io import write_json_atomic
 from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.training.imagined_heads import roc_auc
-from wfm_sim.training.world_model import encode_episodes, extra_episodes
+from wfm_sim.training.world_model import encode_episodes, extra_episodes, tokenize_frames
 from world_models.latent import LatentWorldModel, LatentWorldModelConfig
 from world_models.model import WorldModel
 
@@ -149,13 +149,42 @@ def latent_losses(
     state = model.encode_latents(latents[:, :k])
     with torch.no_grad():
         targets = [model.encode_latents(latents[:, h + 1 : h + 1 + k]) for h in range(horizon)]
+    return _unrolled_losses(
+        model,
+        state,
+        actions[:, k - 1 : k - 1 + horizon],
+        rewards,
+        ended,
+        valid,
+        horizon_decay,
+        targets,
+    )
+
+
+def _unrolled_losses(
+    model: LatentWorldModel,
+    state: torch.Tensor,
+    actions: torch.Tensor,
+    rewards: torch.Tensor,
+    ended: torch.Tensor,
+    valid: torch.Tensor,
+    horizon_decay: float,
+    targets: list[torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """``state`` stepped under ``actions`` (B, H): the reward's squared error and the end's
+    binary cross-entropy against ``rewards`` and ``ended`` (B, H) and, given ``targets`` (the
+    real state after each step), the consistency term, each averaged over the ``valid`` steps
+    with weight ``horizon_decay ** h``."""
     terms: dict[str, list[torch.Tensor]] = {"consistency": [], "reward": [], "end": []}
+    if targets is None:
+        del terms["consistency"]
     weights: list[torch.Tensor] = []
-    for h in range(horizon):
-        state, reward, end_logit = model.step(state, actions[:, k - 1 + h])
+    for h in range(actions.shape[1]):
+        state, reward, end_logit = model.step(state, actions[:, h])
         w = valid[:, h] * horizon_decay**h
         weights.append(w)
-        terms["consistency"].append(w * (state - targets[h]).square().mean(dim=-1))
+        if targets is not None:
+            terms["consistency"].append(w * (state - targets[h]).square().mean(dim=-1))
         terms["reward"].append(w * (reward - rewards[:, h]).square())
         bce = F.binary_cross_entropy_with_logits(end_logit, ended[:, h], reduction="none")
         terms["end"].append(w * bce)
@@ -236,15 +265,7 @@ def code_plan_labels(
     """The labels of ``parts`` with their contexts coded by ``source``'s tokenizer."""
     labels = join_parts(parts)
     contexts = labels["contexts"]  # (D, K, H, W, 3) uint8
-    flat = torch.from_numpy(contexts.reshape(-1, *contexts.shape[2:]))
-    source.tokenizer.eval()
-    with torch.no_grad():
-        coded = torch.cat(
-            [
-                source.tokenizer.encode(flat[i : i + 256].to(device))
-                for i in range(0, len(flat), 256)
-            ]
-        )
+    coded = tokenize_frames(source, contexts.reshape(-1, *contexts.shape[2:]), device)
     return CodedPlanLabels(
         latents=coded.reshape(*contexts.shape[:2], *coded.shape[1:]),
         state=torch.from_numpy(labels["state"]).to(device),
@@ -261,22 +282,16 @@ def plan_label_losses(
     """Reward (squared error) and end (binary cross-entropy) losses of the labelled plans
     ``rows``, stepped from their decisions' real contexts, over the played steps weighted by
     ``horizon_decay ** h`` as ``latent_losses`` weighs the footage's."""
-    state = model.encode_latents(labels.latents[labels.state[rows]])
-    actions, valid = labels.actions[rows], labels.valid[rows].float()
-    rewards, ended = labels.rewards[rows], labels.ended[rows].float()
-    reward_terms, end_terms, weights = [], [], []
-    for h in range(actions.shape[1]):
-        state, reward, end_logit = model.step(state, actions[:, h])
-        w = valid[:, h] * horizon_decay**h
-        weights.append(w)
-        reward_terms.append(w * (reward - rewards[:, h]).square())
-        bce = F.binary_cross_entropy_with_logits(end_logit, ended[:, h], reduction="none")
-        end_terms.append(w * bce)
-    total_weight = torch.stack(weights).sum().clamp(min=1e-6)
-    return {
-        "plan_reward": torch.stack(reward_terms).sum() / total_weight,
-        "plan_end": torch.stack(end_terms).sum() / total_weight,
-    }
+    terms = _unrolled_losses(
+        model,
+        model.encode_latents(labels.latents[labels.state[rows]]),
+        labels.actions[rows],
+        labels.rewards[rows],
+        labels.ended[rows].float(),
+        labels.valid[rows].float(),
+        horizon_decay,
+    )
+    return {"plan_reward": terms["reward"], "plan_end": terms["end"]}
 
 
 @torch.no_grad()

@@ -223,15 +223,25 @@ def encode_episodes(
     model: EnvModel, episodes: list[Episode], device: torch.device, batch: int = 256
 ) -> list[Episode]:
     """The same episodes with frames replaced by their latents (T+1, C, h, w) float32."""
+    return [
+        episode.with_frames(tokenize_frames(model, episode.frames, device, batch).cpu().numpy())
+        for episode in tqdm(episodes, desc="encoding footage", leave=False)
+    ]
+
+
+@torch.no_grad()
+def tokenize_frames(
+    model: EnvModel, frames: np.ndarray, device: torch.device, batch: int = 256
+) -> torch.Tensor:
+    """Frames (N, H, W, 3) uint8 coded by ``model``'s tokenizer, ``batch`` at a time on
+    ``device``: latents (N, C, h, w)."""
     model.tokenizer.eval()
-    coded = []
-    for episode in tqdm(episodes, desc="encoding footage", leave=False):
-        chunks = [
-            model.tokenizer.encode(torch.from_numpy(episode.frames[i : i + batch]).to(device))
-            for i in range(0, len(episode.frames), batch)
+    return torch.cat(
+        [
+            model.tokenizer.encode(torch.from_numpy(frames[i : i + batch]).to(device))
+            for i in range(0, len(frames), batch)
         ]
-        coded.append(episode.with_frames(torch.cat(chunks).cpu().numpy()))
-    return coded
+    )
 
 
 def dynamics_loss(
