@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels plan-label-training planner-risk latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels plan-label-training planner-risk planner-methods latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -106,6 +106,15 @@ plan-label-training: plan-labels
 # How the latent planner trades crashes for speed: terminal values and risk aversion on 100 fresh starts.
 planner-risk: $(STAMP)
 	$(PY) -m experiments.bench.planner_risk
+
+# CEM against MPPI: make mpc's planners with MPPI (~16 min), the latent planner and the oracle
+# on the latent MPC run's 12 starts with MPPI (~30 min; the oracle's clones of the simulator
+# take most of both), then the latent planner alone on the 100 fresh starts with each method
+# (~7 min)
+planner-methods: $(STAMP)
+	$(PY) -m experiments.mpc_demo planner.method=mppi out_dir=experiments/results/mpc_mppi
+	$(PY) -m experiments.mpc_demo run_pixel_planner=false episodes=12 planner.method=mppi out_dir=experiments/results/mpc_latent_mppi
+	$(PY) -m experiments.bench.planner_methods
 
 # Is the latent planner's model short of footage? (after train-latent-world-model, whose model it
 # measures too: about 2 h 30 min on 2 cores) Two more recordings, latent models on make record's

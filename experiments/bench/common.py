@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import world_models
@@ -34,6 +35,22 @@ def machine_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "commit": commit or "unknown",
         "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def paired_gain(returns: list[float], baseline: list[float]) -> dict[str, Any]:
+    """Start-by-start difference of two planners' returns on the same starts: its mean, the
+    mean's standard error, and on how many starts each did better."""
+    if len(returns) != len(baseline) or len(returns) < 2:
+        raise ValueError(
+            f"{len(returns)} returns against {len(baseline)}: pair them on the same starts"
+        )
+    gain = np.asarray(returns) - np.asarray(baseline)
+    return {
+        "mean": float(gain.mean()),
+        "sem": float(gain.std(ddof=1) / np.sqrt(len(gain))),
+        "better": int((gain > 0).sum()),
+        "worse": int((gain < 0).sum()),
     }
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from experiments.bench.common import write_result
+from experiments.bench.common import paired_gain, write_result
 from experiments.bench.latent_footage import DemoPlannerStarts
 from experiments.mpc_demo import driving_demo_planner
 from experiments.plan_labels import score_model
@@ -37,22 +37,6 @@ MODELS: dict[str, str] = {
 }
 """The models ``make plan-label-training`` trains from the zoo's ``driving_latent``, by name:
 their checkpoints."""
-
-
-def paired_gain(returns: list[float], baseline: list[float]) -> dict[str, Any]:
-    """Start-by-start difference of two planners' returns on the same starts: its mean, the
-    mean's standard error, and on how many starts each did better."""
-    if len(returns) != len(baseline) or len(returns) < 2:
-        raise ValueError(
-            f"{len(returns)} returns against {len(baseline)}: pair them on the same starts"
-        )
-    gain = np.asarray(returns) - np.asarray(baseline)
-    return {
-        "mean": float(gain.mean()),
-        "sem": float(gain.std(ddof=1) / np.sqrt(len(gain))),
-        "better": int((gain > 0).sum()),
-        "worse": int((gain < 0).sum()),
-    }
 
 
 def held_out_labels() -> dict[str, np.ndarray]:

@@ -65,16 +65,17 @@ SETTINGS: dict[str, dict[str, float]] = {
 
 def measure(
     latent_checkpoint: str,
-    settings: dict[str, dict[str, float]],
+    settings: dict[str, dict[str, Any]],
     seeds: list[int],
     max_steps: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Drive every seed with the latent planner under each setting; one row per setting."""
+    """Drive every seed with the latent planner under each setting (``PlannerConfig`` fields
+    over the demo's budget, which they may change: ``method``); one row per setting."""
     env = make_driving_env()
     model = LatentWorldModel.load(latent_checkpoint)
     budget, rows = demo_budget(), []
     for name, values in tqdm(settings.items(), desc="planner settings"):
-        planner = LatentModelPlanner(model, PlannerConfig(**budget, **values))
+        planner = LatentModelPlanner(model, PlannerConfig(**{**budget, **values}))
         runs = [drive_episode(env, planner, seed, max_steps) for seed in seeds]
         returns = np.array([r["return"] for r in runs])
         crashed = np.array([r["crashed"] for r in runs])
@@ -132,18 +133,24 @@ def plot_tradeoff(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def main() -> None:
-    """Measure every setting and write experiments/results/planner_risk.json and its plot."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fresh_start_arguments(description: str) -> tuple[argparse.Namespace, list[int]]:
+    """The command line of a bench that drives the latent planner on fresh starts (episodes,
+    first seed, latent checkpoint, torch threads, which it sets) and the starts' seeds."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=30_000)
     parser.add_argument("--latent-checkpoint", default="driving_latent")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if args.episodes < 2:
-        parser.error("--episodes must be at least 2 (the return's standard error needs two)")
+        parser.error("--episodes must be at least 2 (standard errors need two starts)")
     torch.set_num_threads(args.threads)
-    seeds = [args.seed + i for i in range(args.episodes)]
+    return args, [args.seed + i for i in range(args.episodes)]
+
+
+def main() -> None:
+    """Measure every setting and write experiments/results/planner_risk.json and its plot."""
+    args, seeds = fresh_start_arguments(__doc__.splitlines()[0])
     rows = measure(args.latent_checkpoint, SETTINGS, seeds)
     figure = plot_tradeoff(rows, RESULTS_DIR / "planner_risk.png")
     path = write_result(

@@ -637,6 +637,83 @@ def _risk_words(planner: dict[str, Any]) -> str:
     return f", risk aversion {planner['risk_aversion']:g}, floor {planner['risk_floor']:g}"
 
 
+def _method_words(planner: dict[str, Any]) -> str:
+    """A planner config's search method, with MPPI's temperature."""
+    if planner["method"] == "mppi":
+        return f"MPPI (temperature {planner['temperature']:g})"
+    return str(planner["method"]).upper()
+
+
+def _against_the_cem_oracle(folder: str, cem_folder: str) -> list[str]:
+    """A line for an MPPI run: each model-based planner's return as a share of the CEM
+    oracle's on the same starts (empty unless both runs are there and drove the same seeds)."""
+    mppi, cem = _load(f"{folder}/metrics.json"), _load(f"{cem_folder}/metrics.json")
+    if mppi is None or cem is None or mppi["seeds"] != cem["seeds"]:
+        return []
+    oracles = {run["planner"]["method"]: run["results"]["oracle_planner"] for run in (mppi, cem)}
+    cem_oracle = oracles["cem"]["mean_return"]
+    shares = [
+        f"{label} with MPPI gets {mppi['results'][name]['mean_return'] / cem_oracle:.0%}"
+        for name, label in (
+            ("wfm_planner", "the world-model planner"),
+            ("latent_planner", "the latent planner"),
+        )
+        if name in mppi["results"]
+    ]
+    return [
+        f"On the same starts the CEM oracle returns {cem_oracle:.2f} and the MPPI one "
+        f"{oracles['mppi']['mean_return']:.2f}: {', '.join(shares)} of the CEM oracle's "
+        "return.",
+        "",
+    ]
+
+
+def _planner_methods_section() -> list[str]:
+    r = _load("planner_methods.json")
+    command = "python -m experiments.bench.planner_methods"
+    if r is None:
+        return _not_measured(command)
+    lines = [
+        f"`{command}`: the latent planner over `{r['latent_checkpoint']}` with the demo's "
+        f"budget and crash weighting, searching with each method, on the {r['episodes']} "
+        f"fresh starts of the planner-risk table (seeds {r['seeds'][0]}–{r['seeds'][1]}), "
+        "paired start by start against CEM. Both act on the best sequence they scored; MPPI "
+        "refits each step's distribution to every sequence weighted by exp(score / "
+        "temperature) instead of to the elites.",
+        "",
+        "| method | mean return (± s.e.) | episodes that crash | mean speed | decision latency "
+        "(mean / p95) | paired gain over CEM (better / worse) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["methods"]:
+        gain = row["gain_over_cem"]
+        lines.append(
+            f"| {row['setting']} | {row['mean_return']:.2f} ± {row['return_sem']:.2f} | "
+            f"{row['crashes']} of {r['episodes']} | {row['mean_speed_mps']:.1f} m/s | "
+            f"{row['latency_ms_mean']:.1f} / {row['latency_ms_p95']:.1f} ms | "
+            + (
+                "–"
+                if gain is None
+                else f"{gain['mean']:+.2f} ± {gain['sem']:.2f} ({gain['better']} / {gain['worse']})"
+            )
+            + " |"
+        )
+    clear = [
+        row["setting"]
+        for row in r["methods"]
+        if row["gain_over_cem"] is not None and _clear_gain(row["gain_over_cem"])
+    ]
+    lines += [
+        "",
+        f"Gaining more than two standard errors over CEM: {', '.join(clear)}."
+        if clear
+        else "No MPPI setting gains more than two standard errors over CEM.",
+        "",
+        _machine(r),
+    ]
+    return lines
+
+
 def _mpc_section(
     folder: str = "mpc", config_name: str = "mpc_demo", overrides: str = ""
 ) -> list[str]:
@@ -657,7 +734,7 @@ def _mpc_section(
         extras += f", token temperature {r['temperature']:g}"
     lines = [
         f"{len(r['seeds'])} real episodes per controller (`{command}`); planners: "
-        f"{p['method'].upper()}, horizon {p['horizon']}, population {p['population']}, "
+        f"{_method_words(p)}, horizon {p['horizon']}, population {p['population']}, "
         f"{p['elites']} elites, {p['iterations']} iterations{extras}, re-planned every step. "
         "Aim: ≥ 90% of the oracle's return at ≤ 100 ms a decision.",
         "",
@@ -2127,6 +2204,27 @@ def render() -> str:
         ),
         "",
         *_latent_model_section(),
+        "",
+        "### CEM against MPPI",
+        "",
+        "Every planner of `make mpc`, searching with MPPI instead of CEM (the same budget and "
+        "starts):",
+        "",
+        *_mpc_section(
+            "mpc_mppi", overrides=" planner.method=mppi out_dir=experiments/results/mpc_mppi"
+        ),
+        "",
+        *_against_the_cem_oracle("mpc_mppi", "mpc"),
+        "The latent planner and the oracle of the 12-episode run above, searching with MPPI:",
+        "",
+        *_mpc_section(
+            "mpc_latent_mppi",
+            overrides=" run_pixel_planner=false episodes=12 planner.method=mppi "
+            "out_dir=experiments/results/mpc_latent_mppi",
+        ),
+        "",
+        *_against_the_cem_oracle("mpc_latent_mppi", "mpc_latent"),
+        *_planner_methods_section(),
         "",
         "### Dyna: fine-tuning the latent model on the planner's own driving",
         "",

@@ -12,15 +12,6 @@ import experiments.bench.plan_label_training as plan_label_training
 from experiments.bench import summarize
 
 
-def test_a_paired_gain_matches_hand_computed_values() -> None:
-    gain = plan_label_training.paired_gain([3.0, 1.0, 2.0], [1.0, 1.0, 3.0])
-    assert gain["mean"] == pytest.approx(1 / 3)
-    assert gain["sem"] == pytest.approx((7 / 3) ** 0.5 / 3**0.5)  # differences 2, 0, -1
-    assert (gain["better"], gain["worse"]) == (1, 1)
-    with pytest.raises(ValueError, match="same starts"):
-        plan_label_training.paired_gain([1.0, 2.0], [1.0, 2.0, 3.0])
-
-
 def test_held_out_labels_need_a_part_besides_the_trained_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
