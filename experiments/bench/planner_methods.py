@@ -30,8 +30,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "MPPI, temperature 2": {"method": "mppi", "temperature": 2.0},
 }
 """Search methods by name: ``PlannerConfig`` fields over the demo's budget and crash
-weighting. Plan scores run from about 10 to 25 (expected return plus the risk term), so
-temperature 0.5 weighs little but the best few sequences and 2 spreads the weight wider."""
+weighting. MPPI's temperature is in units of plan score (expected return plus the risk
+term): 0.5 weighs little but the best few sequences, 2 spreads the weight wider."""
 
 
 def method_settings() -> dict[str, dict[str, Any]]:
