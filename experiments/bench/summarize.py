@@ -941,6 +941,27 @@ def _plan_labels_section() -> list[str]:
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
 
 
+def _committed_planner_cells(committed: dict[str, Any]) -> str:
+    """The committed latent model's two table cells in a bench over ``DemoPlannerStarts``:
+    the MPC starts' return (share of the oracle's) and crashes, the fresh starts' return and
+    crashes."""
+    return (
+        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%}), "
+        f"{committed['mpc_crashes']} crashed | "
+        f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed"
+    )
+
+
+def _planner_cells(model: dict[str, Any]) -> str:
+    """A measured latent model's two table cells in such a bench (``measure_model``'s row):
+    as the committed model's, the fresh starts' return with its standard error."""
+    mpc, fresh = model["mpc_starts"], model["fresh_starts"]
+    return (
+        f"{mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%}), {mpc['crashes']} crashed | "
+        f"{fresh['mean_return']:.2f} ± {fresh['return_sem']:.2f}, {fresh['crashes']} crashed"
+    )
+
+
 def _latent_footage_section() -> list[str]:
     r = _load("latent_footage.json")
     command = "python -m experiments.bench.latent_footage"
@@ -967,18 +988,13 @@ def _latent_footage_section() -> list[str]:
         "| latent model | end AUC 1 / 5 steps | reward MAE 1 / 5 steps | MPC starts: return "
         "(share of the oracle's), crashes | fresh starts: return ± s.e., crashes |",
         "|---|---|---|---|---|",
-        f"| {committed_name} | – | – | "
-        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%}), "
-        f"{committed['mpc_crashes']} crashed | "
-        f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed |",
+        f"| {committed_name} | – | – | {_committed_planner_cells(committed)} |",
     ]
     for name, m in r["models"].items():
-        mpc, fresh = m["mpc_starts"], m["fresh_starts"]
         auc, mae = m["end_auc_by_step"], m["reward_mae_by_step"]
         lines.append(
             f"| {name} | {auc[0]:.3f} / {auc[-1]:.3f} | {mae[0]:.3f} / {mae[-1]:.3f} | "
-            f"{mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%}), {mpc['crashes']} crashed | "
-            f"{fresh['mean_return']:.2f} ± {fresh['return_sem']:.2f}, {fresh['crashes']} crashed |"
+            f"{_planner_cells(m)} |"
         )
     best_name, best = max(r["models"].items(), key=lambda kv: kv[1]["mpc_starts"]["oracle_share"])
     lines += [
@@ -1027,18 +1043,14 @@ def _plan_label_training_section() -> list[str]:
         "(better / worse starts) |",
         "|---|---|---|---|---|---|---|",
         f"| {committed_name} | {labels_cells(committed['held_out_labels'])} | "
-        f"{committed['mpc_mean_return']:.2f} ({committed['mpc_oracle_share']:.0%}), "
-        f"{committed['mpc_crashes']} crashed | "
-        f"{committed['fresh_mean_return']:.2f}, {committed['fresh_crashes']} crashed | – |",
+        f"{_committed_planner_cells(committed)} | – |",
     ]
     in_make_order = sorted(r["models"], key=lambda n: [*PLAN_LABEL_MODELS, n].index(n))
     for name in in_make_order:
         m = r["models"][name]
-        mpc, fresh, gain = m["mpc_starts"], m["fresh_starts"], m["fresh_gain_over_committed"]
+        gain = m["fresh_gain_over_committed"]
         lines.append(
-            f"| {name} | {labels_cells(m['held_out_labels'])} | "
-            f"{mpc['mean_return']:.2f} ({mpc['oracle_share']:.0%}), {mpc['crashes']} crashed | "
-            f"{fresh['mean_return']:.2f} ± {fresh['return_sem']:.2f}, {fresh['crashes']} crashed | "
+            f"| {name} | {labels_cells(m['held_out_labels'])} | {_planner_cells(m)} | "
             f"{gain['mean']:+.2f} ± {gain['sem']:.2f} ({gain['better']} / {gain['worse']}) |"
         )
     clear = [n for n in in_make_order if _clear_gain(r["models"][n]["fresh_gain_over_committed"])]
