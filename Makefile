@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels plan-label-training planner-risk planner-methods latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels plan-label-training planner-risk planner-methods latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna rl-dyna-fresh bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -167,14 +167,22 @@ rl-small-footage: $(STAMP)
 	$(PY) -m experiments.train_rl env=wfm checkpoint=runs/world_model/driving_small_crash/checkpoint out_dir=experiments/results/rl_small_footage log_dir=runs/rl_small_footage
 
 # Dyna inside a 2,000-frame budget (10% of the real PPO run's steps): a world model from the
-# first 80 footage episodes (trained as rl-small-footage's), then rounds of PPO in it, 8 real
-# episodes of the policy recorded, the model trained on, PPO continued; the loop runs for PPO
-# seeds 0, 1 and 2 (about 3.5 hours).
-rl-dyna: $(STAMP)
+# first 80 footage episodes (trained as rl-small-footage's, about 55 min; made once, kept in
+# runs/dyna_rl), then rounds of PPO in it, 8 real episodes of the policy recorded, the model
+# trained on, PPO continued; the loop runs for PPO seeds 0, 1 and 2 (about 3.5 hours).
+DYNA_BASE := runs/dyna_rl/base_crash/checkpoint/training.json
+$(DYNA_BASE): | $(STAMP)
 	$(PY) -m experiments.record episodes=80 episodes_per_part=16 seed=0 'copies=[]' copy_parts=0 out_dir=data/footage/dyna_rl/seed
 	$(PY) -m experiments.train_world_model run_dir=runs/dyna_rl/base export_dir=runs/dyna_rl/base/checkpoint footage_dir=data/footage/dyna_rl/seed tokenizer_steps=1500 dynamics_steps=3000 finetune_steps=400
 	$(PY) -m experiments.train_world_model run_dir=runs/dyna_rl/base_crash export_dir=runs/dyna_rl/base_crash/checkpoint footage_dir=data/footage/dyna_rl/seed init_checkpoint=runs/dyna_rl/base/checkpoint tokenizer_steps=0 dynamics_steps=1000 finetune_steps=200 crash_window_share=0.3 imagined_head_steps=500
+
+rl-dyna: $(DYNA_BASE)
 	$(PY) -m experiments.dyna_rl
+
+# The same loop from the same model, but PPO starts afresh in each round's model (the previous
+# round's policy only drives the round's real episodes), for the same PPO seeds (about 2.5 hours).
+rl-dyna-fresh: $(DYNA_BASE)
+	$(PY) -m experiments.dyna_rl policy_each_round=fresh footage_dir=data/footage/dyna_rl_fresh run_dir=runs/dyna_rl_fresh out_dir=experiments/results/rl_dyna_fresh rl.log_dir=runs/dyna_rl_fresh/tensorboard
 
 # The robot (MuJoCo Pusher) through the same recorder, trainer, env and ranking: configs only.
 robot-pipeline: record-robot train-robot-policies train-robot-world-model rank-robot mpc-robot rl-robot

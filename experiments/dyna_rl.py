@@ -10,7 +10,9 @@ footage holds few of the states such a policy leads to; each round adds exactly 
 real frames counted are the footage behind the starting model (held-out episodes included)
 and every round's recorded episodes; the real-env evaluations only measure. The loop runs
 once per PPO seed (``rl.seed`` and ``seeds``), each with its own episodes, models and budget,
-so a result can be told from a seed's luck.
+so a result can be told from a seed's luck. With ``policy_each_round=fresh`` PPO starts from
+scratch in each round's model instead of going on from the last round's policy
+(``make rl-dyna-fresh``).
 
 Every round's footage, model, policy (safetensors) and result stay on disk, so a killed run
 resumes at the round it stopped in. Results: ``out_dir/metrics.json`` (each seed's rounds:
@@ -52,6 +54,8 @@ from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources.recorder import RecorderConfig, record_footage
 from wfm_sim.training.world_model import TrainConfig, train_world_model, trained_with
 
+POLICY_EACH_ROUND = ("continue", "fresh")
+
 
 @dataclass
 class DynaRLConfig:
@@ -77,6 +81,11 @@ class DynaRLConfig:
     dynamics_steps: int | None = None
     finetune_steps: int | None = None
     imagined_head_steps: int | None = None
+    policy_each_round: str = "continue"
+    """``continue``: PPO goes on from the previous round's policy. ``fresh``: PPO starts from
+    scratch in each round's model, the previous round's policy only driving that round's real
+    episodes; a policy that collapsed onto an action the old model over-rated (FASTER, whose
+    crashes a small model does not imagine) is then not carried into a model that knows better."""
     rl: RLConfig = field(default_factory=lambda: RLConfig(env="wfm"))
     seeds: list[int] = field(default_factory=lambda: [1, 2])
     """PPO seeds beside ``rl.seed`` that each run the whole loop, under ``seed_<s>`` in
@@ -95,6 +104,11 @@ class DynaRLConfig:
             raise ValueError("the Dyna loop trains in the world model: rl.env=wfm rl.init=scratch")
         if self.frame_budget < 1 or self.max_episode_frames < 2:
             raise ValueError("frame_budget must be >= 1 and max_episode_frames >= 2")
+        if self.policy_each_round not in POLICY_EACH_ROUND:
+            raise ValueError(
+                f"policy_each_round must be one of {POLICY_EACH_ROUND}, "
+                f"got {self.policy_each_round!r}"
+            )
         if self.rl.seed in self.seeds or len(set(self.seeds)) < len(self.seeds):
             raise ValueError(f"seeds {self.seeds} must differ from each other and rl.seed")
 
@@ -269,9 +283,12 @@ def run_loop(config: DynaRLConfig) -> dict[str, Any]:
             break
         footage.append(_collect(config, round_index, model))
         checkpoint = _train_model(config, round_index, checkpoint, footage)
-        row, model = _train_policy(
-            config, round_index, checkpoint, _policy_path(config, round_index - 1)
+        start = (
+            _policy_path(config, round_index - 1)
+            if config.policy_each_round == "continue"
+            else None
         )
+        row, model = _train_policy(config, round_index, checkpoint, start)
         rows.append(row)
     return {"seed": config.rl.seed, "stopped_by_budget": stopped_by_budget, "rounds": rows}
 

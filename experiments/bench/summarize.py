@@ -569,7 +569,7 @@ def _rl_dyna_section() -> list[str]:
     if dyna is None or real is None:
         return _not_measured("make rl-dyna", "and `make rl` for the real run")
     config = dyna["config"]
-    lines = [
+    return [
         f"PPO ({config['rl']['total_steps']:,} steps a round) starts in a world model made "
         "as the one above from the first 80 footage episodes alone (round 0: none of the "
         f"policy's own episodes yet). After each round the policy drives "
@@ -582,6 +582,59 @@ def _rl_dyna_section() -> list[str]:
         "seed runs the whole loop with its own episodes and models. Real frames counted: the "
         "footage, held-out episodes included, and the seed's rounds' episodes.",
         "",
+        *_dyna_rounds_lines(dyna, real),
+    ]
+
+
+def _rl_dyna_fresh_section() -> list[str]:
+    """The Dyna loop with PPO started afresh in each round's model (``policy_each_round=
+    fresh``), round by round as ``_rl_dyna_section``'s."""
+    fresh, real = _load("rl_dyna_fresh/metrics.json"), _load("rl/real_ppo.json")
+    if fresh is None or real is None:
+        return _not_measured("make rl-dyna-fresh", "and `make rl` for the real run")
+    return [
+        "The same loop from the same starting model, budget and PPO seeds, but PPO starts from "
+        "scratch in each round's model (`policy_each_round=fresh`, `make rl-dyna-fresh`): the "
+        "previous round's policy only drives that round's real episodes. A policy that "
+        "collapsed onto an action the starting model over-rates is then not carried into a "
+        "model that has seen that action fail.",
+        "",
+        *_dyna_rounds_lines(fresh, real),
+        *_dyna_imagined_actions_lines(),
+    ]
+
+
+def _dyna_imagined_actions_lines() -> list[str]:
+    """Each constant action's imagined return in the Dyna run's models
+    (``experiments.bench.dyna_imagined_actions``), the best in bold; none until measured."""
+    result = _load("dyna_imagined_actions.json")
+    if result is None:
+        return []
+    names = list(result["models"][0]["mean_returns"])
+    lines = [
+        "",
+        f"What each constant action earns in the models PPO trained in: {result['envs']} "
+        "imagined episodes a model and action from the same starts, the env's own termination "
+        "draws (`python -m experiments.bench.dyna_imagined_actions`, on "
+        f"`{result['dyna_results']}`). PPO learns what its model pays best (in bold).",
+        "",
+        f"| model | {' | '.join(names)} |",
+        f"|---|{'---|' * len(names)}",
+    ]
+    for row in result["models"]:
+        means = row["mean_returns"]
+        best = max(means, key=means.get)
+        cells = [f"**{means[n]:.2f}**" if n == best else f"{means[n]:.2f}" for n in names]
+        lines.append(f"| {row['model']} | {' | '.join(cells)} |")
+    return [*lines, "", _machine(result)]
+
+
+def _dyna_rounds_lines(dyna: Mapping[str, Any], real: Mapping[str, Any]) -> list[str]:
+    """A Dyna run's rounds table (each seed's real return and real frames after each round,
+    against the real-trained run), each seed's last round in words, the constant action each
+    round acts like, and the machine line."""
+    config = dyna["config"]
+    lines = [
         "| PPO seed | round | real frames used | real return (mean) | of the real-trained "
         "return | imagined return (last 20 episodes) | PPO wall-clock |",
         "|---|---|---|---|---|---|---|",
@@ -2202,6 +2255,10 @@ def render() -> str:
         "### Dyna: the model trained on the policy's own real episodes",
         "",
         *_rl_dyna_section(),
+        "",
+        "### Dyna with PPO started afresh each round",
+        "",
+        *_rl_dyna_fresh_section(),
         "",
         "## MPC planning in the real env",
         "",

@@ -1,5 +1,6 @@
 """The Dyna RL loop in a tiny config: PPO's own real episodes are recorded, the world model
-trains on the footage plus them, PPO goes on from its saved policy; the real-frame budget
+trains on the footage plus them, PPO goes on from its saved policy (or starts afresh in each
+round's model); the real-frame budget
 holds, each PPO seed runs its own loop in its own folders, and a rerun resumes instead of
 training again."""
 
@@ -78,6 +79,36 @@ def test_a_round_trains_the_model_on_the_policys_real_episodes_and_resumes(
     monkeypatch.setattr(dyna_rl, "train_world_model", no_training)
     again = run_dyna_rl(config)
     assert again["loops"] == payload["loops"]
+
+
+@pytest.mark.parametrize(
+    ("policy_each_round", "starts_from_round_0"), [("continue", True), ("fresh", False)]
+)
+def test_a_rounds_ppo_goes_on_from_the_last_policy_or_starts_afresh(
+    tiny_checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy_each_round: str,
+    starts_from_round_0: bool,
+) -> None:
+    loaded: list[str] = []
+    real_load_model = dyna_rl.load_model
+
+    def spy(policy: object, path: str) -> object:
+        loaded.append(path)
+        return real_load_model(policy, path)
+
+    monkeypatch.setattr(dyna_rl, "load_model", spy)
+    payload = run_dyna_rl(_tiny(tiny_checkpoint, tmp_path, policy_each_round=policy_each_round))
+    assert [r["round"] for r in payload["loops"][0]["rounds"]] == [0, 1]
+    round_0_policy = str(tmp_path / "run" / "round_0" / "policy.safetensors")
+    assert loaded == ([round_0_policy] if starts_from_round_0 else [])
+    assert payload["config"]["policy_each_round"] == policy_each_round
+
+
+def test_an_unknown_policy_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="policy_each_round"):
+        DynaRLConfig(policy_each_round="warm")
 
 
 def test_a_round_that_could_pass_the_frame_budget_is_not_recorded(

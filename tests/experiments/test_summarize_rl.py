@@ -70,12 +70,8 @@ def test_a_run_returning_a_constant_actions_returns_is_named_after_it(
     assert "elsewhere" not in text and "mixed" not in text
 
 
-def test_the_dyna_rounds_are_weighed_against_the_real_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
-    assert "Not measured yet" in summarize._rl_dyna_section()[0]
-    _write(tmp_path / "rl" / "real_ppo.json", 20_000, [20.0, 22.0])
+def _dyna_run() -> dict[str, Any]:
+    """A Dyna run's metrics: seed 0 two rounds then stopped by the budget, seed 1 one round."""
     rounds = [
         {"round": 0, "real_frames": 1_448, "real_returns": [7.0, 7.0], "real_return_mean": 7.0},
         {"round": 1, "real_frames": 1_700, "real_returns": [19.0, 20.0], "real_return_mean": 19.5},
@@ -83,7 +79,7 @@ def test_the_dyna_rounds_are_weighed_against_the_real_run(
     other = [{"round": 0, "real_frames": 1_448, "real_returns": [12.0], "real_return_mean": 12.0}]
     for row in [*rounds, *other]:
         row.update(imagined_return_last=20.0, train_seconds=300.0)
-    dyna = {
+    return {
         "config": {
             "rl": {"total_steps": 20_000, "eval_seed": 30_000},
             "episodes_per_round": 8,
@@ -98,8 +94,16 @@ def test_the_dyna_rounds_are_weighed_against_the_real_run(
         ],
         "machine": {"cpus": 2, "commit": "abc1234"},
     }
+
+
+def test_the_dyna_rounds_are_weighed_against_the_real_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    assert "Not measured yet" in summarize._rl_dyna_section()[0]
+    _write(tmp_path / "rl" / "real_ppo.json", 20_000, [20.0, 22.0])
     (tmp_path / "rl_dyna").mkdir()
-    (tmp_path / "rl_dyna" / "metrics.json").write_text(json.dumps(dyna))
+    (tmp_path / "rl_dyna" / "metrics.json").write_text(json.dumps(_dyna_run()))
     text = "\n".join(summarize._rl_dyna_section())
     assert "| 0 | 1 | 1,700 (8.5%) | 19.50 over 2 episodes | 93% | 20.00 | 300.0 s |" in text
     assert "| 1 | 0 | 1,448 (7.2%) | 12.00 over 1 episodes | 57% |" in text
@@ -107,6 +111,26 @@ def test_the_dyna_rounds_are_weighed_against_the_real_run(
     assert "seed 1 57% with 7.2% after round 0 (aim" in text
     assert "with 500 dynamics and its own fine-tune steps" in text
     assert "at most 4 rounds while a round's episodes, even at full length, fit" in text
+
+
+def test_the_fresh_policy_dyna_loop_has_its_own_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    _write(tmp_path / "rl" / "real_ppo.json", 20_000, [20.0, 22.0])
+    (tmp_path / "rl_dyna").mkdir()
+    (tmp_path / "rl_dyna" / "metrics.json").write_text(json.dumps(_dyna_run()))
+    assert "make rl-dyna-fresh" in summarize._rl_dyna_fresh_section()[0]
+    assert "Not measured yet" in summarize._rl_dyna_fresh_section()[0]
+    fresh = _dyna_run()
+    fresh["loops"][1]["rounds"][0].update(real_returns=[21.0], real_return_mean=21.0)
+    (tmp_path / "rl_dyna_fresh").mkdir()
+    (tmp_path / "rl_dyna_fresh" / "metrics.json").write_text(json.dumps(fresh))
+    text = "\n".join(summarize._rl_dyna_fresh_section())
+    assert "`policy_each_round=fresh`, `make rl-dyna-fresh`" in text
+    assert "| 1 | 0 | 1,448 (7.2%) | 21.00 over 1 episodes | 100% |" in text
+    assert "seed 1 100% with 7.2% after round 0 (aim" in text
+    assert "12.00" not in text
 
 
 def test_the_ppo_seeds_are_tabled_with_the_constant_action_each_run_equals(
