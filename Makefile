@@ -179,10 +179,12 @@ $(DYNA_BASE): | $(STAMP)
 rl-dyna: $(DYNA_BASE)
 	$(PY) -m experiments.dyna_rl
 
-# The same loop from the same model, but PPO starts afresh in each round's model (the previous
-# round's policy only drives the round's real episodes), for the same PPO seeds (about 2.5 hours).
+# The same loop from the same model for PPO seed 2, whose policy stayed at FASTER there, but
+# with PPO started afresh in each round's model (the previous round's policy only drives the
+# round's real episodes; about an hour), then each constant action rated in its models (7 min).
 rl-dyna-fresh: $(DYNA_BASE)
-	$(PY) -m experiments.dyna_rl policy_each_round=fresh footage_dir=data/footage/dyna_rl_fresh run_dir=runs/dyna_rl_fresh out_dir=experiments/results/rl_dyna_fresh rl.log_dir=runs/dyna_rl_fresh/tensorboard
+	$(PY) -m experiments.dyna_rl policy_each_round=fresh rl.seed=2 'seeds=[]' footage_dir=data/footage/dyna_rl_fresh/seed_2 run_dir=runs/dyna_rl_fresh/seed_2 out_dir=experiments/results/rl_dyna_fresh rl.log_dir=runs/dyna_rl_fresh/tensorboard/seed_2
+	$(PY) -m experiments.bench.dyna_imagined_actions --dyna experiments/results/rl_dyna_fresh
 
 # The robot (MuJoCo Pusher) through the same recorder, trainer, env and ranking: configs only.
 robot-pipeline: record-robot train-robot-policies train-robot-world-model rank-robot mpc-robot rl-robot

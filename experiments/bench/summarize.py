@@ -593,11 +593,12 @@ def _rl_dyna_fresh_section() -> list[str]:
     if fresh is None or real is None:
         return _not_measured("make rl-dyna-fresh", "and `make rl` for the real run")
     return [
-        "The same loop from the same starting model, budget and PPO seeds, but PPO starts from "
-        "scratch in each round's model (`policy_each_round=fresh`, `make rl-dyna-fresh`): the "
-        "previous round's policy only drives that round's real episodes. A policy that "
-        "collapsed onto an action the starting model over-rates is then not carried into a "
-        "model that has seen that action fail.",
+        "The same loop from the same starting model and budget, but PPO starts from scratch "
+        "in each round's model (`policy_each_round=fresh`, `make rl-dyna-fresh`, run for the "
+        "PPO seed whose policy above stayed at FASTER): the previous round's policy only "
+        "drives that round's real episodes. A policy that collapsed onto an action the "
+        "starting model over-rates is then not carried into a model that has seen that action "
+        "fail.",
         "",
         *_dyna_rounds_lines(fresh, real),
         *_dyna_imagined_actions_lines(),
@@ -616,7 +617,7 @@ def _dyna_imagined_actions_lines() -> list[str]:
         f"What each constant action earns in the models PPO trained in: {result['envs']} "
         "imagined episodes a model and action from the same starts, the env's own termination "
         "draws (`python -m experiments.bench.dyna_imagined_actions`, on "
-        f"`{result['dyna_results']}`). PPO learns what its model pays best (in bold).",
+        f"`{result['dyna_results']}`); each model's best in bold.",
         "",
         f"| model | {' | '.join(names)} |",
         f"|---|{'---|' * len(names)}",
