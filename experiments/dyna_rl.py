@@ -84,8 +84,8 @@ class DynaRLConfig:
     policy_each_round: str = "continue"
     """``continue``: PPO goes on from the previous round's policy. ``fresh``: PPO starts from
     scratch in each round's model, the previous round's policy only driving that round's real
-    episodes; a policy that collapsed onto an action the old model over-rated (FASTER, whose
-    crashes a small model does not imagine) is then not carried into a model that knows better."""
+    episodes, so that a policy that collapsed onto an action the old model over-rated (FASTER,
+    whose crashes a small model does not imagine) is not carried into the next round's model."""
     rl: RLConfig = field(default_factory=lambda: RLConfig(env="wfm"))
     seeds: list[int] = field(default_factory=lambda: [1, 2])
     """PPO seeds beside ``rl.seed`` that each run the whole loop, under ``seed_<s>`` in

@@ -3,9 +3,10 @@ model PPO trains in pays most, round by round.
 
     python -m experiments.bench.dyna_imagined_actions [--dyna experiments/results/rl_dyna_fresh]
 
-PPO in a world model learns what that model pays for. A model made from a little footage may
+PPO in a world model is paid what that model imagines. A model made from a little footage may
 not imagine the crashes of driving ever faster and pay FASTER best; each Dyna round adds the
-policy's own real episodes. This bench reads a Dyna run's ``metrics.json`` (``make rl-dyna`` or
+policy's own real episodes, and this tells whether the round's model has stopped doing so
+(whether PPO then finds the better action is the Dyna run's own table). This bench reads a Dyna run's ``metrics.json`` (``make rl-dyna`` or
 ``make rl-dyna-fresh``) and drives, in its starting model and in every round's model, ``envs``
 imagined episodes with each constant action (the same starts for every action, the env's own
 termination draws, its time limit). Writes ``experiments/results/dyna_imagined_actions.json``.
