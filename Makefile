@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= offscreen
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels plan-label-training planner-risk planner-methods latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna rl-dyna-fresh bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
+.PHONY: demo test lint pipeline record curate train-policies train-world-model train-latent-world-model train-tokenizers rank mpc mpc-crashes plan-labels plan-label-training planner-risk planner-methods latent-extra-footage latent-footage dyna-latent-planner rl rl-small-footage rl-dyna rl-dyna-fresh rl-select bench clean-runs robot-pipeline record-robot train-robot-policies train-robot-world-model rank-robot rl-robot mpc-robot record-robot-unseen curate-robot train-robot-world-model-curated train-diffusion train-autoregressive post-train wfm-pipeline bench-backends guardrails synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -185,6 +185,12 @@ rl-dyna: $(DYNA_BASE)
 rl-dyna-fresh: $(DYNA_BASE)
 	$(PY) -m experiments.dyna_rl policy_each_round=fresh rl.seed=2 'seeds=[]' footage_dir=data/footage/dyna_rl_fresh/seed_2 run_dir=runs/dyna_rl_fresh/seed_2 out_dir=experiments/results/rl_dyna_fresh rl.log_dir=runs/dyna_rl_fresh/tensorboard/seed_2
 	$(PY) -m experiments.bench.dyna_imagined_actions --dyna experiments/results/rl_dyna_fresh
+
+# PPO seeds 0-8 in the Dyna loop's starting model, three candidates to each of three
+# selections; each candidate drives 4 real episodes (counted in the 2,000-frame budget) and
+# the best on them is kept, then measured on the real evaluation starts (about 55 min).
+rl-select: $(DYNA_BASE)
+	$(PY) -m experiments.rl_select
 
 # The robot (MuJoCo Pusher) through the same recorder, trainer, env and ranking: configs only.
 robot-pipeline: record-robot train-robot-policies train-robot-world-model rank-robot mpc-robot rl-robot

@@ -131,14 +131,16 @@ def seed_config(config: DynaRLConfig, seed: int) -> DynaRLConfig:
 
 
 class PolicyBehaviour:
-    """A trained SB3 policy as a recorder behaviour. It samples its actions, as PPO does while
-    it trains, so its recorded episodes also hold the near misses of its exploration."""
+    """A trained SB3 policy as a recorder behaviour. By default it samples its actions, as PPO
+    does while it trains, so its recorded episodes also hold the near misses of its
+    exploration; ``deterministic`` drives as the real-env evaluation does."""
 
-    def __init__(self, model: BaseAlgorithm) -> None:
+    def __init__(self, model: BaseAlgorithm, deterministic: bool = False) -> None:
         self.model = model
+        self.deterministic = deterministic
 
     def __call__(self, frame: np.ndarray, info: dict[str, Any], rng: np.random.Generator) -> int:
-        action, _ = self.model.predict(frame, deterministic=False)
+        action, _ = self.model.predict(frame, deterministic=self.deterministic)
         return int(action)
 
 
@@ -199,36 +201,33 @@ def _policy_path(config: DynaRLConfig, round_index: int) -> Path:
     return Path(config.run_dir) / f"round_{round_index}" / "policy.safetensors"
 
 
-def _train_policy(
-    config: DynaRLConfig, round_index: int, checkpoint: str, start: Path | None
+def train_policy_in_model(
+    rl: RLConfig, labels: dict[str, Any], policy_path: Path, row_path: Path, start: Path | None
 ) -> tuple[dict[str, Any], BaseAlgorithm]:
-    """PPO in ``checkpoint``'s world model for ``rl.total_steps``, from the policy saved at
-    ``start`` (None: from scratch), evaluated zero-shot in the real env: (the round's row, the
-    policy). A run already measured with this checkpoint is loaded, not trained again."""
-    rl = dataclasses.replace(config.rl, checkpoint=checkpoint)
-    name = f"round_{round_index}"
-    policy_path = _policy_path(config, round_index)
-    row_path = Path(config.out_dir) / f"{name}.json"
+    """PPO in ``rl.checkpoint``'s world model for ``rl.total_steps``, from the policy saved at
+    ``start`` (None: from scratch), evaluated zero-shot in the real env: (its row, led by
+    ``labels``, the policy), the policy saved at ``policy_path`` and the row at ``row_path``.
+    A run already measured with this checkpoint is loaded, not trained again."""
     env = training_env(rl, "wfm")
     model = build_algorithm(rl, env, on_wfm=True)
     if row_path.exists() and policy_path.exists():
         stored: dict[str, Any] = json.loads(row_path.read_text())
-        if stored["checkpoint"] == checkpoint:
+        if stored["checkpoint"] == rl.checkpoint:
             load_model(model.policy, str(policy_path))
             env.close()
             return stored, model
     if start is not None:
         load_model(model.policy, str(start))
-    curve, seconds = learn(model, rl.total_steps, f"dyna_{name}")
+    curve, seconds = learn(model, rl.total_steps, row_path.stem)
     env.close()
     policy_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(policy_path) as tmp:
         save_model(model.policy, str(tmp))
     returns = evaluate_in_real_env(model, rl.eval_episodes, rl.eval_seed, get_task(rl.task))
     row = {
-        "round": round_index,
-        "checkpoint": checkpoint,
-        "real_frames": footage_frames(checkpoint),
+        **labels,
+        "checkpoint": rl.checkpoint,
+        "real_frames": footage_frames(rl.checkpoint),
         "real_return_mean": float(np.mean(returns)),
         "real_returns": [round(r, 3) for r in returns],
         "imagined_return_last": curve[-1][1] if curve else None,
@@ -237,6 +236,19 @@ def _train_policy(
     }
     write_json_atomic(row_path, row)
     return row, model
+
+
+def _train_policy(
+    config: DynaRLConfig, round_index: int, checkpoint: str, start: Path | None
+) -> tuple[dict[str, Any], BaseAlgorithm]:
+    """Round ``round_index``'s PPO run in ``checkpoint``'s world model (``train_policy_in_model``)."""
+    return train_policy_in_model(
+        dataclasses.replace(config.rl, checkpoint=checkpoint),
+        {"round": round_index},
+        _policy_path(config, round_index),
+        Path(config.out_dir) / f"round_{round_index}.json",
+        start,
+    )
 
 
 def plot_rounds(loops: list[dict[str, Any]], real: dict[str, Any], path: Path) -> Path:

@@ -605,6 +605,56 @@ def _rl_dyna_fresh_section() -> list[str]:
     ]
 
 
+def _rl_select_section() -> list[str]:
+    """PPO candidates in the Dyna loop's starting model, one kept per selection on a few
+    counted real episodes (``experiments.rl_select``): every candidate's returns, the kept
+    one's share of the real-trained return and the real frames each selection used."""
+    select, real = _load("rl_select/metrics.json"), _load("rl/real_ppo.json")
+    if select is None or real is None:
+        return _not_measured("make rl-select", "and `make rl` for the real run")
+    config = select["config"]
+    lines = [
+        f"{config['candidates']} PPO runs ({config['rl']['total_steps']:,} steps each, "
+        "different seeds) train in the Dyna loop's starting model (footage of the first 80 "
+        f"episodes alone); each then drives {config['episodes_per_candidate']} real episodes "
+        "with the actions it would be deployed with (deterministic), from the same starts for "
+        "every candidate of a selection, and the candidate whose episodes returned most is "
+        "kept (`make rl-select`). Those choosing episodes count as real frames beside the "
+        "footage; the evaluation below (the real return, as in every RL table) runs on other "
+        "starts and counts for nothing. Each selection trains its own PPO seeds.",
+        "",
+        "| selection | PPO seed | choosing return (mean) | real return (mean) | of the "
+        "real-trained return | imagined return (last 20 episodes) | PPO wall-clock | kept |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    finals = []
+    for selection in select["selections"]:
+        for candidate in selection["candidates"]:
+            kept = candidate["ppo_seed"] == selection["kept_ppo_seed"]
+            share = candidate["real_return_mean"] / real["real_return_mean"]
+            lines.append(
+                f"| {selection['seed']} | {candidate['ppo_seed']} | "
+                f"{candidate['choosing_return_mean']:.2f} over "
+                f"{len(candidate['choosing_returns'])} episodes | "
+                f"{candidate['real_return_mean']:.2f} over {len(candidate['real_returns'])} "
+                f"episodes | {100 * share:.0f}% | {candidate['imagined_return_last']:.2f} | "
+                f"{candidate['train_seconds']} s | {'**kept**' if kept else ''} |"
+            )
+        share = selection["real_return_mean"] / real["real_return_mean"]
+        frames = selection["real_frames"] / real["real_interactions"]
+        finals.append(
+            f"selection {selection['seed']} (PPO seed {selection['kept_ppo_seed']} kept) "
+            f"{100 * share:.0f}% with {selection['real_frames']:,} real frames "
+            f"({100 * frames:.1f}%)"
+        )
+    candidates = {
+        f"PPO seed {c['ppo_seed']}": c
+        for selection in select["selections"]
+        for c in selection["candidates"]
+    }
+    return [*lines, *_aim_lines("Kept policies", finals, real, candidates, select)]
+
+
 def _dyna_imagined_actions_lines() -> list[str]:
     """Each constant action's imagined return in the Dyna run's models
     (``experiments.bench.dyna_imagined_actions``), the best in bold; none until measured."""
@@ -634,7 +684,6 @@ def _dyna_rounds_lines(dyna: Mapping[str, Any], real: Mapping[str, Any]) -> list
     """A Dyna run's rounds table (each seed's real return and real frames after each round,
     against the real-trained run), each seed's last round in words, the constant action each
     round acts like, and the machine line."""
-    config = dyna["config"]
     lines = [
         "| PPO seed | round | real frames used | real return (mean) | of the real-trained "
         "return | imagined return (last 20 episodes) | PPO wall-clock |",
@@ -656,21 +705,46 @@ def _dyna_rounds_lines(dyna: Mapping[str, Any], real: Mapping[str, Any]) -> list
         finals.append(
             f"seed {loop['seed']} {share} with {frames} after round {row['round']}{stopped}"
         )
-    eval_seed = {"eval_seed": config["rl"]["eval_seed"]}
-    labelled = {
-        f"seed {loop['seed']} round {r['round']}": {**r, "config": eval_seed}
+    rounds = {
+        f"seed {loop['seed']} round {r['round']}": r
         for loop in dyna["loops"]
         for r in loop["rounds"]
     }
     return [
         *lines,
+        *_aim_lines(
+            "After each seed's last round",
+            finals,
+            real,
+            rounds,
+            dyna,
+            _same_seeds_in_the_real_env([loop["seed"] for loop in dyna["loops"]]),
+        ),
+    ]
+
+
+def _aim_lines(
+    which: str,
+    finals: list[str],
+    real: Mapping[str, Any],
+    runs: Mapping[str, Mapping[str, Any]],
+    result: dict[str, Any],
+    between: list[str] | None = None,
+) -> list[str]:
+    """The sentence weighing ``which`` runs' ``finals`` against the real-trained run and the
+    aim, ``between``, the constant action each of ``runs`` acts like on the evaluation starts
+    of ``result``'s config, and the machine line."""
+    eval_seed = {"eval_seed": result["config"]["rl"]["eval_seed"]}
+    return [
         "",
-        f"After each seed's last round, of the real-trained return ({real['real_return_mean']:.2f}) "
-        f"and its real interactions: {'; '.join(finals)} (aim: ≥ 90% with ≤ 10%).",
-        *_same_seeds_in_the_real_env([loop["seed"] for loop in dyna["loops"]]),
-        *_constant_action_lines(labelled),
+        f"{which}, of the real-trained return ({real['real_return_mean']:.2f}) and its real "
+        f"interactions: {'; '.join(finals)} (aim: ≥ 90% with ≤ 10%).",
+        *(between or []),
+        *_constant_action_lines(
+            {label: {**run, "config": eval_seed} for label, run in runs.items()}
+        ),
         "",
-        _machine(dyna),
+        _machine(result),
     ]
 
 
@@ -2260,6 +2334,10 @@ def render() -> str:
         "### Dyna with PPO started afresh each round",
         "",
         *_rl_dyna_fresh_section(),
+        "",
+        "### PPO candidates chosen on a few real episodes",
+        "",
+        *_rl_select_section(),
         "",
         "## MPC planning in the real env",
         "",

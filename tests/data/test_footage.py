@@ -9,7 +9,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from wfm_sim.data import CorruptFootageError, Episode, episode_lengths, read_episodes
+from wfm_sim.data import (
+    CorruptFootageError,
+    Episode,
+    episode_lengths,
+    episode_returns,
+    read_episodes,
+)
 from wfm_sim.data.footage import read_video
 
 
@@ -44,6 +50,15 @@ def test_episodes_match_the_ground_truth(tiny_footage: Path) -> None:
 def test_episode_lengths_count_frames_without_decoding(tiny_footage: Path) -> None:
     lengths = episode_lengths(tiny_footage)
     assert lengths == {e.episode_id: len(e.frames) for e in read_episodes(tiny_footage)}
+
+
+def test_episode_returns_sum_each_episodes_rewards_without_decoding(tiny_footage: Path) -> None:
+    returns = episode_returns(tiny_footage)
+    episodes = read_episodes(tiny_footage)
+    assert list(returns) == [e.episode_id for e in episodes]
+    for episode in episodes:
+        assert returns[episode.episode_id] == pytest.approx(float(episode.rewards.sum()), abs=1e-4)
+    assert len(set(returns.values())) > 1
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
@@ -81,6 +96,8 @@ def test_folder_without_parts_says_how_to_record(tmp_path: Path, folder: str) ->
         read_episodes(path)
     with pytest.raises(FileNotFoundError, match="experiments.record"):
         episode_lengths(path)
+    with pytest.raises(FileNotFoundError, match="experiments.record"):
+        episode_returns(path)
 
 
 def test_episode_refuses_inconsistent_lengths() -> None:

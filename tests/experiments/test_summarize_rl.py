@@ -158,3 +158,60 @@ def test_the_ppo_seeds_are_tabled_with_the_constant_action_each_run_equals(
     assert summarize._same_seeds_in_the_real_env([0, 7]) == []  # seed 7 has no pair
     same = summarize._same_seeds_in_the_real_env([0, 2])[-1]
     assert same.endswith("seed 0 21.00; seed 2 20.00.")
+
+
+def _candidate(ppo_seed: int, choosing: float, real: list[float]) -> dict[str, Any]:
+    return {
+        "ppo_seed": ppo_seed,
+        "choosing_returns": [choosing, choosing],
+        "choosing_return_mean": choosing,
+        "choosing_frames": 40,
+        "real_returns": real,
+        "real_return_mean": sum(real) / len(real),
+        "imagined_return_last": 23.5,
+        "train_seconds": 300.0,
+    }
+
+
+def test_the_candidate_selection_tables_every_candidate_and_the_kept_ones_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    _write(tmp_path / "rl" / "real_ppo.json", 20_000, [20.0, 22.0])
+    assert "make rl-select" in summarize._rl_select_section()[0]
+    selection = {
+        "seed": 1,
+        "candidates": [_candidate(3, 5.0, [5.0, 5.0]), _candidate(4, 20.0, [21.0, 21.0])],
+        "kept_ppo_seed": 4,
+        "real_return_mean": 21.0,
+        "real_frames": 1_528,
+    }
+    metrics = {
+        "config": {
+            "candidates": 2,
+            "episodes_per_candidate": 2,
+            "rl": {"total_steps": 20_000, "eval_seed": 30_000},
+        },
+        "selections": [selection],
+        "machine": {"cpus": 2, "commit": "abc1234"},
+    }
+    (tmp_path / "rl_select").mkdir()
+    (tmp_path / "rl_select" / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "rl_constant_actions.json").write_text(
+        json.dumps(
+            {
+                "episodes": 2,
+                "eval_seed": 30_000,
+                "mean_returns": {"FASTER": 5.0},
+                "returns": {"FASTER": [5.0, 5.0]},
+            }
+        )
+    )
+    text = "\n".join(summarize._rl_select_section())
+    assert (
+        "| 1 | 3 | 5.00 over 2 episodes | 5.00 over 2 episodes | 24% | 23.50 | 300.0 s |  |" in text
+    )
+    assert "| 1 | 4 | 20.00 over 2 episodes | 21.00 over 2 episodes | 100% |" in text
+    assert text.count("**kept**") == 1 and "100% | 23.50 | 300.0 s | **kept** |" in text
+    assert "selection 1 (PPO seed 4 kept) 100% with 1,528 real frames (7.6%)" in text
+    assert "constant FASTER does on every start, so acting like it there: PPO seed 3." in text

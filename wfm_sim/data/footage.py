@@ -92,12 +92,26 @@ def read_episodes(footage_dir: str | Path, condition_columns: Sequence[str] = ()
 def episode_lengths(footage_dir: str | Path) -> dict[int, int]:
     """Frames per episode of a footage folder, from its ground truth alone (no video is
     decoded): what a frame budget or a length check needs."""
-    lengths: dict[int, int] = {}
-    for parquet_path in _part_paths(footage_dir):
-        episodes = pq.read_table(parquet_path, columns=["episode"]).column("episode")
-        for episode_id, count in pd.Series(episodes.to_numpy()).value_counts().items():
-            lengths[int(episode_id)] = lengths.get(int(episode_id), 0) + int(count)
-    return dict(sorted(lengths.items()))
+    counts = _ground_truth(footage_dir, "episode").groupby("episode").size()
+    return {int(e): int(n) for e, n in counts.sort_index().items()}
+
+
+def episode_returns(footage_dir: str | Path) -> dict[int, float]:
+    """Summed reward per episode of a footage folder, from its ground truth alone: what the
+    behaviour that drove each episode earned in the real simulator."""
+    sums = _ground_truth(footage_dir, "episode", "reward").groupby("episode")["reward"].sum()
+    return {int(e): float(r) for e, r in sums.sort_index().items()}
+
+
+def _ground_truth(footage_dir: str | Path, *columns: str) -> pd.DataFrame:
+    """``columns`` of every part's ground truth, one frame a row (no video decoded)."""
+    return pd.concat(
+        [
+            pq.read_table(path, columns=list(columns)).to_pandas()
+            for path in _part_paths(footage_dir)
+        ],
+        ignore_index=True,
+    )
 
 
 def _part_paths(footage_dir: str | Path) -> list[Path]:
