@@ -188,7 +188,7 @@ rl-dyna-fresh: $(DYNA_BASE)
 
 # PPO seeds 0-8 in the Dyna loop's starting model, three candidates to each of three
 # selections; each candidate drives 4 real episodes (counted in the 2,000-frame budget) and
-# the best on them is kept, then measured on the real evaluation starts (about 55 min).
+# the best on them is kept, then measured on the real evaluation starts (about 65 min).
 rl-select: $(DYNA_BASE)
 	$(PY) -m experiments.rl_select
 
