@@ -632,12 +632,13 @@ def _rl_select_section() -> list[str]:
         for candidate in selection["candidates"]:
             kept = candidate["ppo_seed"] == selection["kept_ppo_seed"]
             share = candidate["real_return_mean"] / real["real_return_mean"]
+            imagined = candidate["imagined_return_last"]
             lines.append(
                 f"| {selection['seed']} | {candidate['ppo_seed']} | "
                 f"{candidate['choosing_return_mean']:.2f} over "
                 f"{len(candidate['choosing_returns'])} episodes | "
                 f"{candidate['real_return_mean']:.2f} over {len(candidate['real_returns'])} "
-                f"episodes | {100 * share:.0f}% | {candidate['imagined_return_last']:.2f} | "
+                f"episodes | {100 * share:.0f}% | {'-' if imagined is None else f'{imagined:.2f}'} | "
                 f"{candidate['train_seconds']} s | {'**kept**' if kept else ''} |"
             )
         share = selection["real_return_mean"] / real["real_return_mean"]

@@ -181,7 +181,10 @@ def test_the_candidate_selection_tables_every_candidate_and_the_kept_ones_share(
     assert "make rl-select" in summarize._rl_select_section()[0]
     selection = {
         "seed": 1,
-        "candidates": [_candidate(3, 5.0, [5.0, 5.0]), _candidate(4, 20.0, [21.0, 21.0])],
+        "candidates": [
+            {**_candidate(3, 5.0, [5.0, 5.0]), "imagined_return_last": None},
+            _candidate(4, 20.0, [21.0, 21.0]),
+        ],
         "kept_ppo_seed": 4,
         "real_return_mean": 21.0,
         "real_frames": 1_528,
@@ -208,9 +211,7 @@ def test_the_candidate_selection_tables_every_candidate_and_the_kept_ones_share(
         )
     )
     text = "\n".join(summarize._rl_select_section())
-    assert (
-        "| 1 | 3 | 5.00 over 2 episodes | 5.00 over 2 episodes | 24% | 23.50 | 300.0 s |  |" in text
-    )
+    assert "| 1 | 3 | 5.00 over 2 episodes | 5.00 over 2 episodes | 24% | - | 300.0 s |  |" in text
     assert "| 1 | 4 | 20.00 over 2 episodes | 21.00 over 2 episodes | 100% |" in text
     assert text.count("**kept**") == 1 and "100% | 23.50 | 300.0 s | **kept** |" in text
     assert "selection 1 (PPO seed 4 kept) 100% with 1,528 real frames (7.6%)" in text
