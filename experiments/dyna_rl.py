@@ -187,13 +187,21 @@ def _collect(config: DynaRLConfig, round_index: int, model: BaseAlgorithm) -> Pa
     folder = record_footage(
         recorder, [(f"dyna_ppo_round_{round_index - 1}", PolicyBehaviour(model))]
     )
-    longest = max(episode_lengths(folder).values())
-    if longest > config.max_episode_frames:
+    checked_episode_lengths(folder, config.max_episode_frames)
+    return folder
+
+
+def checked_episode_lengths(folder: Path, max_episode_frames: int) -> dict[int, int]:
+    """Each recorded episode's length in ``folder``, or a ``ValueError`` when one is longer
+    than ``max_episode_frames``: the real-frame budget was checked assuming none is."""
+    lengths = episode_lengths(folder)
+    longest = max(lengths.values())
+    if longest > max_episode_frames:
         raise ValueError(
             f"{folder} holds an episode of {longest} frames, more than max_episode_frames="
-            f"{config.max_episode_frames} that the frame budget assumed: raise it"
+            f"{max_episode_frames} that the frame budget assumed: raise it"
         )
-    return folder
+    return lengths
 
 
 def _policy_path(config: DynaRLConfig, round_index: int) -> Path:

@@ -38,9 +38,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from experiments.bench.common import machine_facts
 from experiments.config import to_dataclass
-from experiments.dyna_rl import PolicyBehaviour, train_policy_in_model
+from experiments.dyna_rl import PolicyBehaviour, checked_episode_lengths, train_policy_in_model
 from experiments.train_rl import RLConfig, footage_frames
-from wfm_sim.data import episode_lengths, episode_returns
+from wfm_sim.data import episode_returns
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.sources.recorder import RecorderConfig, record_footage
 
@@ -122,12 +122,7 @@ def drive_real_episodes(
     )
     behaviour = PolicyBehaviour(model, deterministic=True)
     folder = record_footage(recorder, [(f"ppo_seed_{ppo_seed}", behaviour)])
-    lengths = episode_lengths(folder)
-    if max(lengths.values()) > config.max_episode_frames:
-        raise ValueError(
-            f"{folder} holds an episode of {max(lengths.values())} frames, more than "
-            f"max_episode_frames={config.max_episode_frames} that the frame budget assumed"
-        )
+    lengths = checked_episode_lengths(folder, config.max_episode_frames)
     returns = list(episode_returns(folder).values())
     return {
         "footage": str(folder),
@@ -165,8 +160,9 @@ def plot_selections(selections: list[dict[str, Any]], real: dict[str, Any], path
     for i, selection in enumerate(selections):
         for k, candidate in enumerate(selection["candidates"]):
             kept = candidate["ppo_seed"] == selection["kept_ppo_seed"]
+            x = i + (k - (len(selection["candidates"]) - 1) / 2) * width
             ax.bar(
-                i + (k - (len(selection["candidates"]) - 1) / 2) * width,
+                x,
                 candidate["real_return_mean"],
                 width * 0.9,
                 color="tab:blue" if kept else "none",
@@ -174,7 +170,7 @@ def plot_selections(selections: list[dict[str, Any]], real: dict[str, Any], path
             )
             ax.annotate(
                 f"PPO {candidate['ppo_seed']}",
-                (i + (k - (len(selection["candidates"]) - 1) / 2) * width, 0.3),
+                (x, 0.3),
                 rotation=90,
                 ha="center",
                 fontsize=7,

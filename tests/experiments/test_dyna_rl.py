@@ -155,3 +155,12 @@ def test_a_seeds_loop_keeps_to_its_own_folders() -> None:
         loop.initial_checkpoint == config.initial_checkpoint
         and loop.rl.total_steps == config.rl.total_steps
     )
+
+
+def test_checked_episode_lengths_refuses_an_episode_longer_than_the_budget_assumed(
+    tiny_footage: Path,
+) -> None:
+    lengths = {e.episode_id: len(e.frames) for e in read_episodes(tiny_footage)}
+    assert dyna_rl.checked_episode_lengths(tiny_footage, max(lengths.values())) == lengths
+    with pytest.raises(ValueError, match=rf"{max(lengths.values())} frames, more than max_epis"):
+        dyna_rl.checked_episode_lengths(tiny_footage, max(lengths.values()) - 1)
