@@ -140,6 +140,12 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
     return [*lines, "", _machine(r), *_tried_models_cars_kept(r)]
 
 
+def _return_or_dash(value: float | None) -> str:
+    """A return to two decimals, or '-' where a run has none (too short to finish an
+    episode)."""
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _share(value: float | None) -> str:
     """A share to two decimals, or a dash where there is none (no crash to catch)."""
     return "–" if value is None else f"{value:.2f}"
@@ -638,7 +644,7 @@ def _rl_select_section() -> list[str]:
                 f"{candidate['choosing_return_mean']:.2f} over "
                 f"{len(candidate['choosing_returns'])} episodes | "
                 f"{candidate['real_return_mean']:.2f} over {len(candidate['real_returns'])} "
-                f"episodes | {100 * share:.0f}% | {'-' if imagined is None else f'{imagined:.2f}'} | "
+                f"episodes | {100 * share:.0f}% | {_return_or_dash(imagined)} | "
                 f"{candidate['train_seconds']} s | {'**kept**' if kept else ''} |"
             )
         share = selection["real_return_mean"] / real["real_return_mean"]
@@ -699,7 +705,7 @@ def _dyna_rounds_lines(dyna: Mapping[str, Any], real: Mapping[str, Any]) -> list
             lines.append(
                 f"| {loop['seed']} | {row['round']} | {row['real_frames']:,} ({frames}) | "
                 f"{row['real_return_mean']:.2f} over {len(row['real_returns'])} episodes | "
-                f"{share} | {'-' if imagined is None else f'{imagined:.2f}'} | "
+                f"{share} | {_return_or_dash(imagined)} | "
                 f"{row['train_seconds']} s |"
             )
         stopped = ", then stopped by the budget" if loop["stopped_by_budget"] else ""
