@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 import world_models
-from experiments.bench.common import RESULTS_DIR
+from experiments.bench.common import RESULTS_DIR, share_interval
 from experiments.bench.plan_label_training import MODELS as PLAN_LABEL_MODELS
 from experiments.bench.rl_constant_actions import acts_like
 from experiments.train_rl import RLConfig, steps_to_threshold
@@ -914,7 +914,10 @@ def _mpc_section(
         fraction = r.get(f"{prefix}_fraction_of_oracle_return")
         gain = r.get(f"{prefix}_fraction_of_oracle_gain_over_floor")
         if fraction is not None:
-            lines += ["", f"{label}: {100 * fraction:.0f}% of the oracle's return."]
+            lines += [
+                "",
+                f"{label}: {100 * fraction:.0f}% of the oracle's return{_share_words(r, prefix)}.",
+            ]
         elif gain is not None:
             lines += [
                 "",
@@ -923,6 +926,25 @@ def _mpc_section(
                 f"{100 * gain:.0f}% of it.",
             ]
     return [*lines, *_stale_latent_note(r, command), "", _machine(r)]
+
+
+SHARE_INTERVAL_MIN_STARTS = 8
+"""Fewer starts than this give no interval for a planner's share of the oracle's return: a
+bootstrap over a handful of episodes says little."""
+
+
+def _share_words(r: dict[str, Any], prefix: str) -> str:
+    """`` (95% interval over its n starts, ...: a%–b%)`` after a planner's share of the
+    oracle's return, resampling the starts both drove; empty for runs on too few starts or
+    without each episode's return (runs from before they were kept)."""
+    planner = r["results"][f"{prefix}_planner"].get("returns")
+    oracle = r["results"]["oracle_planner"].get("returns")
+    if planner is None or oracle is None or len(planner) < SHARE_INTERVAL_MIN_STARTS:
+        return ""
+    low, high = share_interval(planner, oracle)
+    return (
+        f" (95% interval over its {len(planner)} starts, resampled in pairs: {low:.0%}–{high:.0%})"
+    )
 
 
 def _latent_model_section(
@@ -2356,6 +2378,14 @@ def render() -> str:
         *_mpc_section(
             "mpc_latent",
             overrides=" run_pixel_planner=false episodes=12 out_dir=experiments/results/mpc_latent",
+        ),
+        "",
+        "The same on three times as many starts (`make mpc-latent`; the first 12 are those above), for a "
+        "narrower interval around the latent planner's share of the oracle's return:",
+        "",
+        *_mpc_section(
+            "mpc_latent36",
+            overrides=" run_pixel_planner=false episodes=36 out_dir=experiments/results/mpc_latent36",
         ),
         "",
         *_latent_model_section(),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from experiments.bench import summarize
+from experiments.bench.common import share_interval
 from wfm_sim.io import file_sha256
 
 COMMITTED = Path(__file__).resolve().parents[2] / "experiments" / "results"
@@ -199,3 +200,32 @@ def test_the_planner_risk_table_shows_each_settings_speed_when_measured(
         text = "\n".join(summarize._planner_risk_section())
         assert ("| 6 of 100 | 23.80 | 22.2 m/s | 10.0 / 12.0 ms |" in text) is shown
         assert ("| 6 of 100 | 23.80 | 10.0 / 12.0 ms |" in text) is not shown
+
+
+def test_a_share_interval_matches_hand_computed_values() -> None:
+    assert share_interval([10.0, 20.0, 30.0], [20.0, 40.0, 60.0]) == pytest.approx((0.5, 0.5))
+    low, high = share_interval([20.0, 26.0, 22.0, 28.0], [29.0, 29.0, 14.0, 29.0])
+    assert low < (96 / 101) < high  # the point share lies inside
+    assert low >= 20 / 29 and high <= 28 / 14  # no resample can leave these bounds
+    with pytest.raises(ValueError, match="same starts"):
+        share_interval([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="positive"):
+        share_interval([1.0, 2.0], [-1.0, -2.0])
+
+
+@pytest.mark.parametrize("starts", [4, 12], ids=["too few starts", "enough starts"])
+def test_the_share_of_the_oracle_shows_its_interval_on_enough_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starts: int
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    run = _driving_run({"latent_planner": None, "oracle_planner": None})
+    run["seeds"] = list(range(starts))
+    for name, returns in (("latent_planner", 18.0), ("oracle_planner", 24.0)):
+        run["results"][name] |= {"mean_return": returns, "returns": [returns] * starts}
+    run["latent_fraction_of_oracle_return"] = 0.75
+    (tmp_path / "mpc").mkdir()
+    (tmp_path / "mpc" / "metrics.json").write_text(json.dumps(run))
+    text = "\n".join(summarize._mpc_section("mpc"))
+    assert "Latent world-model planner: 75% of the oracle's return" in text
+    shown = f"(95% interval over its {starts} starts, resampled in pairs: 75%–75%)" in text
+    assert shown is (starts >= summarize.SHARE_INTERVAL_MIN_STARTS)
