@@ -54,32 +54,6 @@ def paired_gain(returns: list[float], baseline: list[float]) -> dict[str, Any]:
     }
 
 
-def share_interval(
-    returns: list[float],
-    oracle_returns: list[float],
-    confidence: float = 0.95,
-    n_bootstrap: int = 10_000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile interval of a planner's mean return as a share of the oracle's, resampling
-    the starts both drove (paired), so a reader sees how far a share on a dozen starts could
-    move; fixed ``seed``, so the same returns give the same interval."""
-    if len(returns) != len(oracle_returns) or len(returns) < 2:
-        raise ValueError(
-            f"{len(returns)} returns against {len(oracle_returns)} of the oracle: pair them on "
-            "the same starts"
-        )
-    planned, oracle = np.asarray(returns, float), np.asarray(oracle_returns, float)
-    starts = np.random.default_rng(seed).integers(0, len(planned), (n_bootstrap, len(planned)))
-    oracle_means = oracle[starts].mean(axis=1)
-    if np.any(oracle_means <= 0):
-        raise ValueError("the oracle's mean return must be positive for a share of it")
-    shares = planned[starts].mean(axis=1) / oracle_means
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(shares, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``payload`` plus machine facts to experiments/results/<name>.json."""
     path = RESULTS_DIR / f"{name}.json"

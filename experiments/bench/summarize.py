@@ -15,10 +15,11 @@ import numpy as np
 from scipy import stats
 
 import world_models
-from experiments.bench.common import RESULTS_DIR, share_interval
+from experiments.bench.common import RESULTS_DIR
 from experiments.bench.plan_label_training import MODELS as PLAN_LABEL_MODELS
 from experiments.bench.rl_constant_actions import acts_like
 from experiments.train_rl import RLConfig, steps_to_threshold
+from wfm_sim.evaluation import share_with_ci
 from wfm_sim.io import atomic_path
 from wfm_sim.training.latent_world_model import training_chain
 
@@ -931,19 +932,25 @@ def _mpc_section(
 SHARE_INTERVAL_MIN_STARTS = 8
 """Fewer starts than this give no interval for a planner's share of the oracle's return: a
 bootstrap over a handful of episodes says little."""
+SHARE_CONFIDENCE = 0.95
+SHARE_RESAMPLES = 10_000
 
 
 def _share_words(r: dict[str, Any], prefix: str) -> str:
     """`` (95% interval over its n starts, ...: a%–b%)`` after a planner's share of the
-    oracle's return, resampling the starts both drove; empty for runs on too few starts or
-    without each episode's return (runs from before they were kept)."""
+    oracle's return, resampling the starts both drove (a fixed seed: the same run, the same
+    words); empty for runs on too few starts or without each episode's return (runs from
+    before they were kept)."""
     planner = r["results"][f"{prefix}_planner"].get("returns")
     oracle = r["results"]["oracle_planner"].get("returns")
     if planner is None or oracle is None or len(planner) < SHARE_INTERVAL_MIN_STARTS:
         return ""
-    low, high = share_interval(planner, oracle)
+    share = share_with_ci(
+        planner, oracle, np.random.default_rng(0), SHARE_RESAMPLES, SHARE_CONFIDENCE
+    )
     return (
-        f" (95% interval over its {len(planner)} starts, resampled in pairs: {low:.0%}–{high:.0%})"
+        f" ({SHARE_CONFIDENCE:.0%} interval over its {len(planner)} starts, resampled in "
+        f"pairs: {share.low:.0%}–{share.high:.0%})"
     )
 
 

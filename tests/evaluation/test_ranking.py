@@ -15,6 +15,7 @@ from wfm_sim.evaluation.ranking import (
     mmrv,
     ranking_metrics,
     regret_at_1,
+    share_with_ci,
 )
 
 
@@ -196,6 +197,8 @@ def test_bootstrap_settings_are_checked(kwargs: dict[str, Any], message: str) ->
         )
     with pytest.raises(ValueError, match=message):
         mean_with_ci([1.0, 2.0], np.random.default_rng(0), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        share_with_ci([1.0, 2.0], [2.0, 3.0], np.random.default_rng(0), **kwargs)
 
 
 def test_mean_level_functions_reject_bad_input() -> None:
@@ -209,3 +212,19 @@ def test_mean_level_functions_reject_bad_input() -> None:
         regret_at_1(np.array([2.0, 2.0]), np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="no episodes"):
         mean_with_ci([], np.random.default_rng(0))
+
+
+def test_share_with_ci_matches_hand_computed_values() -> None:
+    rng = np.random.default_rng(0)
+    half = share_with_ci([10.0, 20.0, 30.0], [20.0, 40.0, 60.0], rng)
+    assert (half.value, half.low, half.high) == pytest.approx((0.5, 0.5, 0.5))
+    share = share_with_ci([20.0, 26.0, 22.0, 28.0], [29.0, 29.0, 14.0, 29.0], rng)
+    assert share.value == pytest.approx(96 / 101)  # means 24 and 25.25
+    assert share.low < share.value < share.high
+    assert share.low >= 20 / 29 and share.high <= 28 / 14  # no resample can leave these bounds
+    with pytest.raises(ValueError, match="same starts"):
+        share_with_ci([1.0, 2.0], [1.0, 2.0, 3.0], rng)
+    with pytest.raises(ValueError, match="positive"):
+        share_with_ci([1.0, 2.0], [-1.0, -2.0], rng)
+    with pytest.raises(ValueError, match="non-finite"):
+        share_with_ci([1.0, np.nan], [1.0, 2.0], rng)

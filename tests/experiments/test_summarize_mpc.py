@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from experiments.bench import summarize
-from experiments.bench.common import share_interval
 from wfm_sim.io import file_sha256
 
 COMMITTED = Path(__file__).resolve().parents[2] / "experiments" / "results"
@@ -200,17 +199,6 @@ def test_the_planner_risk_table_shows_each_settings_speed_when_measured(
         text = "\n".join(summarize._planner_risk_section())
         assert ("| 6 of 100 | 23.80 | 22.2 m/s | 10.0 / 12.0 ms |" in text) is shown
         assert ("| 6 of 100 | 23.80 | 10.0 / 12.0 ms |" in text) is not shown
-
-
-def test_a_share_interval_matches_hand_computed_values() -> None:
-    assert share_interval([10.0, 20.0, 30.0], [20.0, 40.0, 60.0]) == pytest.approx((0.5, 0.5))
-    low, high = share_interval([20.0, 26.0, 22.0, 28.0], [29.0, 29.0, 14.0, 29.0])
-    assert low < (96 / 101) < high  # the point share lies inside
-    assert low >= 20 / 29 and high <= 28 / 14  # no resample can leave these bounds
-    with pytest.raises(ValueError, match="same starts"):
-        share_interval([1.0, 2.0], [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="positive"):
-        share_interval([1.0, 2.0], [-1.0, -2.0])
 
 
 @pytest.mark.parametrize("starts", [4, 12], ids=["too few starts", "enough starts"])

@@ -10,6 +10,7 @@ from wfm_sim.evaluation.ranking import (
     mmrv,
     ranking_metrics,
     regret_at_1,
+    share_with_ci,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "mmrv",
     "ranking_metrics",
     "regret_at_1",
+    "share_with_ci",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "mmrv",
     "ranking_metrics",
     "regret_at_1",
+    "share_with_ci",
 ]
 
 
@@ -135,6 +136,32 @@ def mean_with_ci(
     episodes = _as_episode_array(values, "values")
     draws = _bootstrap_means([episodes], rng, n_bootstrap)[:, 0]
     return _with_ci(float(episodes.mean()), draws, confidence)
+
+
+def share_with_ci(
+    values: Sequence[float],
+    baseline: Sequence[float],
+    rng: np.random.Generator,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+) -> MetricWithCI:
+    """Mean of ``values`` as a share of the mean of ``baseline`` (e.g. a planner's returns
+    against an oracle's on the same starts) with a bootstrap confidence interval that resamples
+    the pairs together, so a reader sees how far a share on a dozen starts could move."""
+    _check_bootstrap_args(n_bootstrap, confidence)
+    planned = _as_episode_array(values, "values")
+    reference = _as_episode_array(baseline, "baseline")
+    if len(planned) != len(reference) or len(planned) < 2:
+        raise ValueError(
+            f"{len(planned)} values against {len(reference)} of the baseline: pair them on the "
+            "same starts, at least 2"
+        )
+    pairs = rng.integers(0, len(planned), size=(n_bootstrap, len(planned)))
+    reference_means = reference[pairs].mean(axis=1)
+    if reference.mean() <= 0 or np.any(reference_means <= 0):
+        raise ValueError("the baseline's mean must be positive for a share of it")
+    draws = planned[pairs].mean(axis=1) / reference_means
+    return _with_ci(float(planned.mean() / reference.mean()), draws, confidence)
 
 
 # The metric functions below assume validated means. A bootstrap draw can still make every real
