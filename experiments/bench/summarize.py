@@ -79,6 +79,32 @@ def _ranking_section(
     return lines
 
 
+def _wide_ranking_section() -> list[str]:
+    """The spine's ranking on 64 matched starts (``make rank-wide``), the report's 16 among
+    them: how far the report's agreement is its few starts' luck."""
+    report, wide = _load("ranking/metrics.json"), _load("ranking64/metrics.json")
+    command = "make rank-wide"
+    if report is None or wide is None:
+        return _not_measured(command)
+    first = report["extra"]["seeds"]
+    if wide["extra"]["seeds"][: len(first)] != first:
+        raise ValueError("ranking64's first starts must be the report's: rerun make rank-wide")
+    value = {
+        name: (report["metrics"][name]["value"], wide["metrics"][name]["value"])
+        for name in ("spearman", "mmrv")
+    }
+    return [
+        f"The same ranking on {wide['extra']['episodes_per_policy']} matched starts, the "
+        f"report's {len(first)} first (`{command}`): Spearman ρ {value['spearman'][0]:.3f} "
+        f"and MMRV {value['mmrv'][0]:.3f} on the report's starts, "
+        f"{value['spearman'][1]:.3f} and {value['mmrv'][1]:.3f} on all of them. More "
+        "starts measure each policy's real return more tightly, so these are the "
+        "figures to judge the world model by.",
+        "",
+        *_ranking_section("ranking64", command),
+    ]
+
+
 def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking") -> list[str]:
     r = _load(f"{name}.json")
     closed = _load(f"{ranking}/metrics.json")
@@ -2333,6 +2359,8 @@ def render() -> str:
         "## Policy ranking: WFM-Driving-v0 against the real highway-env",
         "",
         *_ranking_section(),
+        "",
+        *_wide_ranking_section(),
         "",
         *_diagnosis_section(),
         "",
