@@ -282,8 +282,8 @@ bench-backends: $(STAMP)
 	$(PY) -m experiments.bench.wfm_backends
 	$(PY) -m experiments.bench.wfm_backends --draws greedy
 	$(PY) -m experiments.bench.synthetic_yield
-	$(PY) -m experiments.rank_policies backend=diffusion out_dir=experiments/results/ranking_diffusion
-	$(PY) -m experiments.rank_policies backend=autoregressive out_dir=experiments/results/ranking_autoregressive
+	$(PY) -m experiments.rank_policies backend=diffusion end_reading=drawn out_dir=experiments/results/ranking_diffusion
+	$(PY) -m experiments.rank_policies backend=autoregressive end_reading=drawn out_dir=experiments/results/ranking_autoregressive
 	$(PY) -m experiments.bench.summarize
 
 # Guardrails: retrain the prompt classifier (deterministic) and re-calibrate the video guard

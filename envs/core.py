@@ -25,7 +25,7 @@ from world_models import (
     load_start_contexts,
 )
 from world_models.action_model import is_action_model
-from world_models.model import ImaginedStep
+from world_models.model import END_READINGS, ImaginedStep, WorldModel
 
 
 def action_space_of(
@@ -124,15 +124,32 @@ class WorldModelCore:
     """B imagined trajectories of one world model, stepped together under ``no_grad``.
 
     ``temperature`` sharpens (< 1) or flattens (> 1) a discrete model's token distributions;
-    0 takes the most likely tokens.
+    0 takes the most likely tokens. ``end_reading`` is what the termination head reads
+    (``WorldModel.imagine``): the drawn next frame, or a discrete model's expected one.
     """
 
-    def __init__(self, model: EnvModel, batch_size: int, temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        model: EnvModel,
+        batch_size: int,
+        temperature: float = 1.0,
+        end_reading: str = "drawn",
+    ) -> None:
         config = model.config
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if end_reading not in END_READINGS:
+            raise ValueError(f"end_reading must be one of {END_READINGS}, got {end_reading!r}")
+        if end_reading == "expected" and not (
+            isinstance(model, WorldModel) and model.config.discrete
+        ):
+            raise ValueError(
+                "end_reading='expected' needs a discrete MaskGIT world model (backend maskgit); "
+                "this one's termination head reads the drawn frame"
+            )
         self.model = model.eval()
         self.temperature = temperature
+        self.end_reading = end_reading
         self.device = next(model.parameters()).device
         self.batch_size = batch_size
         shape = (batch_size, config.context, *model.latent_shape)
@@ -181,6 +198,7 @@ class WorldModelCore:
             self.actions,
             None if uniforms is None else uniforms.to(self.device),
             self.temperature,
+            self.end_reading,
         )
         self.latents = torch.cat([self.latents[:, 1:], imagined.latent[:, None]], dim=1)
         placeholder = padding_action_tensor(self.model.config, (self.batch_size, 1), self.device)

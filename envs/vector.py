@@ -64,6 +64,7 @@ class WFMVectorEnv(VectorEnv):
         temperature: float = 1.0,
         backend: str = "maskgit",
         decode_rounds: int | None = None,
+        end_reading: str = "drawn",
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -88,7 +89,9 @@ class WFMVectorEnv(VectorEnv):
             decode_rounds=decode_rounds,
         )
         self.num_envs = num_envs
-        self.core = WorldModelCore(self.model, batch_size=num_envs, temperature=temperature)
+        self.core = WorldModelCore(
+            self.model, batch_size=num_envs, temperature=temperature, end_reading=end_reading
+        )
         self.termination = termination
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode

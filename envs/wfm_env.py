@@ -159,6 +159,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
     | temperature | 1.0 | how freely the next frame is drawn: token temperature, or the diffusion noise scale (0: the most likely frame) |
     | backend | `"maskgit"` | `"maskgit"` (the committed model), `"diffusion"` or `"autoregressive"`: a pre-trained WFM post-trained on actions (`make post-train`; see `envs.core.backend_checkpoint`) |
     | decode_rounds | `None` | MaskGIT rounds a frame is drawn in (None: the checkpoint's, 8 for the driving model); more keep more of an uncertain car and cost time |
+    | end_reading | `"drawn"` | what the termination head reads: the drawn next frame, or `"expected"` the MaskGIT model's belief about it (its token probabilities before any is drawn), which keeps the crashes a draw leaves out |
     | render_mode | `None` | `"rgb_array"` returns the imagined frame |
 
     ## Info
@@ -179,6 +180,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         temperature: float = 1.0,
         backend: str = "maskgit",
         decode_rounds: int | None = None,
+        end_reading: str = "drawn",
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
@@ -192,7 +194,9 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
             backend=backend,
             decode_rounds=decode_rounds,
         )
-        self.core = WorldModelCore(self.model, batch_size=1, temperature=temperature)
+        self.core = WorldModelCore(
+            self.model, batch_size=1, temperature=temperature, end_reading=end_reading
+        )
         self.termination = termination
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, 255, (frame_size, frame_size, 3), np.uint8)

@@ -57,6 +57,9 @@ class RankConfig:
     head (see ``run_wfm_episodes``), the same mean without the termination draws' noise."""
     temperature: float = 1.0
     """A discrete world model's token sampling temperature (0: its most likely tokens)."""
+    end_reading: str = "drawn"
+    """What the termination head reads (``WorldModel.imagine``): the drawn next frame, or
+    ``expected``, a MaskGIT model's belief about it."""
     wfm_samples: int = 1
     """Imagined episodes per matched start (each drawn with its own seed, see
     ``imagined_starts``); a policy's WFM return for a start is their mean. One real episode
@@ -218,6 +221,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         "termination": config.termination,
         "device": config.device,
         "temperature": config.temperature,
+        "end_reading": config.end_reading,
     }
     wfm_env = gym.make(task.wfm_env_id, **env_kwargs)
     warmup = [task.neutral_action] * config.warmup_steps
@@ -270,6 +274,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         "policy_steps_per_episode": max_steps,
         "termination": config.termination,
         "temperature": config.temperature,
+        "end_reading": config.end_reading,
         "evaluation_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "wfm_samples_per_start": config.wfm_samples,
         "wfm_batch": len(wfm_starts),

@@ -190,12 +190,19 @@ class ActionModel(nn.Module):
         actions: torch.Tensor,
         uniforms: torch.Tensor | None = None,
         temperature: float = 1.0,
+        end_reading: str = "drawn",
     ) -> ImaginedStep:
         """Advance a batch one step, as ``WorldModel.imagine``: latents (B, K, C, h, w) the
         last K latents, actions (B, K) (or (B, K, A)) taken from them, the last being the one
         to imagine now; ``uniforms`` (B, *draw_shape) in [0, 1) draw the next frame (without
         them: zero noise for diffusion, the most likely tokens for the autoregressive
-        model); ``temperature`` scales the noise or the logits (0 = deterministic)."""
+        model); ``temperature`` scales the noise or the logits (0 = deterministic). The
+        termination head reads the drawn frame: ``end_reading`` must be ``"drawn"``."""
+        if end_reading != "drawn":
+            raise ValueError(
+                f"end_reading={end_reading!r} is the MaskGIT world model's; the "
+                f"{self.config.backend} backend's termination head reads the drawn frame"
+            )
         b = latents.shape[0]
         if uniforms is not None and tuple(uniforms.shape) != (b, *self.draw_shape):
             raise ValueError(

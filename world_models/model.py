@@ -51,6 +51,10 @@ def build_frame_tokenizer(config: WorldModelConfig) -> PerFrameTokenizer:
     return FrameTokenizer(config) if family is None else FrameCoder(VideoTokenizer(family))
 
 
+END_READINGS = ("drawn", "expected")
+"""What a world model's termination head may read (``WorldModel.imagine``)."""
+
+
 @dataclass
 class ImaginedStep:
     """One imagined transition for a batch: latent (B, C, h, w), reward (B,), end prob (B,)."""
@@ -125,6 +129,7 @@ class WorldModel(nn.Module):
         actions: torch.Tensor,
         uniforms: torch.Tensor | None = None,
         temperature: float = 1.0,
+        end_reading: str = "drawn",
     ) -> ImaginedStep:
         """Advance a batch one step.
 
@@ -133,13 +138,28 @@ class WorldModel(nn.Module):
         tokens with ``draw_next_tokens`` from ``uniforms`` (B, decode_rounds, 2, h, w) in [0, 1),
         so the caller owns the randomness; without them it takes the most likely tokens. A
         continuous model ignores both.
+
+        ``end_reading`` says which next latent the termination head reads: ``"drawn"`` the
+        frame just drawn, or (discrete models) ``"expected"`` the model's belief about it, the
+        FSQ values averaged under its temperature-1 token probabilities before any position is
+        decided. A draw can leave out a car the model half expects, and with it the crash; the
+        belief keeps it. The reward always reads the drawn frame.
         """
-        if self.config.discrete:
-            tokens = self.draw_next_tokens(latents, actions, uniforms, temperature)
-            next_latent = self.tokenizer.from_indices(tokens)
-        else:
+        if end_reading not in END_READINGS:
+            raise ValueError(f"end_reading must be one of {END_READINGS}, got {end_reading!r}")
+        if not self.config.discrete:
+            if end_reading != "drawn":
+                raise ValueError("end_reading='expected' needs a discrete (token) world model")
             next_latent = self.dynamics(latents, actions)
+            reward, end_logit = self.heads(latents, actions, next_latent)
+            return ImaginedStep(next_latent, reward, torch.sigmoid(end_logit))
+        tokens, belief = self._draw_next_tokens(
+            latents, actions, uniforms, temperature, with_belief=end_reading == "expected"
+        )
+        next_latent = self.tokenizer.from_indices(tokens)
         reward, end_logit = self.heads(latents, actions, next_latent)
+        if belief is not None:
+            _, end_logit = self.heads(latents, actions, belief.to(next_latent.dtype))
         return ImaginedStep(next_latent, reward, torch.sigmoid(end_logit))
 
     def draw_next_tokens(
@@ -157,7 +177,21 @@ class WorldModel(nn.Module):
         1 - cos(pi/2 (r+1)/R) of the frame is decided and every later draw sees it. Drawing
         all positions at once instead (``decode_rounds=1``) makes an uncertain car come out as
         scattered fragments."""
+        return self._draw_next_tokens(latents, actions, uniforms, temperature)[0]
+
+    def _draw_next_tokens(
+        self,
+        latents: torch.Tensor,
+        actions: torch.Tensor,
+        uniforms: torch.Tensor | None,
+        temperature: float,
+        with_belief: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``draw_next_tokens``'s tokens (B, h, w) and, ``with_belief``, from its first round
+        (every position open) the expected next latent (B, C, h, w) under temperature-1 token
+        probabilities (else None)."""
         rounds = self.config.decode_rounds
+        belief = None
         b, _, _, h, w = latents.shape
         if uniforms is not None and uniforms.shape != (b, rounds, 2, h, w):
             raise ValueError(
@@ -171,9 +205,10 @@ class WorldModel(nn.Module):
             planes = known_planes(self.tokenizer.from_indices(tokens).to(latents.dtype), known)
             features = self.dynamics.token_features(latents, actions, planes)
             undecided = ~known  # logits only where the frame is still open
-            log_probs = token_log_probs(
-                self.dynamics.token_logits(features[undecided]), temperature
-            )
+            logits = self.dynamics.token_logits(features[undecided])
+            if r == 0 and with_belief:  # every position open: the belief about the frame
+                belief = self._expected_latent(logits, (b, h, w))
+            log_probs = token_log_probs(logits, temperature)
             draws = None
             if uniforms is not None and temperature != 0:
                 draws = uniforms[:, r, 0][undecided]
@@ -192,7 +227,16 @@ class WorldModel(nn.Module):
             decided = math.ceil(positions * (1 - math.cos(math.pi / 2 * (r + 1) / rounds)))
             order = confidence.argsort(dim=1, descending=True, stable=True)[:, :decided]
             known = torch.zeros_like(known).flatten(1).scatter_(1, order, True).view(b, h, w)
-        return tokens
+        return tokens, belief
+
+    def _expected_latent(self, logits: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """Token logits (B*h*w, V) of every position -> the expected latent (B, C, h, w): each
+        position's FSQ values averaged under softmax(logits)."""
+        vocabulary = logits.shape[-1]
+        ids = torch.arange(vocabulary, device=logits.device).view(1, vocabulary, 1)
+        codebook = self.tokenizer.from_indices(ids)[0, :, :, 0].T  # (V, C)
+        expected = torch.softmax(logits.float(), dim=-1) @ codebook.float()
+        return expected.view(*grid, -1).permute(0, 3, 1, 2)
 
     def save(
         self,

@@ -89,6 +89,12 @@ def _wide_ranking_section() -> list[str]:
     first = report["extra"]["seeds"]
     if wide["extra"]["seeds"][: len(first)] != first:
         raise ValueError("ranking64's first starts must be the report's: rerun make rank-wide")
+    readings = [run["extra"].get("end_reading", "drawn") for run in (report, wide)]
+    if readings[0] != readings[1]:
+        raise ValueError(
+            f"the report's termination head read the {readings[0]} frame, ranking64's the "
+            f"{readings[1]} one: rerun make rank-wide"
+        )
     value = {
         name: (report["metrics"][name]["value"], wide["metrics"][name]["value"])
         for name in ("spearman", "mmrv")
@@ -2219,8 +2225,9 @@ def _backend_rankings() -> list[str]:
         return []
     lines = [
         "The policy ranking of the spine re-run on each backend (`python -m "
-        "experiments.rank_policies backend=<backend> out_dir=experiments/results/"
-        "ranking_<backend>`; 95% bootstrap intervals in each report):",
+        "experiments.rank_policies backend=<backend> end_reading=drawn out_dir=experiments/"
+        "results/ranking_<backend>`, their termination heads reading the drawn frame; 95% "
+        "bootstrap intervals in each report):",
         "",
         "| backend | temperature | Spearman ρ | Kendall τ | MMRV | regret@1 | WFM evaluation "
         "time |",

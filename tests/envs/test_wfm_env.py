@@ -85,6 +85,21 @@ def test_never_terminating_env_reports_the_hazard_it_would_have_drawn(
     assert not any(never.step(2)[2] for _ in range(40))
 
 
+def test_the_expected_end_reading_changes_only_the_hazard(tiny_checkpoint: Path) -> None:
+    drawn = WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", termination="never")
+    expected = WFMEnv(
+        checkpoint=str(tiny_checkpoint), device="cpu", termination="never", end_reading="expected"
+    )
+    drawn.reset(seed=5)
+    expected.reset(seed=5)
+    step_drawn, step_expected = drawn.step(2), expected.step(2)
+    assert np.array_equal(step_drawn[0], step_expected[0])
+    assert step_drawn[1] == step_expected[1]
+    assert step_drawn[4]["end_probability"] != step_expected[4]["end_probability"]
+    with pytest.raises(ValueError, match="end_reading must be one of"):
+        WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", end_reading="soft")
+
+
 def test_unknown_termination_rule_is_refused(tiny_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="termination must be one of"):
         WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", termination="sometimes")

@@ -60,12 +60,14 @@ def test_ranking_report_on_a_tiny_checkpoint(tmp_path: Path, tiny_checkpoint: Pa
     assert {"spearman", "kendall", "pearson", "mmrv", "regret_at_1"} <= set(metrics["metrics"])
 
 
-def test_batched_wfm_episodes_match_single_env_episodes(tiny_checkpoint: Path) -> None:
+@pytest.mark.parametrize("end_reading", ["drawn", "expected"])
+def test_batched_wfm_episodes_match_single_env_episodes(
+    tiny_checkpoint: Path, end_reading: str
+) -> None:
     starts = matched_starts(make_driving_env(), first_seed=3, count=3, warmup=[1])
-    single = gym.make(envs.DRIVING_ID, checkpoint=str(tiny_checkpoint), device="cpu")
-    vector = WFMVectorEnv(
-        num_envs=3, checkpoint=str(tiny_checkpoint), device="cpu", max_episode_steps=8
-    )
+    env_kwargs = {"checkpoint": str(tiny_checkpoint), "device": "cpu", "end_reading": end_reading}
+    single = gym.make(envs.DRIVING_ID, **env_kwargs)
+    vector = WFMVectorEnv(num_envs=3, max_episode_steps=8, **env_kwargs)
     policy = RandomPolicy()
     batched, steps = run_wfm_episodes(vector, policy, starts, max_steps=8, neutral=1)
     one_by_one = [run_episode(single, policy, s, real=False, max_steps=8) for s in starts]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,14 +32,27 @@ def test_the_wide_ranking_is_quoted_beside_the_reports(
     assert f"× {wide['extra']['episodes_per_policy']} matched episodes" in text
 
 
+def _refused_with(tmp_path: Path, key: str, value: Any, message: str) -> None:
+    """The wide ranking's ``extra[key]`` set to ``value`` makes the section refuse it."""
+    _copy_rankings(tmp_path)
+    path = tmp_path / "ranking64" / "metrics.json"
+    wide = json.loads(path.read_text())
+    wide["extra"][key] = value
+    path.write_text(json.dumps(wide))
+    with pytest.raises(ValueError, match=message):
+        summarize._wide_ranking_section()
+
+
 def test_a_wide_ranking_from_other_starts_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
-    _copy_rankings(tmp_path)
-    path = tmp_path / "ranking64" / "metrics.json"
-    wide = json.loads(path.read_text())
-    wide["extra"]["seeds"] = [seed + 1 for seed in wide["extra"]["seeds"]]
-    path.write_text(json.dumps(wide))
-    with pytest.raises(ValueError, match="report's"):
-        summarize._wide_ranking_section()
+    seeds = json.loads((COMMITTED / "ranking64" / "metrics.json").read_text())["extra"]["seeds"]
+    _refused_with(tmp_path, "seeds", [seed + 1 for seed in seeds], "report's")
+
+
+def test_a_wide_ranking_with_another_end_reading_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
+    _refused_with(tmp_path, "end_reading", "other", "termination head read")

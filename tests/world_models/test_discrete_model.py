@@ -163,3 +163,35 @@ def test_token_logits_from_features_equal_the_dynamics_logits() -> None:
         logits = model.dynamics(latents, actions, planes).movedim(1, -1)
         features = model.dynamics.token_features(latents, actions, planes)
         torch.testing.assert_close(model.dynamics.token_logits(features[~known]), logits[~known])
+
+
+def test_the_expected_end_reading_reads_the_belief_before_any_token_is_drawn() -> None:
+    model = _model()
+    latents, actions = _context(model, batch=4)
+    uniforms = _uniforms(4, seed=1)
+    drawn = model.imagine(latents, actions, uniforms, temperature=0.4)
+    expected = model.imagine(latents, actions, uniforms, 0.4, end_reading="expected")
+    # the frame and reward are the draw's either way; only the end probability differs
+    assert torch.equal(expected.latent, drawn.latent)
+    assert torch.equal(expected.reward, drawn.reward)
+    b, _, c, h, w = latents.shape
+    nothing_known = known_planes(latents.new_zeros((b, c, h, w)), torch.zeros((b, h, w)).bool())
+    logits = model.dynamics.token_logits(
+        model.dynamics.token_features(latents, actions, nothing_known)
+    )
+    ids = torch.arange(CONFIG.codebook_size).view(1, -1, 1)
+    codebook = model.tokenizer.from_indices(ids)[0, :, :, 0].T
+    belief = (torch.softmax(logits, dim=-1) @ codebook).permute(0, 3, 1, 2)
+    _, end_logit = model.heads(latents, actions, belief)
+    torch.testing.assert_close(expected.end_probability, torch.sigmoid(end_logit))
+    assert not torch.allclose(expected.end_probability, drawn.end_probability)
+
+
+def test_an_unknown_end_reading_is_refused() -> None:
+    model = _model()
+    latents, actions = _context(model, batch=1)
+    with pytest.raises(ValueError, match="end_reading"):
+        model.imagine(latents, actions, end_reading="soft")
+    continuous = WorldModel(dataclasses.replace(CONFIG, fsq_levels=[], latent_channels=3))
+    with pytest.raises(ValueError, match="discrete"):
+        continuous.imagine(latents, actions, end_reading="expected")
