@@ -25,7 +25,7 @@ from world_models import (
     load_start_contexts,
 )
 from world_models.action_model import is_action_model
-from world_models.model import END_READINGS, ImaginedStep, WorldModel
+from world_models.model import ImaginedStep, WorldModel, check_end_reading
 
 
 def action_space_of(
@@ -138,15 +138,7 @@ class WorldModelCore:
         config = model.config
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if end_reading not in END_READINGS:
-            raise ValueError(f"end_reading must be one of {END_READINGS}, got {end_reading!r}")
-        if end_reading == "expected" and not (
-            isinstance(model, WorldModel) and model.config.discrete
-        ):
-            raise ValueError(
-                "end_reading='expected' needs a discrete MaskGIT world model (backend maskgit); "
-                "this one's termination head reads the drawn frame"
-            )
+        check_end_reading(end_reading, isinstance(model, WorldModel) and model.config.discrete)
         self.model = model.eval()
         self.temperature = temperature
         self.end_reading = end_reading

@@ -45,7 +45,7 @@ from world_models.checkpoint_folder import (
 )
 from world_models.config import WorldModelConfig
 from world_models.heads import RewardEndHead
-from world_models.model import STARTS_FILE, ImaginedStep
+from world_models.model import STARTS_FILE, ImaginedStep, check_end_reading
 from world_models.tokenizer import FrameCoder
 
 FORMAT = "wfm_sim.action_model/1"
@@ -198,11 +198,7 @@ class ActionModel(nn.Module):
         them: zero noise for diffusion, the most likely tokens for the autoregressive
         model); ``temperature`` scales the noise or the logits (0 = deterministic). The
         termination head reads the drawn frame: ``end_reading`` must be ``"drawn"``."""
-        if end_reading != "drawn":
-            raise ValueError(
-                f"end_reading={end_reading!r} is the MaskGIT world model's; the "
-                f"{self.config.backend} backend's termination head reads the drawn frame"
-            )
+        check_end_reading(end_reading, discrete=False)
         b = latents.shape[0]
         if uniforms is not None and tuple(uniforms.shape) != (b, *self.draw_shape):
             raise ValueError(

@@ -55,6 +55,18 @@ END_READINGS = ("drawn", "expected")
 """What a world model's termination head may read (``WorldModel.imagine``)."""
 
 
+def check_end_reading(end_reading: str, discrete: bool) -> None:
+    """Refuse, by name, an end reading that is not one of ``END_READINGS`` or that a model
+    cannot give: only a discrete (MaskGIT) world model has a belief about its next frame."""
+    if end_reading not in END_READINGS:
+        raise ValueError(f"end_reading must be one of {END_READINGS}, got {end_reading!r}")
+    if end_reading == "expected" and not discrete:
+        raise ValueError(
+            "end_reading='expected' needs a discrete MaskGIT world model (backend maskgit); "
+            "this one's termination head reads the drawn frame"
+        )
+
+
 @dataclass
 class ImaginedStep:
     """One imagined transition for a batch: latent (B, C, h, w), reward (B,), end prob (B,)."""
@@ -145,18 +157,15 @@ class WorldModel(nn.Module):
         decided. A draw can leave out a car the model half expects, and with it the crash; the
         belief keeps it. The reward always reads the drawn frame.
         """
-        if end_reading not in END_READINGS:
-            raise ValueError(f"end_reading must be one of {END_READINGS}, got {end_reading!r}")
-        if not self.config.discrete:
-            if end_reading != "drawn":
-                raise ValueError("end_reading='expected' needs a discrete (token) world model")
+        check_end_reading(end_reading, self.config.discrete)
+        belief = None
+        if self.config.discrete:
+            tokens, belief = self._draw_next_tokens(
+                latents, actions, uniforms, temperature, with_belief=end_reading == "expected"
+            )
+            next_latent = self.tokenizer.from_indices(tokens)
+        else:
             next_latent = self.dynamics(latents, actions)
-            reward, end_logit = self.heads(latents, actions, next_latent)
-            return ImaginedStep(next_latent, reward, torch.sigmoid(end_logit))
-        tokens, belief = self._draw_next_tokens(
-            latents, actions, uniforms, temperature, with_belief=end_reading == "expected"
-        )
-        next_latent = self.tokenizer.from_indices(tokens)
         reward, end_logit = self.heads(latents, actions, next_latent)
         if belief is not None:
             _, end_logit = self.heads(latents, actions, belief.to(next_latent.dtype))
