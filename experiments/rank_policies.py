@@ -128,17 +128,29 @@ def run_episode(
     return total, frames, actions
 
 
+@dataclass(frozen=True)
+class ImaginedEpisodes:
+    """What ``run_wfm_episodes`` measured, one entry per member: ``returns``; ``ended``, the
+    probability that the episode ended before its time limit (with ``termination="never"``
+    one minus the chance that no step ended it, else 1 or 0 as it did); ``steps``, the
+    policy steps taken in all."""
+
+    returns: list[float]
+    ended: list[float]
+    steps: int
+
+
 def run_wfm_episodes(
     vector_env: WFMVectorEnv,
     policy: Policy,
     starts: Sequence[MatchedStart],
     max_steps: int,
     neutral: Any,
-) -> tuple[list[float], int]:
+) -> ImaginedEpisodes:
     """``policy`` from every start at once, one member of ``vector_env`` per start (batched
-    world-model inference): (returns, policy steps taken). Member i is seeded and started as
-    ``run_episode`` starts the single env, so both give the same episodes; finished members
-    are sent the ``neutral`` action, which they ignore.
+    world-model inference). Member i is seeded and started as ``run_episode`` starts the
+    single env, so both give the same episodes; finished members are sent the ``neutral``
+    action, which they ignore.
 
     With a vector env that never terminates (``termination="never"``) a return is the
     episode's expected return under the termination head: step t's reward weighted by the
@@ -153,6 +165,7 @@ def run_wfm_episodes(
     totals = np.zeros(len(starts))
     still_running = np.ones(len(starts))  # the chance no earlier step ended the episode
     live = np.ones(len(starts), dtype=bool)
+    ended = np.zeros(len(starts))
     taken = 0
     for _ in range(max_steps):
         if not live.any():
@@ -165,8 +178,11 @@ def run_wfm_episodes(
         if vector_env.termination == "never":
             still_running *= 1.0 - info["end_probability"]
         taken += int(live.sum())
+        ended[live & terminated] = 1.0
         live &= ~(terminated | truncated)
-    return totals.tolist(), taken
+    if vector_env.termination == "never":
+        ended = 1.0 - still_running
+    return ImaginedEpisodes(totals.tolist(), ended.tolist(), taken)
 
 
 def task_vector_env(task: Task, num_envs: int, max_steps: int, **env_kwargs: Any) -> WFMVectorEnv:
@@ -247,12 +263,10 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
                 imagined = replay_actions(wfm_env.unwrapped, start, actions)
                 rollouts.append(RolloutPair(policy.name, np.stack(real_frames), imagined))
         started = time.perf_counter()
-        wfm_returns, wfm_steps = run_wfm_episodes(
-            vector_env, policy, wfm_starts, max_steps, task.neutral_action
-        )
+        imagined = run_wfm_episodes(vector_env, policy, wfm_starts, max_steps, task.neutral_action)
         seconds["wfm"] += time.perf_counter() - started
-        steps["wfm"] += wfm_steps
-        per_start = np.reshape(wfm_returns, (config.wfm_samples, len(starts))).mean(0)
+        steps["wfm"] += imagined.steps
+        per_start = np.reshape(imagined.returns, (config.wfm_samples, len(starts))).mean(0)
         results.append(PolicyResult(policy.name, real_returns, per_start.tolist()))
         bar.update(1)
     bar.close()

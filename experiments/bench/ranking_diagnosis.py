@@ -27,8 +27,16 @@ A model that lets cars fade away imagines fewer crashes than the real road holds
 probability that the episode imagined under the same actions has ended (termination head) by
 one step after the real crash.
 
+**Ends before the time limit** compares how often episodes end early (for driving: crash)
+in the real env and in closed-loop imagination, where the imagined figure is the termination
+head's probability that the episode ended: a head that tells the policies apart gives the
+crash-prone ones far more ends than the careful ones, as the real road does.
+
 Returns are expected returns under the termination head: step t's reward weighted by the
-probability that no earlier step ended the episode, so they are deterministic.
+probability that no earlier step ended the episode, so they are deterministic. Every score
+uses the ranking report's settings (its Hydra config: token temperature, what the
+termination head reads, imagined episodes per start), so the closed-loop scores are the
+report's; open-loop and teacher-forced steps take the model's most likely frames.
 
     python -m experiments.bench.ranking_diagnosis [--task driving] [--episodes 16]
         [--temperatures 0.4 1.0]
@@ -42,12 +50,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra import compose, initialize
 from tqdm.auto import tqdm
 
 import world_models
 from envs.core import WorldModelCore
 from experiments.bench.common import write_result
-from experiments.rank_policies import MatchedStart, matched_starts, run_episode
+from experiments.config import to_dataclass
+from experiments.rank_policies import (
+    MatchedStart,
+    RankConfig,
+    imagined_starts,
+    matched_starts,
+    run_episode,
+    run_wfm_episodes,
+    task_vector_env,
+)
 from experiments.tasks import Task, get_task
 from policies import Policy
 from wfm_sim.evaluation import ranking_metrics
@@ -59,9 +77,21 @@ def _action_tensor(actions: Any, model: WorldModel) -> torch.Tensor:
     return torch.as_tensor(np.asarray(actions), dtype=dtype)
 
 
+def report_settings(task: Task) -> RankConfig:
+    """The ranking report's settings for ``task`` (``rank_policies[_<task>].yaml``): the
+    diagnosis scores with the same temperature, end reading and imagined draws."""
+    name = "rank_policies" if task.name == "driving" else f"rank_policies_{task.name}"
+    with initialize(version_base=None, config_path="../conf"):
+        return to_dataclass(compose(name), RankConfig)
+
+
 @torch.no_grad()
 def teacher_forced_return(
-    model: WorldModel, start: MatchedStart, frames: np.ndarray, actions: list[Any]
+    model: WorldModel,
+    start: MatchedStart,
+    frames: np.ndarray,
+    actions: list[Any],
+    end_reading: str = "drawn",
 ) -> float:
     """Expected learned return of a real episode scored step by step on real contexts.
 
@@ -74,7 +104,7 @@ def teacher_forced_return(
     all_actions = [*start.actions, *actions]
     first = len(start.frames) - 1  # index of the frame the policy first acted on
     steps = range(first, first + len(actions))
-    core = WorldModelCore(model, batch_size=len(actions))
+    core = WorldModelCore(model, batch_size=len(actions), end_reading=end_reading)
     core.reset(
         torch.as_tensor(np.stack([all_frames[now - k + 1 : now + 1] for now in steps])),
         _action_tensor(
@@ -89,10 +119,12 @@ def teacher_forced_return(
 
 
 def _core_at_starts(
-    model: WorldModel, starts: list[MatchedStart], temperature: float
+    model: WorldModel, starts: list[MatchedStart], temperature: float, end_reading: str
 ) -> WorldModelCore:
     """One imagined trajectory per matched start, each reset to its real warm-up context."""
-    core = WorldModelCore(model, batch_size=len(starts), temperature=temperature)
+    core = WorldModelCore(
+        model, batch_size=len(starts), temperature=temperature, end_reading=end_reading
+    )
     core.reset(
         torch.as_tensor(np.stack([s.frames for s in starts])),
         _action_tensor(np.stack([np.asarray(s.actions) for s in starts]), model),
@@ -111,11 +143,12 @@ def open_loop_returns(
     starts: list[MatchedStart],
     episodes: list[tuple[list[np.ndarray], list[Any]]],
     policy: Policy,
+    end_reading: str = "drawn",
 ) -> tuple[list[float], float]:
     """Expected learned return of each real (frames, actions) episode, imagined from its real
-    start under its real actions; and the policy's action agreement on imagined against real
-    frames along the way."""
-    core = _core_at_starts(model, starts, temperature=1.0)
+    start under its real actions (the model's most likely frames); and the policy's action
+    agreement on imagined against real frames along the way."""
+    core = _core_at_starts(model, starts, temperature=1.0, end_reading=end_reading)
     actions = [a for _, a in episodes]
     longest = max(len(a) for a in actions)
     totals = np.zeros(len(starts))
@@ -191,11 +224,12 @@ def along_real_actions(
     episodes: list[tuple[list[np.ndarray], list[Any]]],
     crashed: list[bool],
     temperature: float,
+    end_reading: str = "drawn",
 ) -> AlongRealActions:
     """Each real episode imagined from its start under its real actions (drawn at
     ``temperature``, member i from a generator seeded by its start), scored against it;
     ``crashed[i]``: whether real episode i ended in a crash at its last step."""
-    core = _core_at_starts(model, starts, temperature)
+    core = _core_at_starts(model, starts, temperature, end_reading)
     rngs = [np.random.default_rng(s.seed) for s in starts]
     actions = [a for _, a in episodes]
     lengths = np.array([len(a) for a in actions])
@@ -235,17 +269,33 @@ def diagnose(
     seed: int,
     warmup: int,
     temperatures: list[float],
+    settings: RankConfig,
 ) -> dict:
-    """Real, teacher-forced and open-loop returns per policy, and their ranking metrics."""
+    """Real, closed-loop, open-loop and teacher-forced returns per policy, and their ranking
+    metrics; the world model scores with the report's ``settings``."""
     model = world_models.load(checkpoint).eval()
+    reading = settings.end_reading
     real_env = task.make_real_env()
     starts = matched_starts(real_env, seed, episodes, [task.neutral_action] * warmup)
     max_steps = task.episode_steps - warmup
+    copies = imagined_starts(starts, settings.wfm_samples)
+    vector_env = task_vector_env(
+        task,
+        len(copies),
+        max_steps,
+        checkpoint=checkpoint,
+        termination="never",
+        temperature=settings.temperature,
+        end_reading=reading,
+        device="cpu",
+    )
     zoo: list[Policy] = list(task.load_zoo())
     real: dict[str, list[float]] = {}
+    closed: dict[str, list[float]] = {}
     teacher: dict[str, list[float]] = {}
     open_loop: dict[str, list[float]] = {}
     length: dict[str, list[float]] = {}
+    end_rate: dict[str, dict[str, float]] = {}
     agreement: dict[str, float] = {}
     ceiling: dict[str, float] = {}
     along: dict[str, dict[str, AlongRealActions]] = {}
@@ -253,20 +303,27 @@ def diagnose(
         runs = [run_episode(real_env, policy, s, real=True, max_steps=max_steps) for s in starts]
         real_episodes = [(f, a) for _, f, a in runs]
         real[policy.name] = [r for r, _, _ in runs]
+        imagined = run_wfm_episodes(vector_env, policy, copies, max_steps, task.neutral_action)
+        shape = (settings.wfm_samples, len(starts))
+        closed[policy.name] = np.reshape(imagined.returns, shape).mean(0).tolist()
+        end_rate[policy.name] = {
+            "real": float(np.mean([len(a) < max_steps for _, a in real_episodes])),
+            "imagined": float(np.mean(imagined.ended)),
+        }
         teacher[policy.name] = [
-            teacher_forced_return(model, s, np.stack(f), a)
+            teacher_forced_return(model, s, np.stack(f), a, reading)
             for s, (_, f, a) in zip(starts, runs, strict=True)
         ]
         length[policy.name] = [float(len(a)) for _, _, a in runs]
         open_loop[policy.name], agreement[policy.name] = open_loop_returns(
-            model, starts, real_episodes, policy
+            model, starts, real_episodes, policy, reading
         )
         ceiling[policy.name] = reconstruction_agreement(model, starts, real_episodes, policy)
         if task.name == "driving":
             # the driving env truncates only at its duration: an earlier end is a crash
             crashed = [len(a) < max_steps for _, a in real_episodes]
             along[policy.name] = {
-                f"{t:g}": along_real_actions(model, starts, real_episodes, crashed, t)
+                f"{t:g}": along_real_actions(model, starts, real_episodes, crashed, t, reading)
                 for t in temperatures
             }
     real_env.close()
@@ -280,12 +337,17 @@ def diagnose(
         "checkpoint": checkpoint,
         "episodes_per_policy": episodes,
         "warmup_steps": warmup,
+        "temperature": settings.temperature,
+        "end_reading": reading,
+        "wfm_samples_per_start": settings.wfm_samples,
         "mean_returns": {
             name: {
                 "real": float(np.mean(real[name])),
+                "closed_loop": float(np.mean(closed[name])),
                 "teacher_forced": float(np.mean(teacher[name])),
                 "open_loop": float(np.mean(open_loop[name])),
                 "real_steps": float(np.mean(length[name])),
+                "ends_before_time_limit": end_rate[name],
                 "action_agreement": agreement[name],
                 "reconstruction_agreement": ceiling[name],
                 **(_along_fields(along[name]) if name in along else {}),
@@ -293,6 +355,7 @@ def diagnose(
             for name in real
         },
         "metrics": {
+            "closed_loop": metrics(closed),
             "teacher_forced": metrics(teacher),
             "open_loop": metrics(open_loop),
             "length_only": metrics(length),
@@ -330,6 +393,7 @@ def main() -> None:
         args.seed,
         args.warmup,
         args.temperatures,
+        report_settings(task),
     )
     default_name = "ranking_diagnosis"
     if task.name != "driving":
@@ -338,8 +402,10 @@ def main() -> None:
     for kind, m in result["metrics"].items():
         print(f"{kind}: Spearman {m['spearman']['value']:.3f}, MMRV {m['mmrv']['value']:.3f}")
     for name, m in result["mean_returns"].items():
+        ends = m["ends_before_time_limit"]
         print(
-            f"{name}: action agreement {m['action_agreement']:.2f} "
+            f"{name}: ends before the time limit {ends['real']:.2f} real, "
+            f"{ends['imagined']:.2f} imagined; action agreement {m['action_agreement']:.2f} "
             f"(on tokenizer reconstructions {m['reconstruction_agreement']:.2f})"
             + "".join(
                 f", car pixels kept at {t} {kept:.2f}"

@@ -74,7 +74,9 @@ def measure(
         ]
         seconds["real"] += time.perf_counter() - began
         began = time.perf_counter()
-        returns, _ = run_wfm_episodes(vector_env, policy, copies, max_steps, task.neutral_action)
+        returns = run_wfm_episodes(
+            vector_env, policy, copies, max_steps, task.neutral_action
+        ).returns
         seconds["wfm"] += time.perf_counter() - began
         imagined[policy.name] = np.reshape(returns, (samples, len(starts)))
     real_env.close()

@@ -111,28 +111,31 @@ def _wide_ranking_section() -> list[str]:
     ]
 
 
-def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking") -> list[str]:
+def _diagnosis_section(name: str = "ranking_diagnosis") -> list[str]:
     r = _load(f"{name}.json")
-    closed = _load(f"{ranking}/metrics.json")
-    if r is None or closed is None:
+    if r is None:
         return _not_measured("python -m experiments.bench.ranking_diagnosis")
     command = "python -m experiments.bench.ranking_diagnosis"
     lines = [
-        f"Where the ranking goes wrong (`{command}`, the same matched starts, "
-        f"{r['episodes_per_policy']} episodes per policy). Teacher-forced: the heads score each "
-        "real step from real frames. Open-loop: the model imagines each episode under the real "
-        "actions. Closed-loop: the ranking above, where the policy acts on imagined frames. "
-        "Teacher-forced and open-loop stop where the real episode stopped, so the length-only "
-        "row (real steps as the score) is their floor. Action agreement: how often a policy "
-        "picks the same action on the imagined frame as on the real one (same random draws); "
-        "on reconstructions: the same on the tokenizer's reconstruction of the real frame, the "
-        "ceiling of the former.",
+        f"Where the ranking goes wrong (`{command}`, the report's matched starts and settings: "
+        f"{r['episodes_per_policy']} episodes per policy, token temperature "
+        f"{r['temperature']:g}, the end head reading the {r['end_reading']} next frame, "
+        f"{r['wfm_samples_per_start']} imagined episodes per start). Closed-loop: the ranking "
+        "above, where the policy acts on imagined frames. Open-loop: the model imagines each "
+        "episode under the real actions (its most likely frames). Teacher-forced: the heads "
+        "score each real step from real frames. Teacher-forced and open-loop stop where the "
+        "real episode stopped, so the length-only row (real steps as the score) is their "
+        "floor. Ends early: the share of real episodes that crash before the time limit, and "
+        "the termination head's probability that the closed-loop imagined episode has ended "
+        "by then. Action agreement: how often a policy picks the same action on the imagined "
+        "frame as on the real one (same random draws); on reconstructions: the same on the "
+        "tokenizer's reconstruction of the real frame, the ceiling of the former.",
         "",
         "| scored by | Spearman ρ | MMRV |",
         "|---|---|---|",
     ]
     rows = [
-        ("world model, closed-loop (the ranking)", closed["metrics"]),
+        ("world model, closed-loop (the ranking)", r["metrics"]["closed_loop"]),
         ("world model, open-loop under real actions", r["metrics"]["open_loop"]),
         ("world model heads, teacher-forced on real frames", r["metrics"]["teacher_forced"]),
         ("real episode length alone", r["metrics"]["length_only"]),
@@ -147,26 +150,27 @@ def _diagnosis_section(name: str = "ranking_diagnosis", ranking: str = "ranking"
         lines += [
             "",
             "Car pixels kept: along the same real action sequences, imagined at each token "
-            "temperature (the report draws at 0.4), the other cars' pixels in the imagined frames "
-            "over those in the real frames of the same steps; below 1 the imagined road empties, "
-            "and fewer cars mean fewer imagined crashes. Crashes caught: over the real episodes "
-            "that ended in a crash, the mean probability that the episode imagined under the same "
-            "actions has ended by one step after the real crash (1: every crash imagined).",
+            f"temperature (the report draws at {r['temperature']:g}), the other cars' pixels in "
+            "the imagined frames over those in the real frames of the same steps; below 1 the "
+            "imagined road empties, and fewer cars mean fewer imagined crashes. Crashes caught: "
+            "over the real episodes that ended in a crash, the mean probability that the "
+            "episode imagined under the same actions has ended by one step after the real "
+            "crash (1: every crash imagined).",
         ]
     lines += [
         "",
-        "| policy | real return | closed-loop | open-loop | teacher-forced | action agreement "
-        "| on reconstructions |"
+        "| policy | real return | closed-loop | open-loop | teacher-forced | ends early: real "
+        "| ends early: imagined | action agreement | on reconstructions |"
         + "".join(f" car pixels kept at {t} |" for t in temperatures)
         + "".join(f" crashes caught at {t} |" for t in caught),
-        "|---|---|---|---|---|---|---|" + "---|" * (len(temperatures) + len(caught)),
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * (len(temperatures) + len(caught)),
     ]
     for policy, m in sorted(r["mean_returns"].items(), key=lambda kv: -kv[1]["real"]):
-        wfm = closed["policies"][policy]["wfm"]["value"]
+        ends = m["ends_before_time_limit"]
         lines.append(
-            f"| {policy} | {m['real']:.2f} | {wfm:.2f} | {m['open_loop']:.2f} | "
-            f"{m['teacher_forced']:.2f} | {m['action_agreement']:.2f} | "
-            f"{m.get('reconstruction_agreement', float('nan')):.2f} |"
+            f"| {policy} | {m['real']:.2f} | {m['closed_loop']:.2f} | {m['open_loop']:.2f} | "
+            f"{m['teacher_forced']:.2f} | {ends['real']:.2f} | {ends['imagined']:.2f} | "
+            f"{m['action_agreement']:.2f} | {m['reconstruction_agreement']:.2f} |"
             + "".join(f" {m['car_pixels_kept'][t]:.2f} |" for t in temperatures)
             + "".join(f" {_share(m['crashes_caught'][t])} |" for t in caught)
         )
@@ -204,13 +208,18 @@ def _tried_models_cars_kept(committed: dict[str, Any]) -> list[str]:
             return cars
         return f"{cars} / {_share(measured['crashes_caught'].get('0.4'))}"
 
+    def reading(r: dict[str, Any]) -> str:
+        # runs from before the diagnosis recorded its end reading all read the drawn frame
+        return f"{r.get('end_reading', 'drawn')} end"
+
     lines = [
         "",
         "Car pixels kept at temperature 0.4 by models tried and not adopted (same starts and "
         "action sequences; the committed model's column as above), and where measured, after a "
-        "slash, crashes caught at 0.4:",
+        "slash, crashes caught at 0.4 with the end head reading the frame each header names:",
         "",
-        "| policy | committed |" + "".join(f" `{r['checkpoint']}` |" for r in tried),
+        f"| policy | committed ({reading(committed)}) |"
+        + "".join(f" `{r['checkpoint']}` ({reading(r)}) |" for r in tried),
         "|---|---|" + "---|" * len(tried),
     ]
     for policy in policies:

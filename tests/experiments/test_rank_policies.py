@@ -69,10 +69,12 @@ def test_batched_wfm_episodes_match_single_env_episodes(
     single = gym.make(envs.DRIVING_ID, **env_kwargs)
     vector = WFMVectorEnv(num_envs=3, max_episode_steps=8, **env_kwargs)
     policy = RandomPolicy()
-    batched, steps = run_wfm_episodes(vector, policy, starts, max_steps=8, neutral=1)
+    batched = run_wfm_episodes(vector, policy, starts, max_steps=8, neutral=1)
     one_by_one = [run_episode(single, policy, s, real=False, max_steps=8) for s in starts]
-    assert batched == [pytest.approx(total, abs=1e-3) for total, _, _ in one_by_one]
-    assert steps == sum(len(actions) for _, _, actions in one_by_one)
+    assert batched.returns == [pytest.approx(total, abs=1e-3) for total, _, _ in one_by_one]
+    assert batched.steps == sum(len(actions) for _, _, actions in one_by_one)
+    for ended, (_, _, actions) in zip(batched.ended, one_by_one, strict=True):
+        assert ended == 1.0 if len(actions) < 8 else ended in (0.0, 1.0)
 
 
 def test_never_terminating_ranking_scores_the_expected_return(tiny_checkpoint: Path) -> None:
@@ -85,10 +87,10 @@ def test_never_terminating_ranking_scores_the_expected_return(tiny_checkpoint: P
         termination="never",
     )
     policy = ConstantPolicy(3, "always_faster")
-    expected, steps = run_wfm_episodes(vector, policy, starts, max_steps=6, neutral=1)
-    assert steps == 2 * 6, "nothing ends before the time limit"
+    expected = run_wfm_episodes(vector, policy, starts, max_steps=6, neutral=1)
+    assert expected.steps == 2 * 6, "nothing ends before the time limit"
     single = WFMEnv(checkpoint=str(tiny_checkpoint), device="cpu", termination="never")
-    for start, score in zip(starts, expected, strict=True):
+    for start, score, ended in zip(starts, expected.returns, expected.ended, strict=True):
         single.reset(
             seed=start.seed, options={"start_frames": start.frames, "start_actions": start.actions}
         )
@@ -98,6 +100,7 @@ def test_never_terminating_ranking_scores_the_expected_return(tiny_checkpoint: P
             by_hand += running * reward
             running *= 1.0 - info["end_probability"]
         assert score == pytest.approx(by_hand, abs=1e-3)
+        assert ended == pytest.approx(1.0 - running, abs=1e-5)
         assert running < 1.0, "the hazard must weigh the later rewards for the test to mean much"
 
 

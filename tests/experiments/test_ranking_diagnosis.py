@@ -83,3 +83,34 @@ def test_along_real_actions_compares_imagined_to_real_frames_and_crashes(
     assert along == again  # drawn from the start's seed
     no_crash = along_real_actions(model, [start], [(frames, actions)], [False], temperature=1.0)
     assert no_crash.crashes_caught is None and no_crash.cars_kept == along.cars_kept
+
+
+def test_the_diagnosis_scores_with_the_ranking_reports_settings() -> None:
+    from omegaconf import OmegaConf
+
+    from experiments.bench.ranking_diagnosis import report_settings
+    from experiments.tasks import get_task
+
+    settings = report_settings(get_task("driving"))
+    report = OmegaConf.load(Path(__file__).parents[2] / "experiments/conf/rank_policies.yaml")
+    assert settings.temperature == report.temperature
+    assert settings.end_reading == report.end_reading
+    assert settings.wfm_samples == report.wfm_samples
+
+
+def test_the_end_reading_reaches_every_score(tiny_checkpoint: Path) -> None:
+    model = world_models.load(tiny_checkpoint)
+    start, frames, actions = _episode(3, seed=4, context=model.config.context)
+    policy = ConstantPolicy(1, "idle")
+    by_reading = {
+        reading: (
+            teacher_forced_return(model, start, np.stack(frames), actions, reading),
+            open_loop_returns(model, [start], [(frames, actions)], policy, reading)[0][0],
+            along_real_actions(
+                model, [start], [(frames, actions)], [True], 1.0, reading
+            ).crashes_caught,
+        )
+        for reading in ("drawn", "expected")
+    }
+    for drawn, expected in zip(by_reading["drawn"], by_reading["expected"], strict=True):
+        assert drawn != pytest.approx(expected, abs=1e-7)
