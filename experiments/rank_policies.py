@@ -133,11 +133,14 @@ class ImaginedEpisodes:
     """What ``run_wfm_episodes`` measured, one entry per member: ``returns``; ``ended``, the
     probability that the episode ended before its time limit (with ``termination="never"``
     one minus the chance that no step ended it, else 1 or 0 as it did); ``steps``, the
-    policy steps taken in all."""
+    policy steps taken in all; and step by step, (members, max_steps), the ``rewards`` and
+    the termination head's ``end_probabilities`` (0 once a member has finished)."""
 
     returns: list[float]
     ended: list[float]
     steps: int
+    rewards: np.ndarray
+    end_probabilities: np.ndarray
 
 
 def run_wfm_episodes(
@@ -166,8 +169,10 @@ def run_wfm_episodes(
     still_running = np.ones(len(starts))  # the chance no earlier step ended the episode
     live = np.ones(len(starts), dtype=bool)
     ended = np.zeros(len(starts))
+    step_rewards = np.zeros((len(starts), max_steps))
+    step_ends = np.zeros((len(starts), max_steps))
     taken = 0
-    for _ in range(max_steps):
+    for t in range(max_steps):
         if not live.any():
             break
         actions = np.array(
@@ -175,6 +180,8 @@ def run_wfm_episodes(
         )
         obs, rewards, terminated, truncated, info = vector_env.step(actions)
         totals[live] += (still_running * rewards)[live]
+        step_rewards[live, t] = rewards[live]
+        step_ends[live, t] = info["end_probability"][live]
         if vector_env.termination == "never":
             still_running *= 1.0 - info["end_probability"]
         taken += int(live.sum())
@@ -182,7 +189,7 @@ def run_wfm_episodes(
         live &= ~(terminated | truncated)
     if vector_env.termination == "never":
         ended = 1.0 - still_running
-    return ImaginedEpisodes(totals.tolist(), ended.tolist(), taken)
+    return ImaginedEpisodes(totals.tolist(), ended.tolist(), taken, step_rewards, step_ends)
 
 
 def task_vector_env(task: Task, num_envs: int, max_steps: int, **env_kwargs: Any) -> WFMVectorEnv:

@@ -114,3 +114,40 @@ def test_the_end_reading_reaches_every_score(tiny_checkpoint: Path) -> None:
     }
     for drawn, expected in zip(by_reading["drawn"], by_reading["expected"], strict=True):
         assert drawn != pytest.approx(expected, abs=1e-7)
+
+
+def test_recalibration_keeps_its_centre_and_the_order_and_slope_one_changes_nothing() -> None:
+    from experiments.bench.ranking_diagnosis import recalibrated_end_probabilities
+
+    p = np.array([0.001, 0.02, 0.05, 0.3, 0.9])
+    assert np.allclose(recalibrated_end_probabilities(p, 1.0, -2.0), p, atol=1e-9)
+    stretched = recalibrated_end_probabilities(p, 2.0, np.log(0.05 / 0.95))
+    assert stretched[2] == pytest.approx(0.05)
+    assert np.all(np.diff(stretched) > 0) and stretched[0] < p[0] and stretched[3] > p[3]
+
+
+def _imagined(reward: float, end_probability: float, members: int = 2, steps: int = 10):
+    from experiments.rank_policies import ImaginedEpisodes
+
+    return ImaginedEpisodes(
+        returns=[0.0] * members,
+        ended=[0.0] * members,
+        steps=members * steps,
+        rewards=np.full((members, steps), reward),
+        end_probabilities=np.full((members, steps), end_probability),
+    )
+
+
+def test_the_recalibration_bound_finds_a_fix_where_one_exists() -> None:
+    from experiments.bench.ranking_diagnosis import recalibration_bound
+
+    # the better real driver earns more a step but the head gives it a higher end floor, so
+    # unchanged it ranks below; flattening the logits towards a low centre restores the order
+    real = {"careful": [10.0, 10.0], "reckless": [5.0, 5.0]}
+    closed = {"careful": _imagined(1.0, 0.2), "reckless": _imagined(0.6, 0.05)}
+    bound = recalibration_bound(real, closed)
+    by_hand = [sum(r * (1 - h) ** t for t in range(10)) for r, h in ((1.0, 0.2), (0.6, 0.05))]
+    assert by_hand[0] < by_hand[1]
+    assert bound["unchanged"]["mmrv"] > 0 and bound["unchanged"]["spearman"] == pytest.approx(-1)
+    assert bound["best"]["mmrv"] == 0.0 and bound["best"]["spearman"] == pytest.approx(1)
+    assert bound["best"]["slope"] < 1.0
