@@ -25,6 +25,7 @@ import gymnasium as gym
 import hydra
 import numpy as np
 import torch
+from hydra import compose, initialize
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
@@ -67,6 +68,14 @@ class RankConfig:
     device: str = "cpu"
     threads: int = 2
     n_bootstrap: int = 1000
+
+
+def rank_config(name: str = "rank_policies", overrides: Sequence[str] = ()) -> RankConfig:
+    """The settings of the ranking config ``name`` in ``experiments/conf`` (with Hydra
+    ``overrides``), as the entry point would run them: for tools that score as a report
+    does."""
+    with initialize(version_base=None, config_path="conf"):
+        return to_dataclass(compose(name, overrides=list(overrides)), RankConfig)
 
 
 @dataclass

@@ -56,20 +56,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra import compose, initialize
 from scipy import stats
 from tqdm.auto import tqdm
 
 import world_models
 from envs.core import WorldModelCore
 from experiments.bench.common import write_result
-from experiments.config import to_dataclass
 from experiments.rank_policies import (
     ImaginedEpisodes,
     MatchedStart,
     RankConfig,
     imagined_starts,
     matched_starts,
+    rank_config,
     run_episode,
     run_wfm_episodes,
     task_vector_env,
@@ -148,9 +147,7 @@ def recalibration_bound(
 def report_settings(task: Task) -> RankConfig:
     """The ranking report's settings for ``task`` (``rank_policies[_<task>].yaml``): the
     diagnosis scores with the same temperature, end reading and imagined draws."""
-    name = "rank_policies" if task.name == "driving" else f"rank_policies_{task.name}"
-    with initialize(version_base=None, config_path="../conf"):
-        return to_dataclass(compose(name), RankConfig)
+    return rank_config("rank_policies" if task.name == "driving" else f"rank_policies_{task.name}")
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from experiments.rank_policies import (
     RankConfig,
     imagined_starts,
     matched_starts,
+    rank_config,
     rank_policies,
     run_episode,
     run_wfm_episodes,
@@ -135,3 +136,25 @@ def test_ranking_averages_several_imagined_episodes_per_start(
     assert metrics["extra"]["wfm_batch"] == 6
     for policy in metrics["policies"].values():
         assert policy["n_real_episodes"] == policy["n_wfm_episodes"] == 2
+
+
+@pytest.mark.parametrize(
+    "config_name",
+    sorted(p.stem for p in (Path(__file__).parents[2] / "experiments/conf").glob("rank_*.yaml")),
+)
+def test_every_ranking_config_makes_its_world_model_env(config_name: str) -> None:
+    # a setting the task's committed model refuses (an end reading it cannot give, say)
+    # would otherwise surface only after the real episodes of a long run
+    from experiments.tasks import get_task
+
+    config = rank_config(config_name)
+    env = gym.make(
+        get_task(config.task).wfm_env_id,
+        checkpoint=config.checkpoint,
+        backend=config.backend,
+        termination=config.termination,
+        temperature=config.temperature,
+        end_reading=config.end_reading,
+        device="cpu",
+    )
+    env.close()
