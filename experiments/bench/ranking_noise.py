@@ -5,7 +5,7 @@ estimate of what the model really predicts).
 
     python -m experiments.bench.ranking_noise [--samples 4] [--termination never]
         [--checkpoint driving] [--temperature 1.0] [--decode-rounds N] [--episodes 16]
-        [--name ranking_noise]
+        [--end-reading drawn] [--name ranking_noise]
 
 With ``--termination never`` every imagined return is an expected return under the
 termination head (see ``experiments.rank_policies.run_wfm_episodes``), so the spread left is
@@ -44,11 +44,12 @@ def measure(
     warmup: int,
     temperature: float = 1.0,
     decode_rounds: int | None = None,
+    end_reading: str = "drawn",
 ) -> dict[str, Any]:
     """Real returns and ``samples`` imagined returns per matched start for every zoo policy
     (frames drawn at token ``temperature``, in ``decode_rounds`` MaskGIT rounds when given,
-    else the checkpoint's); the ranking metrics per imagined draw and of the
-    per-start means."""
+    else the checkpoint's; the termination head reading as ``end_reading`` says); the
+    ranking metrics per imagined draw and of the per-start means."""
     task = get_task("driving")
     real_env = task.make_real_env()
     starts = matched_starts(real_env, seed, episodes, [task.neutral_action] * warmup)
@@ -62,6 +63,7 @@ def measure(
         termination=termination,
         temperature=temperature,
         decode_rounds=decode_rounds,
+        end_reading=end_reading,
         device="cpu",
     )
     real: dict[str, list[float]] = {}
@@ -100,6 +102,7 @@ def measure(
         "termination": termination,
         "temperature": temperature,
         "decode_rounds": decode_rounds,
+        "end_reading": end_reading,
         "samples_per_start": samples,
         "episodes_per_policy": len(starts),
         "seeds": [s.seed for s in starts],
@@ -130,6 +133,11 @@ def main() -> None:
     parser.add_argument(
         "--decode-rounds", type=int, default=None, help="MaskGIT rounds (default: checkpoint's)"
     )
+    parser.add_argument(
+        "--end-reading",
+        default="drawn",
+        help="what the termination head reads: drawn, or expected (the report's)",
+    )
     parser.add_argument("--name", default="ranking_noise")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -142,6 +150,7 @@ def main() -> None:
         args.warmup,
         args.temperature,
         args.decode_rounds,
+        args.end_reading,
     )
     print(write_result(args.name, payload))
     for name in ("spearman", "mmrv"):

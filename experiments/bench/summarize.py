@@ -276,9 +276,10 @@ def _noise_section() -> list[str]:
         "the model predicts (termination `never`: expected returns under the termination head). "
         + report_starts,
         "",
-        "| run | checkpoint at commit | temperature | first seed | single draws: Spearman ρ | single "
-        "draws: MMRV | mean of draws: Spearman ρ [95% CI] | mean of draws: MMRV | WFM time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | checkpoint at commit | temperature | end head reads | first seed | single draws: "
+        "Spearman ρ | single draws: MMRV | mean of draws: Spearman ρ [95% CI] | mean of draws: "
+        "MMRV | WFM time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         single, mean = r["single_draw"], r["mean_of_draws"]
@@ -286,7 +287,8 @@ def _noise_section() -> list[str]:
             f"| {_noise_run_label(r)} | `{r['checkpoint']}` at {r['machine'].get('commit', '?')} | "
             f"{r.get('temperature', 1.0):g}"
             + (f", {r['decode_rounds']} rounds" if r.get("decode_rounds") else "")
-            + f" | {r['seeds'][0]} | "
+            # runs from before the field was recorded all read the drawn frame
+            + f" | {r.get('end_reading', 'drawn')} frame | {r['seeds'][0]} | "
             f"{single['spearman']['min']:.3f}–{single['spearman']['max']:.3f} | "
             f"{single['mmrv']['min']:.3f}–{single['mmrv']['max']:.3f} | "
             f"{mean['spearman']['value']:.3f} [{mean['spearman']['low']:.2f}, "

@@ -52,3 +52,17 @@ def test_temperature_reaches_the_imagined_frames(tiny_checkpoint: Path) -> None:
         assert max(draws) - min(draws) < 1e-6
     random_draws = result["mean_returns"]["random"]["imagined_per_draw"]
     assert len(set(np.round(random_draws, 6))) > 1
+
+
+@pytest.mark.usefixtures("small_zoo")
+def test_the_end_reading_reaches_the_termination_head(tiny_checkpoint: Path) -> None:
+    by_reading = {
+        reading: ranking_noise.measure(
+            str(tiny_checkpoint), 1, "never", episodes=2, seed=5, warmup=1, end_reading=reading
+        )
+        for reading in ("drawn", "expected")
+    }
+    assert by_reading["expected"]["end_reading"] == "expected"
+    # the same frames and rewards either way; only the end probabilities weighing them differ
+    drawn, expected = (by_reading[r]["mean_returns"]["always_slower"] for r in by_reading)
+    assert drawn["imagined"] != pytest.approx(expected["imagined"], abs=1e-7)
