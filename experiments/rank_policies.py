@@ -78,6 +78,18 @@ def rank_config(name: str = "rank_policies", overrides: Sequence[str] = ()) -> R
         return to_dataclass(compose(name, overrides=list(overrides)), RankConfig)
 
 
+def wfm_env_kwargs(config: RankConfig) -> dict[str, Any]:
+    """The world-model env arguments a ranking with ``config`` makes its envs with."""
+    return {
+        "checkpoint": config.checkpoint,
+        "backend": config.backend,
+        "termination": config.termination,
+        "device": config.device,
+        "temperature": config.temperature,
+        "end_reading": config.end_reading,
+    }
+
+
 @dataclass
 class MatchedStart:
     """A real start shared by both envs: the real env after ``warm-up`` steps from ``seed``.
@@ -247,14 +259,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
     task = get_task(config.task)
     zoo = task.load_zoo() if zoo is None else zoo
     real_env = task.make_real_env()
-    env_kwargs: dict[str, Any] = {
-        "checkpoint": config.checkpoint,
-        "backend": config.backend,
-        "termination": config.termination,
-        "device": config.device,
-        "temperature": config.temperature,
-        "end_reading": config.end_reading,
-    }
+    env_kwargs = wfm_env_kwargs(config)
     wfm_env = gym.make(task.wfm_env_id, **env_kwargs)
     warmup = [task.neutral_action] * config.warmup_steps
     starts = matched_starts(real_env, config.seed, config.episodes, warmup)

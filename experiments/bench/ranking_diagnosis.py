@@ -373,8 +373,10 @@ def diagnose(
         imagined_episodes[policy.name] = imagined
         shape = (settings.wfm_samples, len(starts))
         closed[policy.name] = np.reshape(imagined.returns, shape).mean(0).tolist()
+        # the real envs truncate only at their duration: an earlier end is a crash (driving)
+        ended_early = [len(a) < max_steps for _, a in real_episodes]
         end_rate[policy.name] = {
-            "real": float(np.mean([len(a) < max_steps for _, a in real_episodes])),
+            "real": float(np.mean(ended_early)),
             "imagined": float(np.mean(imagined.ended)),
         }
         teacher[policy.name] = [
@@ -387,10 +389,8 @@ def diagnose(
         )
         ceiling[policy.name] = reconstruction_agreement(model, starts, real_episodes, policy)
         if task.name == "driving":
-            # the driving env truncates only at its duration: an earlier end is a crash
-            crashed = [len(a) < max_steps for _, a in real_episodes]
             along[policy.name] = {
-                f"{t:g}": along_real_actions(model, starts, real_episodes, crashed, t, reading)
+                f"{t:g}": along_real_actions(model, starts, real_episodes, ended_early, t, reading)
                 for t in temperatures
             }
     real_env.close()

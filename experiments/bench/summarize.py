@@ -191,6 +191,12 @@ def _recalibration_sentence(bound: dict[str, Any]) -> str:
     )
 
 
+def _end_reading(run: dict[str, Any]) -> str:
+    """What a measured run's termination head read; runs from before results recorded it all
+    read the drawn frame, the only reading then."""
+    return str(run.get("end_reading", "drawn"))
+
+
 def _return_or_dash(value: float | None) -> str:
     """A return to two decimals, or '-' where a run has none (too short to finish an
     episode)."""
@@ -222,18 +228,14 @@ def _tried_models_cars_kept(committed: dict[str, Any]) -> list[str]:
             return cars
         return f"{cars} / {_share(measured['crashes_caught'].get('0.4'))}"
 
-    def reading(r: dict[str, Any]) -> str:
-        # runs from before the diagnosis recorded its end reading all read the drawn frame
-        return f"{r.get('end_reading', 'drawn')} end"
-
     lines = [
         "",
         "Car pixels kept at temperature 0.4 by models tried and not adopted (same starts and "
         "action sequences; the committed model's column as above), and where measured, after a "
         "slash, crashes caught at 0.4 with the end head reading the frame each header names:",
         "",
-        f"| policy | committed ({reading(committed)}) |"
-        + "".join(f" `{r['checkpoint']}` ({reading(r)}) |" for r in tried),
+        f"| policy | committed ({_end_reading(committed)} end) |"
+        + "".join(f" `{r['checkpoint']}` ({_end_reading(r)} end) |" for r in tried),
         "|---|---|" + "---|" * len(tried),
     ]
     for policy in policies:
@@ -287,8 +289,7 @@ def _noise_section() -> list[str]:
             f"| {_noise_run_label(r)} | `{r['checkpoint']}` at {r['machine'].get('commit', '?')} | "
             f"{r.get('temperature', 1.0):g}"
             + (f", {r['decode_rounds']} rounds" if r.get("decode_rounds") else "")
-            # runs from before the field was recorded all read the drawn frame
-            + f" | {r.get('end_reading', 'drawn')} frame | {r['seeds'][0]} | "
+            + f" | {_end_reading(r)} frame | {r['seeds'][0]} | "
             f"{single['spearman']['min']:.3f}–{single['spearman']['max']:.3f} | "
             f"{single['mmrv']['min']:.3f}–{single['mmrv']['max']:.3f} | "
             f"{mean['spearman']['value']:.3f} [{mean['spearman']['low']:.2f}, "

@@ -21,6 +21,7 @@ from experiments.rank_policies import (
     rank_policies,
     run_episode,
     run_wfm_episodes,
+    wfm_env_kwargs,
 )
 from policies import ConstantPolicy, RandomPolicy
 from wfm_sim.sources import make_driving_env
@@ -148,13 +149,5 @@ def test_every_ranking_config_makes_its_world_model_env(config_name: str) -> Non
     from experiments.tasks import get_task
 
     config = rank_config(config_name)
-    env = gym.make(
-        get_task(config.task).wfm_env_id,
-        checkpoint=config.checkpoint,
-        backend=config.backend,
-        termination=config.termination,
-        temperature=config.temperature,
-        end_reading=config.end_reading,
-        device="cpu",
-    )
+    env = gym.make(get_task(config.task).wfm_env_id, **wfm_env_kwargs(config))
     env.close()
