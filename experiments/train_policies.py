@@ -33,6 +33,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
+from experiments.config import to_dataclass
 from policies.base import episode_returns
 from policies.dqn import DQNPixelPolicy, SmallCNN, SmallCNNConfig, save_q_network
 from wfm_sim.io import write_json_atomic
@@ -222,14 +223,6 @@ def _train_dqn(cfg: TrainPoliciesConfig, pending: list[int], command: str) -> No
     env.close()
 
 
-def to_config(cfg: DictConfig) -> TrainPoliciesConfig:
-    """Validate Hydra's config against ``TrainPoliciesConfig`` and build the dataclass."""
-    merged = OmegaConf.merge(OmegaConf.structured(TrainPoliciesConfig), cfg)
-    result = OmegaConf.to_object(merged)
-    assert isinstance(result, TrainPoliciesConfig)
-    return result
-
-
 def _command() -> str:
     from hydra.core.hydra_config import HydraConfig
 
@@ -240,7 +233,7 @@ def _command() -> str:
 @hydra.main(version_base=None, config_path="conf", config_name="train_policies")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: ``python -m experiments.train_policies [overrides]``."""
-    returns = train(to_config(cfg), command=_command())
+    returns = train(to_dataclass(cfg, TrainPoliciesConfig), command=_command())
     for name, value in returns.items():
         print(f"{name:>12s}  {value:6.2f}")
 

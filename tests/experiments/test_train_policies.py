@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.train_policies import TrainPoliciesConfig, to_config, train
+from experiments.config import to_dataclass
+from experiments.train_policies import TrainPoliciesConfig, train
 from policies import DQNPixelPolicy
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "experiments" / "conf"
@@ -26,7 +27,9 @@ def _tiny_config(tmp_path: Path) -> TrainPoliciesConfig:
         f"tensorboard_dir={tmp_path / 'tb'}",
     ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return to_config(compose(config_name="train_policies", overrides=overrides))
+        return to_dataclass(
+            compose(config_name="train_policies", overrides=overrides), TrainPoliciesConfig
+        )
 
 
 def test_tiny_run_writes_every_budget_and_resumes(
