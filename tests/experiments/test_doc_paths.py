@@ -1,0 +1,45 @@
+"""Links in the docs lead somewhere. Every repository path the tracked Markdown names in code
+(`experiments/...`, `world_models/...`, ...) exists, so a renamed or deleted file cannot leave
+a doc pointing at nothing; paths under the ignored `data/` and `runs/` are made by commands and
+are not checked, nor are paths with a placeholder (`seed_S`, `NAME`). And every in-page link
+of the README names one of its headings."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMED_PATH = re.compile(r"`((?:experiments|world_models|policies|wfm_sim|envs|tests)/[\w./*-]+)`")
+PLACEHOLDER = re.compile(r"(?:^|[/_])[A-Z]+(?:/|$)")  # an all-capitals segment: seed_S/, NAME
+
+
+def test_every_path_the_docs_name_exists() -> None:
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("needs a git checkout")
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    missing = []
+    for name in tracked.stdout.split():
+        for path in set(NAMED_PATH.findall((ROOT / name).read_text())):
+            if PLACEHOLDER.search(path):
+                continue
+            if not any(ROOT.glob(path.rstrip("/"))):
+                missing.append(f"{name}: {path}")
+    assert not missing, "docs name paths that do not exist:\n" + "\n".join(missing)
+
+
+def test_every_in_page_link_of_the_readme_names_a_heading() -> None:
+    text = (ROOT / "README.md").read_text()
+    slugs = {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")  # GitHub's anchors
+        for heading in re.findall(r"^#+ (.+)$", text, re.M)
+    }
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links, "the README's contents line links its sections"
+    assert not [link for link in links if link not in slugs]
