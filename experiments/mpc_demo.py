@@ -35,6 +35,7 @@ from policies.planners import (
     OraclePlanner,
     PlannerConfig,
     WorldModelPlanner,
+    oracle_settings,
 )
 from policies.planners.receding import Action
 from wfm_sim.io import write_json_atomic
@@ -98,8 +99,9 @@ class MPCDemoConfig:
     """An earlier run's metrics.json on the same task, starts, world model and planner: its
     rows of every controller but the latent planner (the oracle, the zoo policies, the
     world-model planner, none of which reads the latent model) are kept instead of driven
-    again, so a new latent model is measured in minutes. The payload's ``kept`` names them
-    and the commit they were driven at. None: every controller drives."""
+    again, so a new latent model, or new risk settings of the planner (then the world-model
+    planner drives again: it reads them), are measured in minutes. The payload's ``kept``
+    names them and the commit they were driven at. None: every controller drives."""
     success_distance: float = 0.1
     video_fps: int = 2
     out_dir: str = "experiments/results/mpc"
@@ -276,17 +278,24 @@ def _fractions(results: dict[str, Any], floor_policy: str | None) -> dict[str, f
 def _kept_rows(config: MPCDemoConfig, settings: dict[str, Any]) -> dict[str, Any]:
     """The rows of ``config.keep_results_of`` that this run keeps (all but the latent
     planner's), refused when that run drove other ``settings`` (task, starts, world model,
-    planner and how it draws frames) than this one."""
+    planner budget and how it draws frames) than this one. A planner that differs only in what
+    the oracle ignores (``oracle_settings``: the model's risk terms) keeps the oracle's and the
+    policies' rows, not the world-model planner's."""
     if config.keep_results_of is None:
         return {"rows": {}, "from": None, "commit": None, "video": None}
     stored = json.loads(Path(config.keep_results_of).read_text())
-    differing = [k for k in settings if stored.get(k) != settings[k]]
+    stored_planner = vars(PlannerConfig(**stored["planner"]))
+    differing = [k for k in settings if k != "planner" and stored.get(k) != settings[k]]
+    if oracle_settings(stored_planner) != oracle_settings(settings["planner"]):
+        differing.append("planner")
     if differing:
         raise ValueError(
             f"{config.keep_results_of} was driven with other {', '.join(differing)} than this "
             "run: its rows cannot be kept; drop keep_results_of"
         )
     rows = {k: v for k, v in stored["results"].items() if k != "latent_planner"}
+    if stored_planner != settings["planner"]:  # only fields the oracle ignores differ
+        rows.pop("wfm_planner", None)  # the world-model planner reads them: drive it again
     return {
         "rows": rows,
         "from": config.keep_results_of,

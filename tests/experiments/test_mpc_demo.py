@@ -11,7 +11,13 @@ import pytest
 from hydra import compose, initialize
 
 from experiments.config import to_dataclass
-from experiments.mpc_demo import MPCDemoConfig, _fractions, run_mpc_demo, summarize_runs
+from experiments.mpc_demo import (
+    MPCDemoConfig,
+    _fractions,
+    _kept_rows,
+    run_mpc_demo,
+    summarize_runs,
+)
 from policies.planners import PlannerConfig
 from wfm_sim.io import file_sha256
 from wfm_sim.video import read_video
@@ -92,6 +98,16 @@ def test_a_new_latent_model_keeps_the_other_controllers_rows_of_an_earlier_run(
     assert again["latent_video"] is not None
     with pytest.raises(ValueError, match="seeds"):
         run_mpc_demo(dataclasses.replace(config, keep_results_of=earlier, seed=5))
+    # the oracle ignores the model's risk terms, so other ones keep its row; a budget does not
+    riskier = dataclasses.replace(config.planner, risk_aversion=0.5, risk_floor=0.03)
+    assert run_mpc_demo(
+        dataclasses.replace(
+            config, planner=riskier, keep_results_of=earlier, out_dir=str(tmp_path / "risk")
+        )
+    )["kept"]["controllers"] == ["dqn_15k", "oracle_planner"]
+    wider = dataclasses.replace(config.planner, population=config.planner.population + 1)
+    with pytest.raises(ValueError, match="planner"):
+        run_mpc_demo(dataclasses.replace(config, planner=wider, keep_results_of=earlier))
 
 
 def test_latent_planner_is_refused_for_vector_actions() -> None:
@@ -187,3 +203,33 @@ def test_speed_and_lane_are_pooled_over_every_step_of_every_run() -> None:
     assert summary["mean_right_lane_term"] == pytest.approx(0.5)
     unknown = summarize_runs([run([20.0], [1.0]), run([], [])], "driving")
     assert "mean_speed_mps" not in unknown and "mean_right_lane_term" not in unknown
+
+
+def test_other_risk_terms_keep_the_oracle_but_drive_the_world_model_planner_again(
+    tmp_path: Path,
+) -> None:
+    settings = {
+        "task": "driving",
+        "checkpoint": "driving",
+        "seeds": [1, 2],
+        "max_steps": None,
+        "decode_rounds": None,
+        "temperature": 1.0,
+    }
+    rows = {name: {"mean_return": 1.0} for name in ("wfm_planner", "latent_planner", "dqn_15k")}
+    earlier = tmp_path / "metrics.json"
+    earlier.write_text(
+        json.dumps(
+            {
+                **settings,
+                "planner": vars(PlannerConfig(risk_aversion=1.0)),
+                "results": {**rows, "oracle_planner": {"mean_return": 2.0}},
+                "machine": {"commit": "abc"},
+            }
+        )
+    )
+    config = MPCDemoConfig(keep_results_of=str(earlier))
+    same = _kept_rows(config, {**settings, "planner": vars(PlannerConfig(risk_aversion=1.0))})
+    assert set(same["rows"]) == {"wfm_planner", "dqn_15k", "oracle_planner"}
+    riskier = _kept_rows(config, {**settings, "planner": vars(PlannerConfig(risk_aversion=0.5))})
+    assert set(riskier["rows"]) == {"dqn_15k", "oracle_planner"} and riskier["commit"] == "abc"
