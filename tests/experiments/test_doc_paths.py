@@ -7,11 +7,9 @@ of the README names one of its headings."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
+from tests.markdown import tracked_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMED_PATH = re.compile(r"`((?:experiments|world_models|policies|wfm_sim|envs|tests)/[\w./*-]+)`")
@@ -19,18 +17,11 @@ PLACEHOLDER = re.compile(r"(?:^|[/_])[A-Z]+(?:/|$)")  # an all-capitals segment:
 
 
 def test_every_path_the_docs_name_exists() -> None:
-    if not (ROOT / ".git").exists() or shutil.which("git") is None:
-        pytest.skip("needs a git checkout")
-    tracked = subprocess.run(
-        ["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
-    )
     missing = []
-    for name in tracked.stdout.split():
-        for path in set(NAMED_PATH.findall((ROOT / name).read_text())):
-            if PLACEHOLDER.search(path):
-                continue
-            if not any(ROOT.glob(path.rstrip("/"))):
-                missing.append(f"{name}: {path}")
+    for document in tracked_markdown():
+        for path in set(NAMED_PATH.findall(document.read_text())):
+            if not PLACEHOLDER.search(path) and not any(ROOT.glob(path.rstrip("/"))):
+                missing.append(f"{document.relative_to(ROOT)}: {path}")
     assert not missing, "docs name paths that do not exist:\n" + "\n".join(missing)
 
 

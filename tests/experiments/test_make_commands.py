@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from experiments.config import to_dataclass
+from tests.markdown import tracked_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "experiments" / "conf"
@@ -62,12 +63,9 @@ PLACEHOLDER = re.compile(r"[|<>\\()]|\.\.\.|=[A-Z_]+$|^[A-Z_]+$")
 def documented_commands() -> tuple[tuple[str, tuple[str, ...]], ...]:
     """(module, arguments) of every `python -m` command the tracked Markdown files show in
     full; commands with placeholders (`env=wfm|real`, `seed=S`, `...`) are left out."""
-    tracked = subprocess.run(
-        ["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
-    )
     commands = set()
-    for name in tracked.stdout.split():
-        for module, rest in DOCUMENTED.findall((ROOT / name).read_text()):
+    for document in tracked_markdown():
+        for module, rest in DOCUMENTED.findall(document.read_text()):
             try:
                 arguments = shlex.split(rest, comments=True)
             except ValueError:  # an unclosed quote: prose, not a command
@@ -96,8 +94,6 @@ def commands_of(source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         if shutil.which("make") is None:
             pytest.skip("needs make")
         return make_commands()
-    if not (ROOT / ".git").exists() or shutil.which("git") is None:
-        pytest.skip("needs a git checkout")
     return documented_commands()
 
 
