@@ -19,7 +19,7 @@ from experiments.bench.common import RESULTS_DIR
 from experiments.bench.plan_label_training import MODELS as PLAN_LABEL_MODELS
 from experiments.bench.rl_constant_actions import acts_like
 from experiments.train_rl import RLConfig, steps_to_threshold
-from wfm_sim.evaluation import share_with_ci
+from wfm_sim.evaluation import rank_violations, share_with_ci
 from wfm_sim.io import atomic_path
 from wfm_sim.training.latent_world_model import training_chain
 
@@ -67,6 +67,7 @@ def _ranking_section(
             f"| {name} | {m['value']:.3f} | [{m['low']:.3f}, {m['high']:.3f}] | "
             f"{perfect.get(name, '')} | {aim} | {verdict} |"
         )
+    lines += ["", _mmrv_makers(result["policies"])]
     seconds = result["extra"]["evaluation_seconds"]
     batch = result["extra"].get("wfm_batch")
     how = f" (one `WFMVectorEnv` of {batch} envs per policy)" if batch else ""
@@ -77,6 +78,25 @@ def _ranking_section(
         f"{seconds['wfm']} s{how} ({speed['wfm']} steps/s).",
     ]
     return lines
+
+
+def _mmrv_makers(policies: dict[str, Any]) -> str:
+    """Which policies make a ranking's MMRV: each one's largest rank violation, from the
+    report's per-policy means."""
+    violations = rank_violations(
+        {name: p["real"]["value"] for name, p in policies.items()},
+        {name: p["wfm"]["value"] for name, p in policies.items()},
+    )
+    made = [f"`{v.policy}` {v.gap:.3f} (against `{v.against}`)" for v in violations if v.gap > 0]
+    if not made:
+        return "No rank violation: the world model orders every pair of policies as the real env."
+    return (
+        "What makes the MMRV (each policy's largest rank violation: the real return gap to the "
+        "policy the world model orders it wrongly against, in units of the real returns' range; "
+        f"the MMRV is their mean over the {len(policies)} policies): "
+        + "; ".join(made)
+        + ("; the others 0." if len(made) < len(policies) else ".")
+    )
 
 
 def _wide_ranking_section() -> list[str]:

@@ -11,8 +11,10 @@ import pytest
 from wfm_sim.evaluation.ranking import (
     MetricWithCI,
     RankingMetrics,
+    RankViolation,
     mean_with_ci,
     mmrv,
+    rank_violations,
     ranking_metrics,
     regret_at_1,
     share_with_ci,
@@ -228,3 +230,36 @@ def test_share_with_ci_matches_hand_computed_values() -> None:
         share_with_ci([1.0, 2.0], [-1.0, -2.0], rng)
     with pytest.raises(ValueError, match="non-finite"):
         share_with_ci([1.0, np.nan], [1.0, 2.0], rng)
+
+
+def test_rank_violations_name_who_makes_the_mmrv() -> None:
+    # R = [1, 2, 3], W reversed; r = [0, 1/2, 1]. a's and c's farthest wrongly ordered partner
+    # is each other (gap 1); b's are a and c (gap 1/2; the first name is kept). MMRV = 5/6.
+    real, wfm = {"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 3.0, "b": 2.0, "c": 1.0}
+    assert rank_violations(real, wfm) == [
+        RankViolation("a", "c", 1.0),
+        RankViolation("c", "a", 1.0),
+        RankViolation("b", "a", 0.5),
+    ]
+    # Only b and c swapped: a is ordered rightly against both.
+    swapped = rank_violations(real, {"a": 1.0, "b": 3.0, "c": 2.0})
+    assert swapped == [
+        RankViolation("b", "c", 0.5),
+        RankViolation("c", "b", 0.5),
+        RankViolation("a", None, 0.0),
+    ]
+
+
+def test_rank_violations_average_to_the_mmrv() -> None:
+    rng = np.random.default_rng(3)
+    real, wfm = rng.normal(size=9), rng.normal(size=9)
+    names = [f"p{i}" for i in range(9)]
+    violations = rank_violations(
+        dict(zip(names, real, strict=True)), dict(zip(names, wfm, strict=True))
+    )
+    assert np.mean([v.gap for v in violations]) == pytest.approx(mmrv(real, wfm))
+
+
+def test_rank_violations_refuse_other_policies() -> None:
+    with pytest.raises(ValueError, match="same policies"):
+        rank_violations({"a": 1.0, "b": 2.0}, {"a": 1.0, "c": 2.0})

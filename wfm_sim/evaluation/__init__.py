@@ -6,8 +6,10 @@
 from wfm_sim.evaluation.ranking import (
     MetricWithCI,
     RankingMetrics,
+    RankViolation,
     mean_with_ci,
     mmrv,
+    rank_violations,
     ranking_metrics,
     regret_at_1,
     share_with_ci,
@@ -15,9 +17,11 @@ from wfm_sim.evaluation.ranking import (
 
 __all__ = [
     "MetricWithCI",
+    "RankViolation",
     "RankingMetrics",
     "mean_with_ci",
     "mmrv",
+    "rank_violations",
     "ranking_metrics",
     "regret_at_1",
     "share_with_ci",

@@ -35,9 +35,11 @@ from scipy import stats
 
 __all__ = [
     "MetricWithCI",
+    "RankViolation",
     "RankingMetrics",
     "mean_with_ci",
     "mmrv",
+    "rank_violations",
     "ranking_metrics",
     "regret_at_1",
     "share_with_ci",
@@ -75,6 +77,38 @@ def mmrv(real: np.ndarray, wfm: np.ndarray) -> float:
     """
     real, wfm = _check_means(real, wfm)
     return _mmrv(real, wfm)
+
+
+@dataclass(frozen=True)
+class RankViolation:
+    """A policy's largest rank violation: the policy the world model orders it wrongly against
+    (None when it orders it rightly against all) and their real returns' gap in units of the
+    real returns' range (0 then). The MMRV is the mean gap over the policies, so these say
+    which policies make it."""
+
+    policy: str
+    against: str | None
+    gap: float
+
+
+def rank_violations(real: Mapping[str, float], wfm: Mapping[str, float]) -> list[RankViolation]:
+    """Each policy's largest rank violation, largest gap first; ``real`` and ``wfm`` map the
+    same policy names to their mean returns (the real ones not all equal)."""
+    if set(real) != set(wfm):
+        raise ValueError(
+            f"real and world-model means must name the same policies, got {sorted(real)} "
+            f"and {sorted(wfm)}"
+        )
+    names = sorted(real)
+    real_means, wfm_means = _check_means(
+        np.array([real[n] for n in names]), np.array([wfm[n] for n in names])
+    )
+    gaps = _violation_gaps(real_means, wfm_means)
+    violations = [
+        RankViolation(name, names[int(row.argmax())] if row.max() > 0 else None, float(row.max()))
+        for name, row in zip(names, gaps, strict=True)
+    ]
+    return sorted(violations, key=lambda v: (-v.gap, v.policy))
 
 
 def regret_at_1(real: np.ndarray, wfm: np.ndarray) -> float:
@@ -187,11 +221,16 @@ def _normalised(values: np.ndarray, real: np.ndarray) -> np.ndarray:
     return (values - real.min()) / (real.max() - real.min())
 
 
-def _mmrv(real: np.ndarray, wfm: np.ndarray) -> float:
+def _violation_gaps(real: np.ndarray, wfm: np.ndarray) -> np.ndarray:
+    """(n, n): the normalised real gap ``|r_i - r_j|`` of each pair the world model orders
+    otherwise than the real simulator, 0 for the others."""
     r = _normalised(real, real)
-    violated = (wfm[:, None] > wfm[None, :]) != (real[:, None] > real[None, :])  # (n, n)
-    gaps = np.where(violated, np.abs(r[:, None] - r[None, :]), 0.0)
-    return float(gaps.max(axis=1).mean())
+    violated = (wfm[:, None] > wfm[None, :]) != (real[:, None] > real[None, :])
+    return np.where(violated, np.abs(r[:, None] - r[None, :]), 0.0)
+
+
+def _mmrv(real: np.ndarray, wfm: np.ndarray) -> float:
+    return float(_violation_gaps(real, wfm).max(axis=1).mean())
 
 
 def _regret_at_1(real: np.ndarray, wfm: np.ndarray) -> float:
