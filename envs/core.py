@@ -81,10 +81,11 @@ def load_env_model(
     action_dim: int | None = None,
     backend: str = "maskgit",
     decode_rounds: int | None = None,
+    salient_priority: float | None = None,
 ) -> tuple[EnvModel, torch.Tensor, torch.Tensor]:
     """The world model of ``checkpoint`` (a zoo name or folder) on ``backend``
-    (``backend_checkpoint``), drawing in ``decode_rounds`` rounds when given
-    (``world_models.set_decode_rounds``), and its real start contexts (frames (N, K, H, W, 3) uint8,
+    (``backend_checkpoint``), drawing in ``decode_rounds`` rounds and with ``salient_priority``
+    when given (``world_models.set_drawing``), and its real start contexts (frames (N, K, H, W, 3) uint8,
     actions (N, K-1) or (N, K-1, A)); refused with ``CheckpointMismatchError`` when the model
     is not of that backend, or its frame size, or the action count (``n_actions``) or action
     vector size (``action_dim``) the env asks for, is not the checkpoint's."""
@@ -107,7 +108,8 @@ def load_env_model(
             f"frames; this env needs {_describe_actions(*wanted)} and {frame_size}px frames"
         )
     start_frames, start_actions = load_start_contexts(folder)
-    return world_models.set_decode_rounds(model, decode_rounds), start_frames, start_actions
+    model = world_models.set_drawing(model, decode_rounds, salient_priority)
+    return model, start_frames, start_actions
 
 
 def padding_action_tensor(

@@ -65,6 +65,7 @@ class WFMVectorEnv(VectorEnv):
         backend: str = "maskgit",
         decode_rounds: int | None = None,
         end_reading: str = "drawn",
+        salient_priority: float | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -87,6 +88,7 @@ class WFMVectorEnv(VectorEnv):
             action_dim=action_dim,
             backend=backend,
             decode_rounds=decode_rounds,
+            salient_priority=salient_priority,
         )
         self.num_envs = num_envs
         self.core = WorldModelCore(

@@ -160,6 +160,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
     | backend | `"maskgit"` | `"maskgit"` (the committed model), `"diffusion"` or `"autoregressive"`: a pre-trained WFM post-trained on actions (`make post-train`; see `envs.core.backend_checkpoint`) |
     | decode_rounds | `None` | MaskGIT rounds a frame is drawn in (None: the checkpoint's, 8 for the driving model); more keep more of an uncertain car and cost time |
     | end_reading | `"drawn"` | what the termination head reads: the drawn next frame, or `"expected"` the MaskGIT model's belief about it (its token probabilities before any is drawn), which keeps the crashes a draw leaves out |
+    | salient_priority | `None` | how far ahead of the surer road a MaskGIT round keeps the draws of car tokens (None: the checkpoint's, 0 for the driving model; 100 keeps them first, so an uncertain car is not lost to the road) |
     | render_mode | `None` | `"rgb_array"` returns the imagined frame |
 
     ## Info
@@ -181,6 +182,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
         backend: str = "maskgit",
         decode_rounds: int | None = None,
         end_reading: str = "drawn",
+        salient_priority: float | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
@@ -193,6 +195,7 @@ class WFMEnv(gym.Env[np.ndarray, Any]):
             action_dim=action_dim,
             backend=backend,
             decode_rounds=decode_rounds,
+            salient_priority=salient_priority,
         )
         self.core = WorldModelCore(
             self.model, batch_size=1, temperature=temperature, end_reading=end_reading

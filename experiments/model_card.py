@@ -173,6 +173,24 @@ def _schedule(cfg: dict) -> str:
     )
 
 
+def salience_lines(model: world_models.EnvModel, checkpoint: Path, training: dict) -> str:
+    """How the checkpoint's token salience (``salience.safetensors``) was measured: on its
+    training frames, or by the commands that recorded other footage and measured it there;
+    empty when it has none."""
+    if not isinstance(model, world_models.WorldModel) or not model.has_salience:
+        return ""
+    source = model.salience_source
+    footage = source.get("footage", "")
+    what = "Token salience (`salience.safetensors`: which tokens show cars, for `salient_priority`)"
+    if footage in (training.get("footage_dir"), training.get("shards_dir")):
+        return f"\n{what}: measured on the training frames.\n"
+    return (
+        f"\n{what}: measured on {source.get('frames', '?')} frames of footage recorded apart:\n"
+        f"```\n{record_command(footage)}\npython -m experiments.code_salience --checkpoint "
+        f"{checkpoint} --footage {footage} --episodes {source.get('episodes', '?')}\n```\n"
+    )
+
+
 def write_model_card(
     checkpoint: str | Path, footage_dir: str, config_name: str = "train_world_model"
 ) -> Path:
@@ -221,7 +239,7 @@ def write_model_card(
 ```
 Other values as in `experiments/conf/{config_name}.yaml` (the exact ones are in `training.json`).
 {_schedule(cfg)}
-
+{salience_lines(model, checkpoint, training)}
 ## Data
 {training["episodes"]["train"]} training episodes ({training["frames"]["train"]} frames) and
 {training["episodes"]["held_out"]} held-out episodes ({training["frames"]["held_out"]} frames), split by episode,

@@ -311,7 +311,7 @@ def run_mpc_demo(config: MPCDemoConfig) -> dict[str, Any]:
     task = get_task(config.task)
     out = Path(config.out_dir)
     env = task.make_real_env()
-    model = world_models.set_decode_rounds(
+    model = world_models.set_drawing(
         world_models.load(config.checkpoint, device="cpu"), config.decode_rounds
     )
     seeds = [config.seed + i for i in range(config.episodes)]

@@ -61,6 +61,9 @@ class RankConfig:
     end_reading: str = "drawn"
     """What the termination head reads (``WorldModel.imagine``): the drawn next frame, or
     ``expected``, a MaskGIT model's belief about it."""
+    salient_priority: float | None = None
+    """How far ahead of the road a MaskGIT round keeps car draws (``WorldModelConfig``); None
+    keeps the checkpoint's. Post-trained WFM backends and continuous models take None."""
     wfm_samples: int = 1
     """Imagined episodes per matched start (each drawn with its own seed, see
     ``imagined_starts``); a policy's WFM return for a start is their mean. One real episode
@@ -87,6 +90,7 @@ def wfm_env_kwargs(config: RankConfig) -> dict[str, Any]:
         "device": config.device,
         "temperature": config.temperature,
         "end_reading": config.end_reading,
+        "salient_priority": config.salient_priority,
     }
 
 
@@ -310,6 +314,7 @@ def rank_policies(config: RankConfig, zoo: Sequence[Policy] | None = None) -> Pa
         "termination": config.termination,
         "temperature": config.temperature,
         "end_reading": config.end_reading,
+        "salient_priority": config.salient_priority,
         "evaluation_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "wfm_samples_per_start": config.wfm_samples,
         "wfm_batch": len(wfm_starts),

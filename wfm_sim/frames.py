@@ -48,3 +48,17 @@ def resize_frames(frames: np.ndarray, height: int, width: int, crop: bool = True
     pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
     resized = F.interpolate(pixels, size=(height, width), mode="bilinear", antialias=True)
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+COLOUR_SPREAD = 40
+"""Channel spread (0-255) above which a pixel counts as coloured rather than grey:
+highway-env draws the road, its marks and the verge in greys and every vehicle in colour."""
+
+
+def coloured_patches(frames: torch.Tensor, side: int) -> torch.Tensor:
+    """Which of the side x side patches of ``frames`` (B, H, W, 3) uint8 hold a coloured pixel
+    (its channels more than ``COLOUR_SPREAD`` apart): (B, side, side) bool, True over cars."""
+    channels = frames.float()
+    coloured = (channels.amax(dim=-1) - channels.amin(dim=-1) > COLOUR_SPREAD).float()
+    patch = coloured.shape[-1] // side
+    return F.max_pool2d(coloured[:, None], patch)[:, 0] > 0

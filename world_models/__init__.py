@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,19 +60,31 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> EnvMod
     return WorldModel.load(folder, device=device)
 
 
-def set_decode_rounds(model: EnvModel, rounds: int | None) -> EnvModel:
-    """``model`` drawing each frame in ``rounds`` MaskGIT rounds instead of its checkpoint's
-    (None keeps them): a drawing option, the weights stay. More rounds cost time and keep
-    more of an uncertain car; a post-trained WFM backend, which has no rounds, is refused."""
-    if rounds is None:
+def set_drawing(
+    model: EnvModel, decode_rounds: int | None = None, salient_priority: float | None = None
+) -> EnvModel:
+    """``model`` drawing each frame in ``decode_rounds`` MaskGIT rounds and with
+    ``salient_priority`` (``WorldModelConfig``) instead of its checkpoint's (None keeps
+    them): drawing options, the weights stay. More rounds cost time and keep more of an
+    uncertain car; salient priority keeps car draws before the road's. A post-trained WFM
+    backend, which draws no MaskGIT rounds, is refused."""
+    if decode_rounds is None and salient_priority is None:
         return model
-    if rounds < 1:
-        raise ValueError(f"decode_rounds must be >= 1 or None, got {rounds}")
+    if decode_rounds is not None and decode_rounds < 1:
+        raise ValueError(f"decode_rounds must be >= 1 or None, got {decode_rounds}")
     if not isinstance(model, WorldModel):
         raise ValueError(
-            f"decode_rounds applies to MaskGIT world models, not a {model.config.backend} backend"
+            "decode_rounds and salient_priority apply to MaskGIT world models, not a "
+            f"{model.config.backend} backend"
         )
-    model.config = dataclasses.replace(model.config, decode_rounds=rounds)
+    changes: dict[str, Any] = {}
+    if decode_rounds is not None:
+        changes["decode_rounds"] = decode_rounds
+    if salient_priority is not None:
+        changes["salient_priority"] = salient_priority
+    drawing = dataclasses.replace(model.config, **changes)
+    model.require_salience(drawing.salient_priority)
+    model.config = drawing
     return model
 
 

@@ -2,21 +2,25 @@
 
 A checkpoint is a folder holding ``model.safetensors`` (weights only: loading runs no code),
 ``config.json`` (the ``WorldModelConfig``), and optionally ``starts.safetensors`` (real start
-frames from held-out footage) and ``MODEL_CARD.md``.
+frames from held-out footage), ``salience.safetensors`` (which tokens show cars, measured on
+footage: ``measure_code_salience``) and ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from wfm_sim.frames import coloured_patches
 from wfm_sim.io import atomic_path, write_json_atomic
 from wfm_sim.tokenizer.network import VideoTokenizer
 from world_models.config import WorldModelConfig
@@ -27,6 +31,7 @@ from world_models.tokenizer import FrameCoder, FrameTokenizer, PerFrameTokenizer
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 STARTS_FILE = "starts.safetensors"
+SALIENCE_FILE = "salience.safetensors"
 FORMAT_VERSION = 1
 
 
@@ -120,6 +125,25 @@ class WorldModel(nn.Module):
         self.tokenizer = build_frame_tokenizer(config)
         self.dynamics = LatentDynamics(config)
         self.heads = RewardEndHead(config)
+        self.code_salience: torch.Tensor
+        self.register_buffer("code_salience", torch.zeros(config.codebook_size), persistent=False)
+        """Each token's share of patches showing a car (``measure_code_salience``), read by
+        ``salient_priority``; all zeros until measured. Saved beside the weights."""
+        self.salience_source: dict[str, str] = {}
+        """What ``code_salience`` was measured on (the salience file's metadata)."""
+
+    @property
+    def has_salience(self) -> bool:
+        """Whether ``code_salience`` has been measured (a discrete model only)."""
+        return bool(self.code_salience.any())
+
+    def require_salience(self, salient_priority: float) -> None:
+        """Refuse, naming the fix, a ``salient_priority`` the model has no salience for."""
+        if salient_priority and not self.has_salience:
+            raise ValueError(
+                "salient_priority needs the tokens' salience, which this checkpoint lacks "
+                f"(no {SALIENCE_FILE}): measure it with python -m experiments.code_salience"
+            )
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -182,7 +206,8 @@ class WorldModel(nn.Module):
         (MaskGIT): each round draws every undecided position (inverse transform of
         ``uniforms[:, round, 0]``, or the most likely token without uniforms) and keeps the
         most confident draws (their log-probability plus ``selection_noise``-scaled Gumbel
-        noise from ``uniforms[:, round, 1]``), so that after round r a fraction
+        noise from ``uniforms[:, round, 1]``, and the ``salient_priority`` of car tokens), so
+        that after round r a fraction
         1 - cos(pi/2 (r+1)/R) of the frame is decided and every later draw sees it. Drawing
         all positions at once instead (``decode_rounds=1``) makes an uncertain car come out as
         scattered fragments."""
@@ -227,6 +252,8 @@ class WorldModel(nn.Module):
                 break
             confidence = torch.full((b, h, w), float("inf"), device=latents.device)
             chosen = log_probs.gather(-1, drawn[:, None])[:, 0]
+            if self.config.salient_priority:
+                chosen = chosen + self.config.salient_priority * self.code_salience[drawn]
             confidence = confidence.masked_scatter(undecided, chosen)
             noise = self.config.selection_noise * (1 - (r + 1) / rounds)
             if uniforms is not None and noise > 0:
@@ -273,6 +300,15 @@ class WorldModel(nn.Module):
         if extra_tensors:
             with atomic_path(folder / STARTS_FILE) as tmp:
                 save_file({k: v.contiguous() for k, v in extra_tensors.items()}, str(tmp))
+        if self.has_salience:
+            self.save_salience(folder, self.salience_source)
+
+    def save_salience(self, folder: str | Path, source: dict[str, str]) -> None:
+        """Write ``code_salience`` into the checkpoint ``folder`` atomically, with ``source``
+        (what it was measured on: ``footage``, ``frames``, ...) as the file's metadata."""
+        with atomic_path(Path(folder) / SALIENCE_FILE) as tmp:
+            tensors = {"code_salience": self.code_salience.float().cpu().contiguous()}
+            save_file(tensors, str(tmp), metadata={k: str(v) for k, v in source.items()})
 
     @classmethod
     def load(
@@ -305,7 +341,40 @@ class WorldModel(nn.Module):
                 f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}"
             )
         model.load_state_dict(state)
+        salience_path = folder / SALIENCE_FILE
+        if salience_path.exists():
+            with safe_open(str(salience_path), "pt") as stored:
+                salience = stored.get_tensor("code_salience")
+                model.salience_source = dict(stored.metadata() or {})
+            if salience.shape != model.code_salience.shape:
+                raise CheckpointMismatchError(
+                    f"{salience_path} holds {tuple(salience.shape)} token saliences; the model "
+                    f"has {tuple(model.code_salience.shape)} tokens"
+                )
+            model.code_salience.copy_(salience)
+        model.require_salience(config.salient_priority)
         return model.to(device).eval()
+
+
+@torch.no_grad()
+def measure_code_salience(
+    tokenizer: PerFrameTokenizer, frame_batches: Iterable[torch.Tensor], codebook_size: int
+) -> torch.Tensor:
+    """Each token's salience (codebook_size,) in [0, 1]: over ``frame_batches`` (each
+    (B, H, W, 3) uint8), the share of the patches ``tokenizer`` codes as that token that hold
+    a coloured pixel (``wfm_sim.frames.coloured_patches``: a car rather than the grey road);
+    0 for a token never seen. ``salient_priority`` draws car tokens first by it."""
+    shown = torch.zeros(codebook_size, dtype=torch.float64)
+    coloured = torch.zeros(codebook_size, dtype=torch.float64)
+    for frames in frame_batches:
+        tokens = tokenizer.to_indices(tokenizer.encode(frames)).flatten().cpu()
+        side = int(math.isqrt(tokens.numel() // len(frames)))
+        cars = coloured_patches(frames.cpu(), side).flatten().double()
+        shown.index_add_(0, tokens, torch.ones_like(cars))
+        coloured.index_add_(0, tokens, cars)
+    if not shown.any():
+        raise ValueError("no frames to measure the tokens' salience on")
+    return (coloured / shown.clamp(min=1)).float()
 
 
 def read_config_payload(folder: str | Path, kind: str) -> tuple[Path, dict[str, Any]]:

@@ -338,7 +338,9 @@ def diagnose(
 ) -> dict:
     """Real, closed-loop, open-loop and teacher-forced returns per policy, and their ranking
     metrics; the world model scores with the report's ``settings``."""
-    model = world_models.load(checkpoint).eval()
+    model = world_models.set_drawing(
+        world_models.load(checkpoint).eval(), salient_priority=settings.salient_priority
+    )
     reading = settings.end_reading
     real_env = task.make_real_env()
     starts = matched_starts(real_env, seed, episodes, [task.neutral_action] * warmup)
@@ -352,6 +354,7 @@ def diagnose(
         termination="never",
         temperature=settings.temperature,
         end_reading=reading,
+        salient_priority=settings.salient_priority,
         device="cpu",
     )
     zoo: list[Policy] = list(task.load_zoo())
@@ -406,6 +409,7 @@ def diagnose(
         "warmup_steps": warmup,
         "temperature": settings.temperature,
         "end_reading": reading,
+        "salient_priority": settings.salient_priority,
         "wfm_samples_per_start": settings.wfm_samples,
         "mean_returns": {
             name: {

@@ -5,7 +5,7 @@ estimate of what the model really predicts).
 
     python -m experiments.bench.ranking_noise [--samples 4] [--termination never]
         [--checkpoint driving] [--temperature 1.0] [--decode-rounds N] [--episodes 16]
-        [--end-reading drawn] [--name ranking_noise]
+        [--end-reading drawn] [--salient-priority P] [--name ranking_noise]
 
 With ``--termination never`` every imagined return is an expected return under the
 termination head (see ``experiments.rank_policies.run_wfm_episodes``), so the spread left is
@@ -45,11 +45,12 @@ def measure(
     temperature: float = 1.0,
     decode_rounds: int | None = None,
     end_reading: str = "drawn",
+    salient_priority: float | None = None,
 ) -> dict[str, Any]:
     """Real returns and ``samples`` imagined returns per matched start for every zoo policy
-    (frames drawn at token ``temperature``, in ``decode_rounds`` MaskGIT rounds when given,
-    else the checkpoint's; the termination head reading as ``end_reading`` says); the
-    ranking metrics per imagined draw and of the per-start means."""
+    (frames drawn at token ``temperature``, in ``decode_rounds`` MaskGIT rounds and with
+    ``salient_priority`` when given, else the checkpoint's; the termination head reading as
+    ``end_reading`` says); the ranking metrics per imagined draw and of the per-start means."""
     task = get_task("driving")
     real_env = task.make_real_env()
     starts = matched_starts(real_env, seed, episodes, [task.neutral_action] * warmup)
@@ -64,6 +65,7 @@ def measure(
         temperature=temperature,
         decode_rounds=decode_rounds,
         end_reading=end_reading,
+        salient_priority=salient_priority,
         device="cpu",
     )
     real: dict[str, list[float]] = {}
@@ -103,6 +105,7 @@ def measure(
         "temperature": temperature,
         "decode_rounds": decode_rounds,
         "end_reading": end_reading,
+        "salient_priority": salient_priority,
         "samples_per_start": samples,
         "episodes_per_policy": len(starts),
         "seeds": [s.seed for s in starts],
@@ -138,6 +141,12 @@ def main() -> None:
         default="drawn",
         help="what the termination head reads: drawn, or expected (the report's)",
     )
+    parser.add_argument(
+        "--salient-priority",
+        type=float,
+        default=None,
+        help="how far ahead of the road car draws are kept (default: the checkpoint's, 0)",
+    )
     parser.add_argument("--name", default="ranking_noise")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -151,6 +160,7 @@ def main() -> None:
         args.temperature,
         args.decode_rounds,
         args.end_reading,
+        args.salient_priority,
     )
     print(write_result(args.name, payload))
     for name in ("spearman", "mmrv"):

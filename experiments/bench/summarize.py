@@ -109,12 +109,13 @@ def _wide_ranking_section() -> list[str]:
     first = report["extra"]["seeds"]
     if wide["extra"]["seeds"][: len(first)] != first:
         raise ValueError("ranking64's first starts must be the report's: rerun make rank-wide")
-    readings = [run["extra"].get("end_reading", "drawn") for run in (report, wide)]
-    if readings[0] != readings[1]:
-        raise ValueError(
-            f"the report's termination head read the {readings[0]} frame, ranking64's the "
-            f"{readings[1]} one: rerun make rank-wide"
-        )
+    for setting in ("end_reading", "salient_priority"):
+        settings = [run["extra"].get(setting) for run in (report, wide)]
+        if settings[0] != settings[1]:
+            raise ValueError(
+                f"the report ran with {setting} {settings[0]}, ranking64 with {settings[1]}: "
+                "rerun make rank-wide"
+            )
     value = {
         name: (report["metrics"][name]["value"], wide["metrics"][name]["value"])
         for name in ("spearman", "mmrv")
@@ -131,6 +132,48 @@ def _wide_ranking_section() -> list[str]:
     ]
 
 
+def _salient_section() -> list[str]:
+    """The ranking with car draws kept first (``salient_priority``) beside the report's
+    drawing, on the report's 16 starts and on 64: what keeping an uncertain car changes."""
+    command = "python -m experiments.rank_policies salient_priority=100"
+    runs = {
+        "the report's (by confidence)": ("ranking", "ranking64"),
+        "car draws first (salient priority 100)": ("ranking_salient", "ranking64_salient"),
+    }
+    loaded = {
+        label: (_load(f"{few}/metrics.json"), _load(f"{many}/metrics.json"))
+        for label, (few, many) in runs.items()
+    }
+    if any(r is None for pair in loaded.values() for r in pair):
+        return _not_measured(f"{command} out_dir=experiments/results/ranking_salient")
+    seeds = {label: [r["extra"]["seeds"] for r in pair] for label, pair in loaded.items()}
+    if len({str(s) for s in seeds.values()}) != 1:
+        raise ValueError("the salient rankings must use the report's and rank-wide's starts")
+    lines = [
+        f"Car draws kept first (`{command} out_dir=experiments/results/ranking_salient`, and "
+        "the same with `episodes=64 out_dir=experiments/results/ranking64_salient`): each "
+        "MaskGIT round keeps the draws of tokens that show cars (each token's salience, its "
+        "share of patches holding a car, `python -m experiments.code_salience`) before surer "
+        "ones, so a car whose next position is uncertain is not lost to the road. The starts, "
+        "draws and heads are the report's.",
+        "",
+        "| drawing | 16 starts: Spearman ρ / MMRV | 64 starts: Spearman ρ / MMRV | 64 starts: "
+        "Pearson r | 64 starts: `always_faster` imagined (real) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, (few, many) in loaded.items():
+        m16, m64 = few["metrics"], many["metrics"]
+        fast = many["policies"]["always_faster"]
+        lines.append(
+            f"| {label} | {m16['spearman']['value']:.3f} / {m16['mmrv']['value']:.3f} | "
+            f"{m64['spearman']['value']:.3f} / {m64['mmrv']['value']:.3f} | "
+            f"{m64['pearson']['value']:.3f} | {fast['wfm']['value']:.2f} "
+            f"({fast['real']['value']:.2f}) |"
+        )
+    salient = loaded["car draws first (salient priority 100)"][1]
+    return [*lines, "", "On 64 starts with car draws first. " + _mmrv_makers(salient["policies"])]
+
+
 def _diagnosis_section(name: str = "ranking_diagnosis") -> list[str]:
     r = _load(f"{name}.json")
     if r is None:
@@ -139,8 +182,9 @@ def _diagnosis_section(name: str = "ranking_diagnosis") -> list[str]:
     lines = [
         f"Where the ranking goes wrong (`{command}`, the report's matched starts and settings: "
         f"{r['episodes_per_policy']} episodes per policy, token temperature "
-        f"{r['temperature']:g}, the end head reading the {r['end_reading']} next frame, "
-        f"{r['wfm_samples_per_start']} imagined episodes per start). Closed-loop: the ranking "
+        f"{r['temperature']:g}{_salient(r)}, the end head reading the {r['end_reading']} next "
+        f"frame, {r['wfm_samples_per_start']} imagined episodes per start). Closed-loop: the "
+        "ranking "
         "above, where the policy acts on imagined frames. Open-loop: the model imagines each "
         "episode under the real actions (its most likely frames). Teacher-forced: the heads "
         "score each real step from real frames. Teacher-forced and open-loop stop where the "
@@ -209,6 +253,12 @@ def _recalibration_sentence(bound: dict[str, Any]) -> str:
         f"recalibration, ranks at Spearman ρ {best['spearman']:.3f} / MMRV {best['mmrv']:.3f}, "
         f"against {unchanged['spearman']:.3f} / {unchanged['mmrv']:.3f} unchanged."
     )
+
+
+def _salient(run: dict[str, Any]) -> str:
+    """ ", car draws first (salient priority P)" for a run drawn with one, else nothing."""
+    priority = run.get("salient_priority")
+    return f", car draws first (salient priority {priority:g})" if priority else ""
 
 
 def _end_reading(run: dict[str, Any]) -> str:
@@ -309,6 +359,7 @@ def _noise_section() -> list[str]:
             f"| {_noise_run_label(r)} | `{r['checkpoint']}` at {r['machine'].get('commit', '?')} | "
             f"{r.get('temperature', 1.0):g}"
             + (f", {r['decode_rounds']} rounds" if r.get("decode_rounds") else "")
+            + _salient(r)
             + f" | {_end_reading(r)} frame | {r['seeds'][0]} | "
             f"{single['spearman']['min']:.3f}–{single['spearman']['max']:.3f} | "
             f"{single['mmrv']['min']:.3f}–{single['mmrv']['max']:.3f} | "
@@ -2414,6 +2465,8 @@ def render() -> str:
         *_ranking_section(),
         "",
         *_wide_ranking_section(),
+        "",
+        *_salient_section(),
         "",
         *_diagnosis_section(),
         "",

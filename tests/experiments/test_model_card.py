@@ -4,15 +4,21 @@ footage's recorder settings."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
+import shutil
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
+import world_models
+from experiments.code_salience import measure_into
 from experiments.config import to_dataclass
-from experiments.model_card import _commands, record_command
+from experiments.model_card import _commands, record_command, salience_lines
 from wfm_sim.io import write_json_atomic
 from wfm_sim.sources.recorder import RecorderConfig
+from world_models.model import SALIENCE_FILE
 
 
 def _report(run: str, init: str = "", started_from: dict | None = None) -> dict:
@@ -94,3 +100,24 @@ def test_the_record_command_rebuilds_the_footages_recorder_config(tmp_path: Path
     with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
         cfg = compose(config_name="record", overrides=overrides)
     assert to_dataclass(cfg, RecorderConfig) == recorded
+
+
+def test_the_card_says_where_the_token_salience_was_measured(
+    tmp_path: Path, tiny_checkpoint: Path, tiny_footage: Path
+) -> None:
+    training = json.loads((tiny_checkpoint / "training.json").read_text())
+    trained = world_models.load(tiny_checkpoint)
+    assert "measured on the training frames" in salience_lines(trained, tiny_checkpoint, training)
+    # Measured again on other footage (the command a checkpoint trained before salience
+    # existed gets it from), the card gives the commands that record and measure it.
+    folder, apart = tmp_path / "checkpoint", tmp_path / "footage_apart"
+    shutil.copytree(tiny_checkpoint, folder)
+    shutil.copytree(tiny_footage, apart)
+    written = measure_into(str(folder), str(apart), episodes=3)
+    assert written == folder / SALIENCE_FILE
+    lines = salience_lines(world_models.load(folder), folder, training)
+    assert "python -m experiments.record" in lines
+    assert f"python -m experiments.code_salience --checkpoint {folder} --footage " in lines
+    assert "--episodes 3" in lines
+    with pytest.raises(ValueError, match="episodes must be at least 1"):
+        measure_into(str(folder), str(apart), episodes=0)

@@ -51,8 +51,11 @@ def test_a_wide_ranking_from_other_starts_is_refused(
     _refused_with(tmp_path, "seeds", [seed + 1 for seed in seeds], "report's")
 
 
-def test_a_wide_ranking_with_another_end_reading_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("setting", "value"), [("end_reading", "other"), ("salient_priority", 7.0)]
+)
+def test_a_wide_ranking_with_other_drawing_settings_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, value: Any
 ) -> None:
     monkeypatch.setattr(summarize, "RESULTS_DIR", tmp_path)
-    _refused_with(tmp_path, "end_reading", "other", "termination head read")
+    _refused_with(tmp_path, setting, value, f"report ran with {setting}")

@@ -27,7 +27,7 @@ from wfm_sim.training import TrainConfig, train_world_model
 from wfm_sim.training.world_model import dynamics_loss
 from wfm_sim.video import read_video, write_mp4
 from world_models import WorldModel, WorldModelConfig, load_start_contexts, read_config
-from world_models.model import WEIGHTS_FILE
+from world_models.model import SALIENCE_FILE, WEIGHTS_FILE
 
 
 class _Killed(Exception):
@@ -56,6 +56,10 @@ def test_tiny_run_exports_a_loadable_checkpoint_with_start_frames(
 ) -> None:
     model = world_models.load(tiny_checkpoint)
     assert model.config == tiny_model_config
+    # The tokens' salience (which show cars) is measured on the training footage and saved.
+    assert (tiny_checkpoint / SALIENCE_FILE).exists()
+    assert isinstance(model, WorldModel) and model.has_salience
+    assert float(model.code_salience.min()) >= 0 and float(model.code_salience.max()) <= 1
 
     report = json.loads((tiny_checkpoint / "training.json").read_text())
     split = json.loads((tiny_checkpoint.parent / "split.json").read_text())

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import world_models
+from wfm_sim.frames import coloured_patches
 from world_models import WorldModel, WorldModelConfig
 from world_models.dynamics import known_planes
-from world_models.model import sample_tokens
+from world_models.model import measure_code_salience, sample_tokens
 
 CONFIG = WorldModelConfig(
     frame_size=32,
@@ -195,3 +197,77 @@ def test_an_unknown_end_reading_is_refused() -> None:
     continuous = WorldModel(dataclasses.replace(CONFIG, fsq_levels=[], latent_channels=3))
     with pytest.raises(ValueError, match="discrete"):
         continuous.imagine(latents, actions, end_reading="expected")
+
+
+def _grey_and_red(n: int) -> torch.Tensor:
+    """n frames of grey road with a red block over their top-left quarter."""
+    frames = torch.full((n, CONFIG.frame_size, CONFIG.frame_size, 3), 100, dtype=torch.uint8)
+    frames[:, : CONFIG.frame_size // 2, : CONFIG.frame_size // 2] = torch.tensor(
+        [220, 30, 30], dtype=torch.uint8
+    )
+    return frames
+
+
+@torch.no_grad()
+def test_code_salience_is_each_tokens_share_of_coloured_patches() -> None:
+    model = _model(seed=12)
+    frames = torch.cat([_grey_and_red(2), _frames(2, seed=13)])
+    salience = measure_code_salience(model.tokenizer, [frames[:2], frames[2:]], 45)
+    # By hand: which token codes each patch, and whether that patch holds a coloured pixel.
+    tokens = model.tokenizer.to_indices(model.tokenizer.encode(frames)).flatten()
+    coloured = coloured_patches(frames, SIDE).flatten()
+    for token in range(45):
+        here = tokens == token
+        expected = coloured[here].float().mean().item() if here.any() else 0.0
+        assert salience[token].item() == pytest.approx(expected), token
+    grey = torch.full((1, CONFIG.frame_size, CONFIG.frame_size, 3), 90, dtype=torch.uint8)
+    assert not measure_code_salience(model.tokenizer, [grey], 45).any()
+    with pytest.raises(ValueError, match="no frames"):
+        measure_code_salience(model.tokenizer, [], 45)
+
+
+@torch.no_grad()
+def test_salient_priority_keeps_the_first_rounds_car_draws() -> None:
+    # Two rounds: the first keeps ceil(64 (1 - cos(pi/4))) = 19 of its draws, the second
+    # draws the other positions again. With a salient token (salience 1) and priority 100,
+    # every position whose first draw was that token keeps it; by confidence alone some lose it.
+    rounds = dataclasses.replace(CONFIG, decode_rounds=2)
+    model = WorldModel(rounds).eval()
+    model.load_state_dict(_model(seed=14).state_dict())
+    latents, actions = _context(model, 1, seed=15)
+    uniforms = torch.rand((1, 2, 2, SIDE, SIDE), generator=torch.Generator().manual_seed(16))
+    single = WorldModel(dataclasses.replace(CONFIG, decode_rounds=1)).eval()
+    single.load_state_dict(model.state_dict())
+    first = single.draw_next_tokens(latents, actions, uniforms[:, :1])
+    by_confidence = model.draw_next_tokens(latents, actions, uniforms)
+    counts = torch.bincount(first.flatten(), minlength=45)
+    candidates = [
+        t for t in range(45) if 1 <= counts[t] <= 19 and not (by_confidence[first == t] == t).all()
+    ]
+    assert candidates, "no token of the first round loses a position by confidence alone"
+    car = candidates[0]
+    model.code_salience[car] = 1.0
+    world_models.set_drawing(model, salient_priority=100.0)
+    kept = model.draw_next_tokens(latents, actions, uniforms)
+    assert (kept[first == car] == car).all()
+
+
+def test_salient_priority_needs_a_discrete_model_and_its_salience(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="salient_priority must be >= 0"):
+        dataclasses.replace(CONFIG, salient_priority=-1.0)
+    with pytest.raises(ValueError, match="discrete"):
+        WorldModelConfig(salient_priority=1.0)
+    model = _model(seed=17)
+    with pytest.raises(ValueError, match="experiments.code_salience"):
+        world_models.set_drawing(model, salient_priority=100.0)
+    # Measured, the salience travels with the checkpoint and the priority can be asked for.
+    model.code_salience.copy_(measure_code_salience(model.tokenizer, [_grey_and_red(2)], 45))
+    model.save(tmp_path / "checkpoint")
+    loaded = WorldModel.load(tmp_path / "checkpoint", expected_config=CONFIG)
+    assert torch.equal(loaded.code_salience, model.code_salience)
+    assert world_models.set_drawing(loaded, salient_priority=100.0).config.salient_priority == 100
+    # A checkpoint whose config asks for the priority but holds no salience is refused.
+    bare = WorldModel(dataclasses.replace(CONFIG, salient_priority=100.0))
+    bare.save(tmp_path / "bare")
+    with pytest.raises(ValueError, match="lacks"):
+        WorldModel.load(tmp_path / "bare")

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from wfm_sim.data import (
 )
 from wfm_sim.data.shards import read_shard_episodes
 from wfm_sim.distributed import Distributed, distributed
+from wfm_sim.frames import coloured_patches
 from wfm_sim.io import write_json_atomic
 from wfm_sim.stage_loop import Stage, run_stage
 from wfm_sim.tokenizer.checkpoint import load_tokenizer, read_tokenizer_config
@@ -59,6 +60,7 @@ from wfm_sim.training.imagined_heads import (
 from world_models import EnvModel, WorldModel, WorldModelConfig, read_config
 from world_models.dynamics import known_planes
 from world_models.heads import RewardEndHead
+from world_models.model import measure_code_salience
 from world_models.tokenizer import FrameCoder, PerFrameTokenizer
 
 
@@ -229,6 +231,15 @@ def encode_episodes(
     ]
 
 
+def frame_batches(
+    episodes: Sequence[Episode], device: torch.device, batch: int = 256
+) -> Iterator[torch.Tensor]:
+    """The episodes' frames, ``batch`` (B, H, W, 3) uint8 at a time on ``device``."""
+    for episode in episodes:
+        for i in range(0, len(episode.frames), batch):
+            yield torch.from_numpy(episode.frames[i : i + batch]).to(device)
+
+
 @torch.no_grad()
 def tokenize_frames(
     model: EnvModel, frames: np.ndarray, device: torch.device, batch: int = 256
@@ -331,19 +342,11 @@ def dynamics_loss(
     return totals
 
 
-COLOUR_SPREAD = 40
-"""Channel spread (0-255) above which a pixel counts as coloured rather than grey."""
-
-
 def coloured_token_weights(frames: torch.Tensor, side: int, weight: float) -> torch.Tensor:
     """Per-token loss weights (B, side, side): ``weight`` where the token's patch of ``frames``
-    (B, H, W, 3) uint8 holds a coloured pixel (its channels more than ``COLOUR_SPREAD`` apart),
-    1 elsewhere. highway-env draws the road, its marks and the verge in greys and every
-    vehicle in colour, so these are the tokens of cars."""
-    channels = frames.float()
-    coloured = (channels.amax(dim=-1) - channels.amin(dim=-1) > COLOUR_SPREAD).float()
-    patch = coloured.shape[-1] // side
-    covered = F.max_pool2d(coloured[:, None], patch)[:, 0]
+    (B, H, W, 3) uint8 holds a coloured pixel (``wfm_sim.frames.coloured_patches``: the tokens
+    of cars), 1 elsewhere."""
+    covered = coloured_patches(frames, side).float()
     return 1.0 + (weight - 1.0) * covered
 
 
@@ -818,6 +821,16 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
     started = time.perf_counter()
     _train_tokenizer(model, trained_on, config, dist)
     model.tokenizer.requires_grad_(False)
+    if model.config.discrete:
+        model.code_salience.copy_(
+            measure_code_salience(
+                model.tokenizer, frame_batches(trained_on, device), model.config.codebook_size
+            )
+        )
+        model.salience_source = {
+            "footage": config.shards_dir or config.footage_dir,
+            "frames": str(sum(len(e.frames) for e in trained_on)),
+        }
     pos_weight = end_pos_weight(trained_on)
     train_latents = functools.cache(lambda: encode_episodes(model, trained_on, device))
     # a stage continues the tokenizer and the stages before it: a resume must match them all
