@@ -20,7 +20,7 @@ import torch
 
 import world_models
 from wfm_sim.data import read_episodes
-from wfm_sim.training.world_model import frame_batches
+from wfm_sim.training.world_model import tokenize_frames
 from world_models.model import SALIENCE_FILE, measure_code_salience
 
 
@@ -34,9 +34,15 @@ def measure_into(checkpoint: str, footage: str, episodes: int) -> Path:
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     found = read_episodes(footage)[:episodes]
-    salience = measure_code_salience(
-        model.tokenizer, frame_batches(found, torch.device("cpu")), model.config.codebook_size
+    cpu = torch.device("cpu")
+    coded = (
+        (
+            model.tokenizer.to_indices(tokenize_frames(model, e.frames, cpu)),
+            torch.from_numpy(e.frames),
+        )
+        for e in found
     )
+    salience = measure_code_salience(coded, model.config.codebook_size)
     model.code_salience.copy_(salience)
     frames = sum(len(e.frames) for e in found)
     model.save_salience(

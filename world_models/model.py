@@ -356,22 +356,21 @@ class WorldModel(nn.Module):
         return model.to(device).eval()
 
 
-@torch.no_grad()
 def measure_code_salience(
-    tokenizer: PerFrameTokenizer, frame_batches: Iterable[torch.Tensor], codebook_size: int
+    coded: Iterable[tuple[torch.Tensor, torch.Tensor]], codebook_size: int
 ) -> torch.Tensor:
-    """Each token's salience (codebook_size,) in [0, 1]: over ``frame_batches`` (each
-    (B, H, W, 3) uint8), the share of the patches ``tokenizer`` codes as that token that hold
-    a coloured pixel (``wfm_sim.frames.coloured_patches``: a car rather than the grey road);
-    0 for a token never seen. ``salient_priority`` draws car tokens first by it."""
+    """Each token's salience (codebook_size,) in [0, 1]: over ``coded`` batches of (tokens
+    (B, h, w) int64, the frames (B, H, W, 3) uint8 they code), the share of the patches coded
+    as that token that hold a coloured pixel (``wfm_sim.frames.coloured_patches``: a car
+    rather than the grey road); 0 for a token never seen. ``salient_priority`` draws car
+    tokens first by it."""
     shown = torch.zeros(codebook_size, dtype=torch.float64)
     coloured = torch.zeros(codebook_size, dtype=torch.float64)
-    for frames in frame_batches:
-        tokens = tokenizer.to_indices(tokenizer.encode(frames)).flatten().cpu()
-        side = int(math.isqrt(tokens.numel() // len(frames)))
-        cars = coloured_patches(frames.cpu(), side).flatten().double()
-        shown.index_add_(0, tokens, torch.ones_like(cars))
-        coloured.index_add_(0, tokens, cars)
+    for tokens, frames in coded:
+        cars = coloured_patches(frames.cpu(), tokens.shape[-1]).flatten().double()
+        flat = tokens.flatten().cpu()
+        shown.index_add_(0, flat, torch.ones_like(cars))
+        coloured.index_add_(0, flat, cars)
     if not shown.any():
         raise ValueError("no frames to measure the tokens' salience on")
     return (coloured / shown.clamp(min=1)).float()

@@ -208,11 +208,16 @@ def _grey_and_red(n: int) -> torch.Tensor:
     return frames
 
 
+def _coded(model: WorldModel, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the tokens ``model`` codes ``frames`` as, the frames)."""
+    return model.tokenizer.to_indices(model.tokenizer.encode(frames)), frames
+
+
 @torch.no_grad()
 def test_code_salience_is_each_tokens_share_of_coloured_patches() -> None:
     model = _model(seed=12)
     frames = torch.cat([_grey_and_red(2), _frames(2, seed=13)])
-    salience = measure_code_salience(model.tokenizer, [frames[:2], frames[2:]], 45)
+    salience = measure_code_salience([_coded(model, frames[:2]), _coded(model, frames[2:])], 45)
     # By hand: which token codes each patch, and whether that patch holds a coloured pixel.
     tokens = model.tokenizer.to_indices(model.tokenizer.encode(frames)).flatten()
     coloured = coloured_patches(frames, SIDE).flatten()
@@ -221,9 +226,9 @@ def test_code_salience_is_each_tokens_share_of_coloured_patches() -> None:
         expected = coloured[here].float().mean().item() if here.any() else 0.0
         assert salience[token].item() == pytest.approx(expected), token
     grey = torch.full((1, CONFIG.frame_size, CONFIG.frame_size, 3), 90, dtype=torch.uint8)
-    assert not measure_code_salience(model.tokenizer, [grey], 45).any()
+    assert not measure_code_salience([_coded(model, grey)], 45).any()
     with pytest.raises(ValueError, match="no frames"):
-        measure_code_salience(model.tokenizer, [], 45)
+        measure_code_salience([], 45)
 
 
 @torch.no_grad()
@@ -261,7 +266,7 @@ def test_salient_priority_needs_a_discrete_model_and_its_salience(tmp_path: Path
     with pytest.raises(ValueError, match="experiments.code_salience"):
         world_models.set_drawing(model, salient_priority=100.0)
     # Measured, the salience travels with the checkpoint and the priority can be asked for.
-    model.code_salience.copy_(measure_code_salience(model.tokenizer, [_grey_and_red(2)], 45))
+    model.code_salience.copy_(measure_code_salience([_coded(model, _grey_and_red(2))], 45))
     model.save(tmp_path / "checkpoint")
     loaded = WorldModel.load(tmp_path / "checkpoint", expected_config=CONFIG)
     assert torch.equal(loaded.code_salience, model.code_salience)

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,15 +229,6 @@ def encode_episodes(
         episode.with_frames(tokenize_frames(model, episode.frames, device, batch).cpu().numpy())
         for episode in tqdm(episodes, desc="encoding footage", leave=False)
     ]
-
-
-def frame_batches(
-    episodes: Sequence[Episode], device: torch.device, batch: int = 256
-) -> Iterator[torch.Tensor]:
-    """The episodes' frames, ``batch`` (B, H, W, 3) uint8 at a time on ``device``."""
-    for episode in episodes:
-        for i in range(0, len(episode.frames), batch):
-            yield torch.from_numpy(episode.frames[i : i + batch]).to(device)
 
 
 @torch.no_grad()
@@ -821,18 +812,26 @@ def _train_world_model(config: TrainConfig, dist: Distributed) -> Path:
     started = time.perf_counter()
     _train_tokenizer(model, trained_on, config, dist)
     model.tokenizer.requires_grad_(False)
-    if model.config.discrete:
+    pos_weight = end_pos_weight(trained_on)
+    train_latents = functools.cache(lambda: encode_episodes(model, trained_on, device))
+    if model.config.discrete:  # which tokens show cars, read off the training frames' codes
+        coded = zip(train_latents(), trained_on, strict=True)
         model.code_salience.copy_(
             measure_code_salience(
-                model.tokenizer, frame_batches(trained_on, device), model.config.codebook_size
+                (
+                    (
+                        model.tokenizer.to_indices(torch.from_numpy(c.frames).to(device)),
+                        torch.from_numpy(e.frames),
+                    )
+                    for c, e in coded
+                ),
+                model.config.codebook_size,
             )
         )
         model.salience_source = {
             "footage": config.shards_dir or config.footage_dir,
             "frames": str(sum(len(e.frames) for e in trained_on)),
         }
-    pos_weight = end_pos_weight(trained_on)
-    train_latents = functools.cache(lambda: encode_episodes(model, trained_on, device))
     # a stage continues the tokenizer and the stages before it: a resume must match them all
     schedule = {"tokenizer_steps": config.tokenizer_steps}
     for stage in _dynamics_stages(config):
