@@ -151,6 +151,29 @@ def report_settings(task: Task) -> RankConfig:
 
 
 @torch.no_grad()
+def real_contexts(
+    model: WorldModel, start: MatchedStart, frames: np.ndarray, actions: list[Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real context before each of a real episode's T steps: frames (T, K, H, W, 3) uint8
+    and the actions between them (T, K-1), to reset a ``WorldModelCore`` of batch T with.
+
+    frames: (T+1, H, W, 3) the real frames after the warm-up; actions: the T real actions.
+    """
+    k = model.config.context
+    if len(start.frames) < k:
+        raise ValueError(f"the warm-up must give a full context of {k} frames")
+    all_frames = np.concatenate([start.frames, frames[1:]])
+    all_actions = [*start.actions, *actions]
+    first = len(start.frames) - 1  # index of the frame the policy first acted on
+    steps = range(first, first + len(actions))
+    return (
+        torch.as_tensor(np.stack([all_frames[now - k + 1 : now + 1] for now in steps])),
+        _action_tensor(
+            np.stack([np.asarray(all_actions[now - k + 1 : now]) for now in steps]), model
+        ),
+    )
+
+
 def teacher_forced_return(
     model: WorldModel,
     start: MatchedStart,
@@ -162,20 +185,8 @@ def teacher_forced_return(
 
     frames: (T+1, H, W, 3) the real frames after the warm-up; actions: the T real actions.
     """
-    k = model.config.context
-    if len(start.frames) < k:
-        raise ValueError(f"the warm-up must give a full context of {k} frames")
-    all_frames = np.concatenate([start.frames, frames[1:]])
-    all_actions = [*start.actions, *actions]
-    first = len(start.frames) - 1  # index of the frame the policy first acted on
-    steps = range(first, first + len(actions))
     core = WorldModelCore(model, batch_size=len(actions), end_reading=end_reading)
-    core.reset(
-        torch.as_tensor(np.stack([all_frames[now - k + 1 : now + 1] for now in steps])),
-        _action_tensor(
-            np.stack([np.asarray(all_actions[now - k + 1 : now]) for now in steps]), model
-        ),
-    )
+    core.reset(*real_contexts(model, start, frames, actions))
     imagined = core.advance(_action_tensor(actions, model))
     rewards = imagined.reward.cpu().numpy()
     survive = np.cumprod(1.0 - imagined.end_probability.cpu().numpy())
@@ -274,11 +285,14 @@ def other_car_pixels(frames: np.ndarray) -> np.ndarray:
 class AlongRealActions:
     """What the world model imagines under real episodes' action sequences, against the real
     episodes: ``cars_kept``, the other cars' pixels of the imagined frames over those of the
-    real frames of the same steps; ``crashes_caught``, over the real episodes that ended in a
-    crash, the mean probability (termination head) that the imagined episode has ended by one
-    step after the real crash (None when none crashed)."""
+    real frames of the same steps; ``cars_kept_one_step``, the same with every next frame
+    drawn from the real frames before it, so that what is lost in one step is told from what
+    is lost as the imagined frames drift; ``crashes_caught``, over the real episodes that ended
+    in a crash, the mean probability (termination head) that the imagined episode has ended by
+    one step after the real crash (None when none crashed)."""
 
     cars_kept: float
+    cars_kept_one_step: float
     crashes_caught: float | None
 
 
@@ -316,13 +330,49 @@ def along_real_actions(
     ended = 1.0 - survive_at_crash[np.asarray(crashed, dtype=bool)]
     return AlongRealActions(
         cars_kept=imagined_total / max(real_total, 1),
+        cars_kept_one_step=one_step_cars_kept(model, starts, episodes, temperature, end_reading),
         crashes_caught=float(ended.mean()) if len(ended) else None,
     )
+
+
+@torch.no_grad()
+def one_step_cars_kept(
+    model: WorldModel,
+    starts: list[MatchedStart],
+    episodes: list[tuple[list[np.ndarray], list[Any]]],
+    temperature: float,
+    end_reading: str = "drawn",
+) -> float:
+    """The other cars' pixels of every real step's next frame drawn (at ``temperature``) from
+    the real frames before it, over those of the real next frames. Step t of start i draws
+    from a generator seeded by (seed, t), its first step by the seed alone, as
+    ``along_real_actions`` draws it."""
+    frames_before: list[torch.Tensor] = []
+    actions_before: list[torch.Tensor] = []
+    step_actions: list[torch.Tensor] = []
+    rngs: list[np.random.Generator | None] = []
+    real_pixels = 0
+    for start, (frames, actions) in zip(starts, episodes, strict=True):
+        context, context_actions = real_contexts(model, start, np.stack(frames), actions)
+        frames_before.append(context)
+        actions_before.append(context_actions)
+        step_actions.append(_action_tensor(actions, model))
+        rngs += [
+            np.random.default_rng([start.seed, t] if t else start.seed) for t in range(len(actions))
+        ]
+        real_pixels += int(other_car_pixels(np.stack(frames[1 : len(actions) + 1])).sum())
+    core = WorldModelCore(
+        model, batch_size=len(rngs), temperature=temperature, end_reading=end_reading
+    )
+    core.reset(torch.cat(frames_before), torch.cat(actions_before))
+    drawn, _, _ = core.step(torch.cat(step_actions), world_models.token_uniforms(model, rngs))
+    return int(other_car_pixels(drawn.cpu().numpy()).sum()) / max(real_pixels, 1)
 
 
 def _along_fields(by_temperature: dict[str, AlongRealActions]) -> dict[str, Any]:
     return {
         "car_pixels_kept": {t: a.cars_kept for t, a in by_temperature.items()},
+        "car_pixels_kept_one_step": {t: a.cars_kept_one_step for t, a in by_temperature.items()},
         "crashes_caught": {t: a.crashes_caught for t, a in by_temperature.items()},
     }
 

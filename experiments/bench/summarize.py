@@ -211,13 +211,17 @@ def _diagnosis_section(name: str = "ranking_diagnosis") -> list[str]:
     temperatures = list(kept[0]) if kept and all(k.keys() == kept[0].keys() for k in kept) else []
     measured_crashes = all("crashes_caught" in m for m in r["mean_returns"].values())
     caught = temperatures if measured_crashes else []
+    measured_one_step = all("car_pixels_kept_one_step" in m for m in r["mean_returns"].values())
+    one_step = temperatures if measured_one_step else []
     if temperatures:
         lines += [
             "",
             "Car pixels kept: along the same real action sequences, imagined at each token "
             f"temperature (the report draws at {r['temperature']:g}), the other cars' pixels in "
             "the imagined frames over those in the real frames of the same steps; below 1 the "
-            "imagined road empties, and fewer cars mean fewer imagined crashes. Crashes caught: "
+            "imagined road empties, and fewer cars mean fewer imagined crashes. One step from "
+            "real frames: the same with every next frame drawn from the real frames before it "
+            "(what is lost in one step, not as the imagined frames drift). Crashes caught: "
             "over the real episodes that ended in a crash, the mean probability that the "
             "episode imagined under the same actions has ended by one step after the real "
             "crash (1: every crash imagined).",
@@ -227,8 +231,10 @@ def _diagnosis_section(name: str = "ranking_diagnosis") -> list[str]:
         "| policy | real return | closed-loop | open-loop | teacher-forced | ends early: real "
         "| ends early: imagined | action agreement | on reconstructions |"
         + "".join(f" car pixels kept at {t} |" for t in temperatures)
+        + "".join(f" one step from real frames at {t} |" for t in one_step)
         + "".join(f" crashes caught at {t} |" for t in caught),
-        "|---|---|---|---|---|---|---|---|---|" + "---|" * (len(temperatures) + len(caught)),
+        "|---|---|---|---|---|---|---|---|---|"
+        + "---|" * (len(temperatures) + len(one_step) + len(caught)),
     ]
     for policy, m in sorted(r["mean_returns"].items(), key=lambda kv: -kv[1]["real"]):
         ends = m["ends_before_time_limit"]
@@ -237,6 +243,7 @@ def _diagnosis_section(name: str = "ranking_diagnosis") -> list[str]:
             f"{m['teacher_forced']:.2f} | {ends['real']:.2f} | {ends['imagined']:.2f} | "
             f"{m['action_agreement']:.2f} | {m['reconstruction_agreement']:.2f} |"
             + "".join(f" {m['car_pixels_kept'][t]:.2f} |" for t in temperatures)
+            + "".join(f" {m['car_pixels_kept_one_step'][t]:.2f} |" for t in one_step)
             + "".join(f" {_share(m['crashes_caught'][t])} |" for t in caught)
         )
     return [*lines, "", _machine(r), *_tried_models_cars_kept(r)]

@@ -12,6 +12,7 @@ import pytest
 import world_models
 from experiments.bench.ranking_diagnosis import (
     along_real_actions,
+    one_step_cars_kept,
     open_loop_returns,
     other_car_pixels,
     teacher_forced_return,
@@ -83,6 +84,24 @@ def test_along_real_actions_compares_imagined_to_real_frames_and_crashes(
     assert along == again  # drawn from the start's seed
     no_crash = along_real_actions(model, [start], [(frames, actions)], [False], temperature=1.0)
     assert no_crash.crashes_caught is None and no_crash.cars_kept == along.cars_kept
+
+
+def test_one_step_cars_kept_draws_each_next_frame_from_the_real_frames_before_it(
+    tiny_checkpoint: Path,
+) -> None:
+    model = world_models.load(tiny_checkpoint)
+    short = [_episode(1, seed=4 + i, context=model.config.context) for i in range(2)]
+    starts = [start for start, _, _ in short]
+    episodes = [(frames, actions) for _, frames, actions in short]
+    along = along_real_actions(model, starts, episodes, [False, False], temperature=1.0)
+    # one step from the real start, with the same draws: both measures see the same frames
+    assert along.cars_kept_one_step == pytest.approx(along.cars_kept)
+    # longer: the open loop draws from its own frames, the one-step measure from real ones
+    start, frames, actions = _episode(5, seed=6, context=model.config.context)
+    longer = along_real_actions(model, [start], [(frames, actions)], [False], temperature=1.0)
+    assert longer.cars_kept_one_step != pytest.approx(longer.cars_kept)
+    again = one_step_cars_kept(model, [start], [(frames, actions)], temperature=1.0)
+    assert again == longer.cars_kept_one_step
 
 
 def test_the_diagnosis_scores_with_the_ranking_reports_settings() -> None:
