@@ -150,7 +150,6 @@ def report_settings(task: Task) -> RankConfig:
     return rank_config("rank_policies" if task.name == "driving" else f"rank_policies_{task.name}")
 
 
-@torch.no_grad()
 def real_contexts(
     model: WorldModel, start: MatchedStart, frames: np.ndarray, actions: list[Any]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,6 +173,7 @@ def real_contexts(
     )
 
 
+@torch.no_grad()
 def teacher_forced_return(
     model: WorldModel,
     start: MatchedStart,
@@ -330,7 +330,7 @@ def along_real_actions(
     ended = 1.0 - survive_at_crash[np.asarray(crashed, dtype=bool)]
     return AlongRealActions(
         cars_kept=imagined_total / max(real_total, 1),
-        cars_kept_one_step=one_step_cars_kept(model, starts, episodes, temperature, end_reading),
+        cars_kept_one_step=one_step_cars_kept(model, starts, episodes, temperature),
         crashes_caught=float(ended.mean()) if len(ended) else None,
     )
 
@@ -341,7 +341,6 @@ def one_step_cars_kept(
     starts: list[MatchedStart],
     episodes: list[tuple[list[np.ndarray], list[Any]]],
     temperature: float,
-    end_reading: str = "drawn",
 ) -> float:
     """The other cars' pixels of every real step's next frame drawn (at ``temperature``) from
     the real frames before it, over those of the real next frames. Step t of start i draws
@@ -361,9 +360,7 @@ def one_step_cars_kept(
             np.random.default_rng([start.seed, t] if t else start.seed) for t in range(len(actions))
         ]
         real_pixels += int(other_car_pixels(np.stack(frames[1 : len(actions) + 1])).sum())
-    core = WorldModelCore(
-        model, batch_size=len(rngs), temperature=temperature, end_reading=end_reading
-    )
+    core = WorldModelCore(model, batch_size=len(rngs), temperature=temperature)
     core.reset(torch.cat(frames_before), torch.cat(actions_before))
     drawn, _, _ = core.step(torch.cat(step_actions), world_models.token_uniforms(model, rngs))
     return int(other_car_pixels(drawn.cpu().numpy()).sum()) / max(real_pixels, 1)
