@@ -249,6 +249,37 @@ def _diagnosis_section(name: str = "ranking_diagnosis") -> list[str]:
     return [*lines, "", _machine(r), *_tried_models_cars_kept(r)]
 
 
+def _crash_frames_section() -> list[str]:
+    """Whether the driving world model can show a crash (crash_frames.json)."""
+    command = "python -m experiments.bench.crash_frames --footage data/footage/salience"
+    r = _load("crash_frames.json")
+    if r is None:
+        return _not_measured(command, "after recording the model card's salience footage")
+    drawn = ", ".join(f"{v:.0%} at {t}" for t, v in r["kept_one_step"].items())
+    ends = sorted(set(r["end_probability"].values()))
+    end_text = (
+        f"{ends[0]:.2f} at every temperature"
+        if len(ends) == 1
+        else ", ".join(f"{v:.2f} at {t}" for t, v in r["end_probability"].items())
+    )
+    verdict = (
+        " The tokenizer cannot code a crashed car's red, so no imagined frame shows a crash."
+        if r["kept_by_tokenizer"] < 0.05
+        else ""
+    )
+    return [
+        f"Crash frames (`{command}`): highway-env paints both cars of a collision red in the "
+        f"frame that ends the episode. Over the {r['crash_frames']} crash frames of "
+        f"`{r['footage']}` ({r['crashed_car_pixels']:,} red pixels), the tokenizer's "
+        f"reconstruction keeps {r['kept_by_tokenizer']:.0%} of that red and the world model's "
+        f"one-step draw from the real frames before the crash {drawn}.{verdict} Its "
+        f"termination head, reading the {r['end_reading']} next frame, gives those steps a mean "
+        f"end probability of {end_text}.",
+        "",
+        _machine(r),
+    ]
+
+
 def _recalibration_sentence(bound: dict[str, Any]) -> str:
     """What the best recalibration of the termination head does to the closed-loop ranking."""
     best, unchanged = bound["best"], bound["unchanged"]
@@ -2476,6 +2507,8 @@ def render() -> str:
         *_salient_section(),
         "",
         *_diagnosis_section(),
+        "",
+        *_crash_frames_section(),
         "",
         *_noise_section(),
         "",
