@@ -38,7 +38,9 @@ SUBJECTS: dict[str, tuple[str, str, str]] = {
         "recorded by the policy zoo and biased random drivers",
         "Cars entering the view are a guess; each position's token is drawn on its own, so an "
         "uncertain\ncar can come out partly drawn. Ego speed is not drawn in the frame, so the "
-        "model infers it\nfrom motion and actions.",
+        "model infers it\nfrom motion and actions. The tokenizer keeps none of the red of crashed "
+        "cars, so no imagined\nframe shows a crash (`python -m experiments.bench.crash_frames`); "
+        "the termination head reads\nit from where the cars are.",
     ),
     "mujoco-pusher": (
         "An action-conditioned world model of Gymnasium's MuJoCo `Pusher-v5` (a 7-joint arm "
