@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -21,10 +22,11 @@ import world_models
 from tests.tiny_wfms import PER_FRAME
 from wfm_sim.checkpoints import load_training_state, save_training_state
 from wfm_sim.data import read_episodes
+from wfm_sim.data.footage import Episode
 from wfm_sim.data.shards import ShardSample, shard_group, write_shard
 from wfm_sim.tokenizer import VideoTokenizer, save_tokenizer
 from wfm_sim.training import TrainConfig, train_world_model
-from wfm_sim.training.world_model import dynamics_loss
+from wfm_sim.training.world_model import crash_frame_indices, dynamics_loss
 from wfm_sim.video import read_video, write_mp4
 from world_models import WorldModel, WorldModelConfig, load_start_contexts, read_config
 from world_models.model import SALIENCE_FILE, WEIGHTS_FILE
@@ -417,6 +419,54 @@ def test_a_run_can_favour_the_windows_that_hold_a_crash(
     before = world_models.load(tiny_checkpoint).state_dict()
     after = world_models.load(export).state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if "dynamics" in k)
+
+
+def test_crash_frames_are_the_last_frames_of_the_episodes_that_crashed() -> None:
+    def episode(steps: int, crashed: bool) -> Episode:
+        terminated = np.zeros(steps, dtype=bool)
+        terminated[-1] = crashed
+        frames = np.zeros((steps + 1, 64, 64, 3), dtype=np.uint8)
+        return Episode(0, frames, np.zeros(steps, dtype=np.int64), np.zeros(steps), terminated)
+
+    episodes = [episode(3, True), episode(2, False), episode(4, True)]
+    # frames laid end to end: 4, then 3, then 5; the crashed episodes end at 3 and 11
+    assert crash_frame_indices(episodes).tolist() == [3, 11]
+    assert crash_frame_indices(episodes[1:2]).tolist() == []
+    with pytest.raises(ValueError, match="tokenizer_crash_share"):
+        TrainConfig(tokenizer_crash_share=1.0)
+
+
+def test_a_run_can_favour_crash_frames_in_the_tokenizer_stage(
+    tmp_path: Path,
+    make_train_config: Callable[..., TrainConfig],
+    tiny_checkpoint: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn: list[np.ndarray] = []
+    original = training.draw_favouring
+
+    def recording(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        index, weights = original(*args, **kwargs)
+        drawn.append(index)
+        return index, weights
+
+    monkeypatch.setattr(training, "draw_favouring", recording)
+    config = make_train_config(
+        tmp_path / "crash_frames",
+        init_checkpoint=str(tiny_checkpoint),
+        tokenizer_steps=2,
+        dynamics_steps=0,
+        finetune_steps=0,
+        tokenizer_crash_share=0.5,
+    )
+    export = train_world_model(config)
+    crash = set(crash_frame_indices(read_episodes(config.footage_dir)).tolist())
+    frames = np.concatenate(drawn)
+    # about half the batch from the few crash frames (uniform draws would hit them rarely)
+    assert crash and np.isin(frames, list(crash)).mean() >= 0.25
+    before = world_models.load(tiny_checkpoint).state_dict()
+    after = world_models.load(export).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("tokenizer"))
 
 
 def test_a_run_codes_frames_with_a_family_tokenizer_checkpoint(
