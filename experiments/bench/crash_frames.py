@@ -42,7 +42,7 @@ def crash_steps(
     """The crash frames (N, H, W, 3) of the episodes that ended in a crash with a full context
     before it, the K real frames before each (N, K, H, W, 3), the actions between those
     (N, K-1) and the action that led to the crash (N,)."""
-    crashed = [e for e in episodes if e.length >= context and bool(e.terminated[-1])]
+    crashed = [e for e in episodes if e.ended_terminated and e.length >= context]
     if not crashed:
         raise ValueError(f"no episode ends in a crash after at least {context} steps")
     n = [e.length for e in crashed]

@@ -45,6 +45,12 @@ class Episode:
         """Number of transitions."""
         return len(self.actions)
 
+    @property
+    def ended_terminated(self) -> bool:
+        """Whether the episode's last transition terminated it (in driving footage, a crash)
+        rather than running out of time."""
+        return self.length > 0 and bool(self.terminated[-1])
+
     def with_frames(self, frames: np.ndarray) -> Episode:
         """The same episode with its frames replaced (for example by their latents)."""
         return Episode(

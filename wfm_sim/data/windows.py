@@ -93,9 +93,7 @@ class WindowSampler:
             raise ValueError(f"steps must be >= 1, got {steps}")
         episode, t = self.anchors[:, 0], self.anchors[:, 1]
         lengths = np.array([ep.length for ep in self.episodes], dtype=np.int64)
-        ended = np.array(
-            [ep.length > 0 and bool(ep.terminated[ep.length - 1]) for ep in self.episodes]
-        )
+        ended = np.array([ep.ended_terminated for ep in self.episodes], dtype=bool)
         return np.flatnonzero(ended[episode] & (t >= lengths[episode] - steps))
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> WindowBatch:

@@ -201,8 +201,8 @@ def crash_frame_indices(episodes: list[Episode]) -> np.ndarray:
     """Indices, into the episodes' frames laid end to end, of the last frame of every episode
     that ended in a crash (its last transition terminated)."""
     ends = np.cumsum([len(e.frames) for e in episodes]) - 1
-    crashed = [e.length > 0 and bool(e.terminated[-1]) for e in episodes]
-    return ends[np.asarray(crashed, dtype=bool)].astype(np.int64)
+    crashed = np.array([e.ended_terminated for e in episodes], dtype=bool)
+    return ends[crashed].astype(np.int64)
 
 
 def _train_tokenizer(
