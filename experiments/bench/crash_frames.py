@@ -6,6 +6,9 @@ there (the report's reading). Footage recorded apart from the training's, e.g. t
 footage of the model card:
 
     python -m experiments.bench.crash_frames --footage data/footage/salience [--checkpoint driving]
+
+Another checkpoint's figures go under another name (``--name crash_frames_<label>``); the
+summary reads ``crash_frames.json``, the committed model's.
 """
 
 from __future__ import annotations
@@ -92,17 +95,20 @@ def measure(
 
 
 def main() -> None:
-    """Measure and write experiments/results/crash_frames.json."""
+    """Measure and write experiments/results/<name>.json (crash_frames.json by default)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--footage", required=True, help="a footage folder (experiments.record)")
     parser.add_argument("--checkpoint", default="driving", help="a zoo name or a folder")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.4, 1.0])
+    parser.add_argument(
+        "--name", default="crash_frames", help="the result's name (another checkpoint's, say)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = world_models.load_world_model(args.checkpoint).eval()
     result = measure(model, read_episodes(args.footage), args.temperatures)
     path = write_result(
-        "crash_frames", {"checkpoint": args.checkpoint, "footage": args.footage, **result}
+        args.name, {"checkpoint": args.checkpoint, "footage": args.footage, **result}
     )
     print(
         f"{result['crash_frames']} crash frames: the tokenizer keeps "
